@@ -1,0 +1,34 @@
+"""Flask application factory."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask
+
+from receiver.bootstrap import Container, bootstrap
+from receiver.settings import Settings, load_settings
+from receiver.store import migrate
+from receiver.web import api, errors
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings | None = None, container: Container | None = None) -> Flask:
+    """Build the web application; configuration errors surface here, before serving."""
+    if container is None:
+        container = bootstrap(settings or load_settings())
+    app = Flask(__name__)
+    app.extensions["receiver"] = container
+    app.config["MAX_CONTENT_LENGTH"] = container.settings.intake.max_body_bytes
+    app.config["RECEIVER_HEAD_REVISION"] = migrate.head_revision()
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    errors.init_app(app)
+    app.register_blueprint(api.bp)
+    auth = container.settings.auth
+    if not auth.configured and auth.allow_unauthenticated:
+        log.warning(
+            "webhook authentication is DISABLED (auth.allow_unauthenticated: true): "
+            "anyone who can reach this address can post alerts"
+        )
+    return app

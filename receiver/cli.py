@@ -1,0 +1,182 @@
+"""The ``receiver`` command: serve, worker, db upgrade|check|prune, check-config, replay."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from datetime import timedelta
+from pathlib import Path
+
+import click
+
+from receiver.bootstrap import bootstrap
+from receiver.logs import configure_logging
+from receiver.settings import ConfigError, Settings, load_settings
+from receiver.store import migrate
+
+CONFIG_HELP = "YAML config file (default: $RECEIVER_CONFIG; RECEIVER_* variables override it)"
+
+
+def _settings(config: str | None, require_auth: bool = False) -> Settings:
+    try:
+        return load_settings(config, require_auth=require_auth)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@click.group()
+@click.version_option(package_name="receiver")
+def main() -> None:
+    """Alertmanager webhook receiver and incident router for LLM serving on Triton."""
+
+
+@main.command("check-config")
+@click.option("--config", "-c", help=CONFIG_HELP)
+def check_config(config: str | None) -> None:
+    """Validate a configuration and list every error."""
+    try:
+        settings = load_settings(config)
+    except ConfigError as exc:
+        click.echo(f"configuration has {len(exc.errors)} error(s):", err=True)
+        for error in exc.errors:
+            click.echo(f"  - {error}", err=True)
+        sys.exit(2)
+    auth = settings.auth
+    mode = (
+        "DISABLED (allow_unauthenticated)"
+        if not auth.configured
+        else (
+            f"{len(auth.bearer_tokens)} bearer token(s)"
+            + (", basic auth" if auth.basic_auth else "")
+        )
+    )
+    click.echo(f"configuration OK: database {_redact(settings.database_url)}; webhook auth {mode}")
+
+
+def _redact(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+@main.group()
+def db() -> None:
+    """Database schema and retention."""
+
+
+@db.command("upgrade")
+@click.option("--config", "-c", help=CONFIG_HELP)
+@click.option("--revision", default="head", show_default=True)
+def db_upgrade(config: str | None, revision: str) -> None:
+    """Create or migrate the schema (Alembic)."""
+    settings = _settings(config)
+    container = bootstrap(settings)
+    migrate.upgrade(container.engine, revision)
+    click.echo(
+        f"database {_redact(settings.database_url)} at {migrate.current_revision(container.engine)}"
+    )
+
+
+@db.command("check")
+@click.option("--config", "-c", help=CONFIG_HELP)
+def db_check(config: str | None) -> None:
+    """Exit 1 unless the schema is at the head revision and matches the models."""
+    container = bootstrap(_settings(config))
+    current, head = migrate.current_revision(container.engine), migrate.head_revision()
+    problems = [] if current == head else [f"schema at {current}, head is {head}"]
+    if current == head:
+        problems += [f"drift: {d}" for d in migrate.drift(container.engine)]
+    for problem in problems:
+        click.echo(problem, err=True)
+    if problems:
+        sys.exit(1)
+    click.echo(f"database schema at head ({head}) and in sync with the models")
+
+
+@db.command("prune")
+@click.option("--config", "-c", help=CONFIG_HELP)
+def db_prune(config: str | None) -> None:
+    """Delete raw payloads older than intake.raw_retention_days."""
+    container = bootstrap(_settings(config))
+    days = container.settings.intake.raw_retention_days
+    with container.uow() as uow:
+        deleted = uow.receipts.prune(container.clock() - timedelta(days=days))
+        uow.commit()
+    click.echo(f"pruned {deleted} raw payload(s) older than {days:g} days")
+
+
+@main.command()
+@click.option("--config", "-c", help=CONFIG_HELP)
+def serve(config: str | None) -> None:
+    """Serve webhooks and the API with gunicorn (single node)."""
+    settings = _settings(config, require_auth=True)
+    env = dict(os.environ)
+    if config:
+        env["RECEIVER_CONFIG"] = str(Path(config).resolve())
+    listen = settings.listen
+    click.echo(f"receiver: serving on http://{listen.host}:{listen.port}  (Ctrl-C to stop)")
+    command = [
+        sys.executable, "-m", "gunicorn",
+        "--bind", f"{listen.host}:{listen.port}",
+        "--workers", str(listen.workers),
+        "--graceful-timeout", "10",
+        "--access-logfile", "-",
+        "receiver.wsgi:app",
+    ]  # fmt: skip
+    process = subprocess.Popen(command, env=env)
+
+    def _forward(signum: int, _frame: object) -> None:
+        process.send_signal(signum)
+
+    signal.signal(signal.SIGTERM, _forward)
+    signal.signal(signal.SIGINT, _forward)
+    sys.exit(process.wait())
+
+
+@main.command(name="replay")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True))
+@click.option("--url", help="base URL of a running receiver; without it, replay in-process")
+@click.option("--config", "-c", help=CONFIG_HELP + " (in-process replay)")
+@click.option("--token-file", type=click.Path(exists=True), help="file holding a bearer token")
+@click.option("--timed", is_flag=True, help="keep the recorded spacing between requests")
+def replay_command(
+    paths: tuple[str, ...], url: str | None, config: str | None, token_file: str | None, timed: bool
+) -> None:
+    """Post recorded fixtures or webhook bodies and print what each request got."""
+    from receiver import replay
+
+    items = replay.load_items(paths, warn=lambda m: click.echo(m, err=True))
+    if not items:
+        raise click.ClickException("nothing to replay")
+    token = os.environ.get("RECEIVER_REPLAY_TOKEN")
+    if token_file:
+        token = Path(token_file).read_text(encoding="utf-8").strip()
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    if url:
+        target: replay.Target = replay.HttpTarget(url, headers)
+    else:
+        target = replay.AppTarget(_in_process_app(config), headers)
+    results = replay.replay(items, target, timed=timed)
+    click.echo(replay.format_table(results))
+    failed = sum(1 for r in results if r.status >= 300)
+    click.echo(f"{len(results)} sent, {len(results) - failed} stored, {failed} not stored")
+    if failed:
+        sys.exit(1)
+
+
+def _in_process_app(config: str | None):  # type: ignore[no-untyped-def]
+    from receiver.app import create_app
+
+    settings = _settings(config)
+    settings.auth.allow_unauthenticated = True
+    settings.auth.bearer_tokens, settings.auth.basic_auth = [], None
+    container = bootstrap(settings)
+    migrate.upgrade(container.engine)
+    return create_app(container=container)
+
+
+if __name__ == "__main__":
+    configure_logging()
+    main()

@@ -1,0 +1,204 @@
+"""Parse and validate an Alertmanager webhook (version 4) into a ``Notification``.
+
+Unknown fields are ignored. Optional fields that older Alertmanagers or hand-written fixtures
+omit are accepted; missing identity is derived (see ``receiver.model.alerts``) and marked so.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictStr,
+    ValidationError,
+    field_validator,
+)
+
+from receiver.model.alerts import (
+    AlertEvent,
+    AlertStatus,
+    Notification,
+    derived_group_key,
+    label_fingerprint,
+)
+from receiver.model.errors import InvalidPayload
+
+ZERO_TIME_PREFIX = "0001-01-01T00:00:00"
+_RFC3339 = re.compile(
+    r"^(\d{4}-\d{2}-\d{2})[Tt ](\d{2}:\d{2}:\d{2})(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$"
+)
+
+
+def parse_time(value: Any) -> datetime | None:
+    """RFC 3339 with up to nanoseconds -> aware UTC datetime (microseconds); zero time -> None."""
+    if isinstance(value, datetime):
+        return value
+    if not isinstance(value, str):
+        raise ValueError("must be an RFC 3339 time string")
+    match = _RFC3339.match(value)
+    if not match:
+        raise ValueError(f"not an RFC 3339 time: {value[:64]!r}")
+    if value.startswith(ZERO_TIME_PREFIX):
+        return None
+    date, clock, fraction, zone = match.groups()
+    fraction = (fraction or ".0")[:7]
+    zone = "+00:00" if zone in ("Z", "z") else zone
+    try:
+        parsed = datetime.fromisoformat(f"{date}T{clock}{fraction}{zone}")
+    except ValueError as exc:
+        raise ValueError(f"not a valid time: {value[:64]!r} ({exc})") from None
+    return parsed.astimezone(UTC)
+
+
+def _required_time(value: Any) -> datetime:
+    parsed = parse_time(value)
+    if parsed is None:
+        raise ValueError("must be a real time, not the zero time")
+    return parsed
+
+
+Time = Annotated[datetime, BeforeValidator(_required_time)]
+OptionalTime = Annotated[datetime | None, BeforeValidator(parse_time)]
+LabelSet = dict[StrictStr, StrictStr]
+
+
+class _Lenient(BaseModel):
+    model_config = ConfigDict(extra="ignore", strict=True, populate_by_name=True)
+
+
+class AlertIn(_Lenient):
+    status: Literal["firing", "resolved"]
+    labels: LabelSet
+    annotations: LabelSet = Field(default_factory=dict)
+    starts_at: Time = Field(alias="startsAt")
+    ends_at: OptionalTime = Field(default=None, alias="endsAt")
+    generator_url: StrictStr | None = Field(default=None, alias="generatorURL")
+    fingerprint: StrictStr | None = Field(default=None, min_length=1, max_length=64)
+
+    @field_validator("labels")
+    @classmethod
+    def _has_alertname(cls, labels: dict[str, str]) -> dict[str, str]:
+        if not labels.get("alertname"):
+            raise ValueError("must include a non-empty 'alertname' label")
+        return labels
+
+
+class WebhookIn(_Lenient):
+    version: StrictStr | None = None
+    group_key: StrictStr | None = Field(default=None, alias="groupKey")
+    truncated_alerts: int = Field(default=0, ge=0, alias="truncatedAlerts")
+    status: Literal["firing", "resolved"] | None = None
+    receiver: StrictStr | None = Field(default=None, max_length=255)
+    group_labels: LabelSet = Field(default_factory=dict, alias="groupLabels")
+    common_labels: LabelSet = Field(default_factory=dict, alias="commonLabels")
+    common_annotations: LabelSet = Field(default_factory=dict, alias="commonAnnotations")
+    external_url: StrictStr | None = Field(default=None, alias="externalURL")
+    alerts: list[AlertIn] = Field(min_length=1)
+
+
+_FIELD_NAMES = {
+    "starts_at": "startsAt",
+    "ends_at": "endsAt",
+    "generator_url": "generatorURL",
+    "group_key": "groupKey",
+    "truncated_alerts": "truncatedAlerts",
+    "group_labels": "groupLabels",
+    "common_labels": "commonLabels",
+    "common_annotations": "commonAnnotations",
+    "external_url": "externalURL",
+}
+
+
+def parse_webhook(body: bytes, receiver_hint: str | None = None) -> Notification:
+    """Validate a request body; raise InvalidPayload listing every offending field by path."""
+    try:
+        payload = WebhookIn.model_validate_json(body)
+    except ValidationError as exc:
+        raise InvalidPayload(_describe(exc)) from None
+    return _to_notification(payload, receiver_hint)
+
+
+def _to_notification(payload: WebhookIn, receiver_hint: str | None) -> Notification:
+    alerts = [
+        AlertEvent(
+            fingerprint=a.fingerprint or label_fingerprint(a.labels),
+            fingerprint_derived=a.fingerprint is None,
+            status=AlertStatus(a.status),
+            labels=a.labels,
+            annotations=a.annotations,
+            starts_at=a.starts_at,
+            ends_at=a.ends_at,
+            generator_url=a.generator_url,
+        )
+        for a in payload.alerts
+    ]
+    any_firing = any(a.status is AlertStatus.FIRING for a in alerts)
+    status = AlertStatus(payload.status) if payload.status else None
+    group_key = payload.group_key or derived_group_key(
+        payload.group_labels, [a.labels for a in payload.alerts]
+    )
+    return Notification(
+        receiver=payload.receiver or receiver_hint or "default",
+        group_key=group_key,
+        group_key_derived=payload.group_key is None,
+        status=status or (AlertStatus.FIRING if any_firing else AlertStatus.RESOLVED),
+        alerts=alerts,
+        group_labels=payload.group_labels,
+        common_labels=payload.common_labels,
+        common_annotations=payload.common_annotations,
+        external_url=payload.external_url,
+        truncated_alerts=payload.truncated_alerts,
+        version=payload.version,
+    )
+
+
+def _describe(exc: ValidationError) -> list[dict[str, str]]:
+    """Turn pydantic errors into ``{"field": "alerts[3].startsAt", "message": ...}`` items."""
+    out = []
+    for error in exc.errors(include_url=False):
+        if error["type"] == "json_invalid":
+            return [{"field": "(body)", "message": f"malformed JSON: {error['msg']}"}]
+        out.append({"field": _path(error["loc"]), "message": _message(error)})
+    return out
+
+
+def _path(loc: tuple[Any, ...]) -> str:
+    path = ""
+    for part in loc:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        elif part in ("[key]",):
+            path += "(key)"
+        else:
+            name = _FIELD_NAMES.get(str(part), str(part))
+            path += f".{name}" if path else name
+    return path or "(body)"
+
+
+def _message(error: dict[str, Any]) -> str:
+    kind = error["type"]
+    if kind == "missing":
+        return "field required"
+    if kind == "model_type" or kind == "model_attributes_type":
+        return "must be a JSON object"
+    if kind == "literal_error":
+        return f"must be one of {error['ctx']['expected']}"
+    if kind == "dict_type":
+        return "must be a JSON object of string values"
+    if kind == "list_type":
+        return "must be a JSON array"
+    if kind == "string_type":
+        return "must be a string"
+    if kind == "int_type":
+        return "must be an integer"
+    if kind == "too_short":
+        return "must not be empty"
+    if kind == "value_error":
+        return str(error["ctx"]["error"])
+    return error["msg"]

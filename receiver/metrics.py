@@ -1,0 +1,28 @@
+"""The receiver's own Prometheus metrics, one registry per application (no globals)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.webhooks = Counter(
+            "receiver_webhooks_total",
+            "Webhook requests by result (stored, rejected reason, unavailable) and receiver.",
+            ["result", "receiver"],
+            registry=self.registry,
+        )
+        self.alerts = Counter(
+            "receiver_alerts_total",
+            "Alerts in stored webhooks by outcome (new, duplicate, resolved, stale, ...).",
+            ["outcome"],
+            registry=self.registry,
+        )
+        self.intake_seconds = Histogram(
+            "receiver_intake_duration_seconds",
+            "Time to validate and durably store one webhook.",
+            buckets=(0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+            registry=self.registry,
+        )

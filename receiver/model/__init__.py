@@ -1,0 +1,1 @@
+"""Pure domain: alerts, identity, dedup and flapping rules. No Flask, SQLAlchemy or network."""

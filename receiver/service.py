@@ -1,0 +1,178 @@
+"""The intake story: one notification, one transaction, then a summary for the sender."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+
+from receiver.model.alerts import AlertEvent, AlertStatus, Notification
+from receiver.model.dedup import (
+    AlertOutcome,
+    EpisodeView,
+    FlapPolicy,
+    IncidentView,
+    Placement,
+    classify_alert,
+    group_fully_resolved,
+    place_new_episode,
+)
+from receiver.model.errors import StorageUnavailable
+from receiver.store.incidents import IncidentWriter
+from receiver.store.tables import AlertEpisode, Incident, WebhookReceipt
+from receiver.store.unit_of_work import UnitOfWork, UnitOfWorkFactory
+
+log = logging.getLogger(__name__)
+RACE_RETRIES = 3
+Clock = Callable[[], datetime]
+
+
+@dataclass(frozen=True)
+class RawRequest:
+    """What the web layer knows about the request besides the parsed body."""
+
+    body: bytes
+    body_sha256: str
+    remote_addr: str | None = None
+    user_agent: str | None = None
+
+
+@dataclass
+class IntakeResult:
+    """The JSON summary answered to the sender once the transaction has committed."""
+
+    receiver: str
+    accepted: int = 0
+    counts: dict[str, int] = field(default_factory=lambda: {o.value: 0 for o in AlertOutcome})
+    incident_ids: list[int] = field(default_factory=list)
+    receipt_id: int | None = None
+
+    def as_json(self) -> dict[str, object]:
+        c = self.counts
+        return {
+            "status": "stored",
+            "receiver": self.receiver,
+            "alerts": self.accepted,
+            "new": c[AlertOutcome.NEW],
+            "duplicate": c[AlertOutcome.REPEAT] + c[AlertOutcome.DUPLICATE_RESOLVED],
+            "resolved": c[AlertOutcome.RESOLVED] + c[AlertOutcome.RESOLVED_UNSEEN],
+            "stale": c[AlertOutcome.STALE_FIRING],
+            "incidents": self.incident_ids,
+            "receipt": self.receipt_id,
+        }
+
+
+def handle_webhook(
+    uow_factory: UnitOfWorkFactory,
+    notification: Notification,
+    raw: RawRequest,
+    clock: Clock,
+    policy: FlapPolicy,
+) -> IntakeResult:
+    """Store a notification durably, or raise StorageUnavailable (the sender retries)."""
+    for attempt in range(1, RACE_RETRIES + 1):
+        try:
+            with uow_factory() as uow:
+                result = _apply(uow, notification, raw, clock(), policy)
+                uow.commit()
+            return result
+        except IntegrityError as exc:
+            # Another worker or replica created the same row first; the retry sees it.
+            log.info("intake race on %s, retrying (%d): %s", notification.receiver, attempt, exc)
+            last_error: Exception = exc
+        except SQLAlchemyError as exc:
+            raise StorageUnavailable(_db_reason(exc)) from exc
+    raise StorageUnavailable(f"conflicting concurrent writes: {_db_reason(last_error)}")
+
+
+def _db_reason(exc: Exception) -> str:
+    orig = getattr(exc, "orig", None) or exc
+    return type(orig).__name__
+
+
+def _apply(
+    uow: UnitOfWork, n: Notification, raw: RawRequest, now: datetime, policy: FlapPolicy
+) -> IntakeResult:
+    group = uow.groups.lock_or_create(
+        n.receiver, n.group_key, n.group_key_sha256, n.group_key_derived, n.group_labels, now
+    )
+    receipt = uow.receipts.add(
+        raw.body,
+        raw.body_sha256,
+        WebhookReceipt(
+            received_at=now,
+            receiver=n.receiver,
+            group_id=group.id,
+            remote_addr=raw.remote_addr,
+            user_agent=(raw.user_agent or "")[:255] or None,
+            external_url=n.external_url,
+            summary={},
+        ),
+    )
+    writer = IncidentWriter(uow, group, n, receipt.id, now)
+    known = uow.episodes.find(group.id, (a.fingerprint for a in n.alerts))
+    result = IntakeResult(receiver=n.receiver, accepted=len(n.alerts), receipt_id=receipt.id)
+    seen: set[tuple[str, datetime]] = set()
+    # Firing alerts first: a payload that resolves one alert and fires another keeps the group's
+    # incident open instead of closing it and opening a new one.
+    for alert in sorted(n.alerts, key=lambda a: a.status is not AlertStatus.FIRING):
+        key = (alert.fingerprint, alert.starts_at)
+        if key in seen:
+            continue
+        seen.add(key)
+        episode = known.get(key)
+        outcome = classify_alert(
+            alert, EpisodeView(AlertStatus(episode.status)) if episode else None
+        )
+        result.counts[outcome] += 1
+        episode = _apply_outcome(writer, outcome, alert, episode, known, policy)
+        known[key] = episode
+    writer.finish(group_fully_resolved(n.status, n.truncated_alerts))
+    result.incident_ids = sorted(writer.touched)
+    receipt.summary = result.as_json()
+    uow.receipts.link(receipt.id, writer.touched)
+    return result
+
+
+def _apply_outcome(
+    writer: IncidentWriter,
+    outcome: AlertOutcome,
+    alert: AlertEvent,
+    episode: AlertEpisode | None,
+    known: dict[tuple[str, datetime], AlertEpisode],
+    policy: FlapPolicy,
+) -> AlertEpisode:
+    if episode is not None:
+        writer.record_seen(episode, outcome, alert)
+        return episode
+    if outcome is AlertOutcome.RESOLVED_UNSEEN:
+        return writer.add_unseen_resolved(alert)
+    series = sorted(
+        (e for (fp, _), e in known.items() if fp == alert.fingerprint), key=lambda e: e.starts_at
+    )
+    for earlier in series:
+        if earlier.status == AlertStatus.FIRING and earlier.starts_at < alert.starts_at:
+            writer.supersede(earlier, alert.starts_at)
+    starts = policy.starts_in_window([e.starts_at for e in series], alert.starts_at)
+    latest = writer.incident(series[-1].incident_id) if series else None
+    placement = place_new_episode(
+        writer.open_view(), _view(latest) if latest else None, starts, alert.starts_at, policy
+    )
+    target = {
+        Placement.JOIN_OPEN: writer.open_incident,
+        Placement.REOPEN: latest,
+        Placement.NEW: None,
+    }[placement]
+    return writer.add_firing(alert, target, starts if policy.is_flapping(starts) else 0)
+
+
+def _view(incident: Incident) -> IncidentView:
+    return IncidentView(
+        id=incident.id,
+        open=incident.status == "firing",
+        flapping=incident.flapping,
+        resolved_at=incident.resolved_at,
+    )

@@ -1,0 +1,256 @@
+"""Read queries for the API and UI: plain dicts, no domain objects, no writes."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Engine, and_, exists, func, or_, select
+from sqlalchemy.orm import Session
+
+from receiver.model.matchers import Matcher, MatchOp
+from receiver.store.tables import (
+    AlertEpisode,
+    AlertGroup,
+    Incident,
+    IncidentEvent,
+    IncidentLabel,
+    IncidentReceipt,
+    PayloadBody,
+    WebhookReceipt,
+)
+
+MAX_LIMIT = 500
+
+
+@dataclass
+class IncidentFilter:
+    """Filters of the incident list; every field narrows the result."""
+
+    status: list[str] = field(default_factory=list)
+    severity: list[str] = field(default_factory=list)
+    alertname: list[str] = field(default_factory=list)
+    receiver: list[str] = field(default_factory=list)
+    matchers: list[Matcher] = field(default_factory=list)
+    since: datetime | None = None
+    until: datetime | None = None
+    text: str | None = None
+
+
+def encode_cursor(opened_at: datetime, incident_id: int) -> str:
+    raw = f"{opened_at.isoformat()}|{incident_id}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, int]:
+    """Inverse of encode_cursor; raise ValueError for anything else."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        when, ident = raw.split("|")
+        return datetime.fromisoformat(when), int(ident)
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        raise ValueError("invalid cursor") from None
+
+
+class IncidentQueries:
+    def __init__(self, engine: Engine):
+        self.engine = engine
+
+    def list_incidents(
+        self, flt: IncidentFilter, limit: int = 50, cursor: str | None = None
+    ) -> dict[str, Any]:
+        """Newest first (by opened_at, id), ``limit`` rows and a cursor for the next page."""
+        limit = max(1, min(limit, MAX_LIMIT))
+        conditions = _conditions(flt)
+        page = list(conditions)
+        if cursor:
+            at, ident = decode_cursor(cursor)
+            page.append(
+                or_(Incident.opened_at < at, and_(Incident.opened_at == at, Incident.id < ident))
+            )
+        stmt = (
+            select(Incident)
+            .where(*page)
+            .order_by(Incident.opened_at.desc(), Incident.id.desc())
+            .limit(limit + 1)
+        )
+        with Session(self.engine) as session:
+            rows = list(session.scalars(stmt))
+            counts = dict(
+                session.execute(
+                    select(Incident.status, func.count())
+                    .where(*_conditions(flt, with_status=False))
+                    .group_by(Incident.status)
+                ).all()
+            )
+        more = len(rows) > limit
+        rows = rows[:limit]
+        next_cursor = encode_cursor(rows[-1].opened_at, rows[-1].id) if more and rows else None
+        return {
+            "incidents": [incident_summary(i) for i in rows],
+            "next_cursor": next_cursor,
+            "counts": counts,
+        }
+
+    def get_incident(self, incident_id: int) -> dict[str, Any] | None:
+        """One incident with its alerts and episodes, timeline and raw payload references."""
+        with Session(self.engine) as session:
+            incident = session.get(Incident, incident_id)
+            if incident is None:
+                return None
+            group = session.get_one(AlertGroup, incident.group_id)
+            episodes = session.scalars(
+                select(AlertEpisode)
+                .where(AlertEpisode.incident_id == incident_id)
+                .order_by(AlertEpisode.fingerprint, AlertEpisode.starts_at)
+            ).all()
+            events = session.scalars(
+                select(IncidentEvent)
+                .where(IncidentEvent.incident_id == incident_id)
+                .order_by(IncidentEvent.id)
+            ).all()
+            receipts = session.execute(
+                select(WebhookReceipt, PayloadBody.size)
+                .join(IncidentReceipt, IncidentReceipt.receipt_id == WebhookReceipt.id)
+                .join(PayloadBody, PayloadBody.sha256 == WebhookReceipt.body_sha256)
+                .where(IncidentReceipt.incident_id == incident_id)
+                .order_by(WebhookReceipt.id)
+            ).all()
+        detail = incident_summary(incident)
+        detail["group"] = {
+            "receiver": group.receiver,
+            "group_key": group.group_key,
+            "group_key_derived": group.group_key_derived,
+            "group_labels": group.group_labels,
+        }
+        detail["alerts"] = _alerts(episodes)
+        detail["timeline"] = [
+            {
+                "at": e.at.isoformat(),
+                "kind": e.kind,
+                "fingerprint": e.fingerprint,
+                "detail": e.detail,
+                "receipt": e.receipt_id,
+            }
+            for e in events
+        ]
+        detail["payloads"] = [_receipt(r, size) for r, size in receipts]
+        return detail
+
+    def payload_body(self, receipt_id: int) -> bytes | None:
+        """The exact bytes of an accepted request, while retained."""
+        with Session(self.engine) as session:
+            return session.scalar(
+                select(PayloadBody.body)
+                .join(WebhookReceipt, WebhookReceipt.body_sha256 == PayloadBody.sha256)
+                .where(WebhookReceipt.id == receipt_id)
+            )
+
+
+def _conditions(flt: IncidentFilter, with_status: bool = True) -> list[Any]:
+    out: list[Any] = []
+    if flt.status and with_status:
+        out.append(Incident.status.in_(flt.status))
+    if flt.severity:
+        out.append(Incident.severity.in_(flt.severity))
+    if flt.alertname:
+        out.append(Incident.alertname.in_(flt.alertname))
+    if flt.receiver:
+        out.append(Incident.receiver.in_(flt.receiver))
+    if flt.until:
+        out.append(Incident.opened_at <= flt.until)
+    if flt.since:
+        out.append(or_(Incident.resolved_at.is_(None), Incident.resolved_at >= flt.since))
+    if flt.text:
+        escaped = flt.text.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        out.append(Incident.search_text.like(f"%{escaped}%", escape="\\"))
+    out.extend(_label_condition(m) for m in flt.matchers)
+    return out
+
+
+def _label_condition(matcher: Matcher) -> Any:
+    """Positive matchers: some alert of the incident matches; negative: none does."""
+    same = and_(IncidentLabel.incident_id == Incident.id, IncidentLabel.name == matcher.name)
+    if matcher.op in (MatchOp.EQ, MatchOp.NE):
+        hit = exists().where(same, IncidentLabel.value == matcher.value)
+    else:
+        hit = exists().where(same, IncidentLabel.value.regexp_match(matcher.anchored))
+    return hit if matcher.op in (MatchOp.EQ, MatchOp.RE) else ~hit
+
+
+def incident_summary(i: Incident) -> dict[str, Any]:
+    end = i.resolved_at or i.last_received_at
+    return {
+        "id": i.id,
+        "status": i.status,
+        "severity": i.severity,
+        "alertname": i.alertname,
+        "receiver": i.receiver,
+        "title": i.title,
+        "labels": i.labels,
+        "annotations": i.annotations,
+        "opened_at": i.opened_at.isoformat(),
+        "resolved_at": i.resolved_at.isoformat() if i.resolved_at else None,
+        "first_received_at": i.first_received_at.isoformat(),
+        "last_received_at": i.last_received_at.isoformat(),
+        "duration_seconds": round((end - i.opened_at).total_seconds(), 3),
+        "counts": {
+            "notifications": i.notification_count,
+            "duplicates": i.duplicate_count,
+            "alerts": i.alert_count,
+            "episodes": i.episode_count,
+        },
+        "flapping": i.flapping,
+        "flap_count": i.flap_count,
+        "truncated": i.truncated,
+        "opened_by_resolve": i.opened_by_resolve,
+        "external_url": i.external_url,
+    }
+
+
+def _alerts(episodes: Any) -> list[dict[str, Any]]:
+    by_series: dict[str, dict[str, Any]] = {}
+    for e in episodes:
+        series = by_series.setdefault(
+            e.fingerprint,
+            {
+                "fingerprint": e.fingerprint,
+                "fingerprint_derived": e.fingerprint_derived,
+                "alertname": e.alertname,
+                "labels": e.labels,
+                "episodes": [],
+            },
+        )
+        series["episodes"].append(
+            {
+                "status": e.status,
+                "resolution": e.resolution,
+                "seen_firing": e.seen_firing,
+                "starts_at": e.starts_at.isoformat(),
+                "ends_at": e.ends_at.isoformat() if e.ends_at else None,
+                "first_received_at": e.first_received_at.isoformat(),
+                "last_received_at": e.last_received_at.isoformat(),
+                "seen_count": e.seen_count,
+                "stale_firing_count": e.stale_firing_count,
+                "annotations": e.annotations,
+                "generator_url": e.generator_url,
+            }
+        )
+    return list(by_series.values())
+
+
+def _receipt(r: WebhookReceipt, size: int) -> dict[str, Any]:
+    return {
+        "receipt": r.id,
+        "received_at": r.received_at.isoformat(),
+        "sha256": r.body_sha256,
+        "size": size,
+        "remote_addr": r.remote_addr,
+        "user_agent": r.user_agent,
+        "external_url": r.external_url,
+        "summary": r.summary,
+        "href": f"/api/v1/payloads/{r.id}",
+    }

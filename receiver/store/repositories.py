@@ -1,0 +1,233 @@
+"""All writes (and the reads that writes depend on), one repository per aggregate."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.orm import Session
+
+from receiver.store.tables import (
+    AlertEpisode,
+    AlertGroup,
+    Incident,
+    IncidentEvent,
+    IncidentLabel,
+    IncidentReceipt,
+    PayloadBody,
+    RejectedRequest,
+    WebhookReceipt,
+)
+
+MAX_INDEXED_LABEL_VALUE = 512
+
+
+def _insert(session: Session, table: Any) -> Any:
+    """A dialect-specific INSERT that can say ON CONFLICT DO NOTHING."""
+    if session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    return insert(table)
+
+
+class GroupRepository:
+    def __init__(self, session: Session):
+        self.session = session
+
+    def lock_or_create(
+        self,
+        receiver: str,
+        group_key: str,
+        group_key_sha256: str,
+        derived: bool,
+        group_labels: dict[str, str],
+        now: datetime,
+    ) -> AlertGroup:
+        """Return the group row locked for this transaction, creating it if needed.
+
+        The row lock (``FOR UPDATE``; on SQLite the database write lock) serialises concurrent
+        intakes of one group, so counters and incident state never race.
+        """
+        stmt = (
+            _insert(self.session, AlertGroup)
+            .values(
+                receiver=receiver,
+                group_key=group_key,
+                group_key_sha256=group_key_sha256,
+                group_key_derived=derived,
+                group_labels=group_labels,
+                first_seen_at=now,
+                last_seen_at=now,
+            )
+            .on_conflict_do_nothing(index_elements=["receiver", "group_key_sha256"])
+        )
+        self.session.execute(stmt)
+        group = self.session.scalars(
+            select(AlertGroup)
+            .where(AlertGroup.receiver == receiver, AlertGroup.group_key_sha256 == group_key_sha256)
+            .with_for_update()
+        ).one()
+        group.last_seen_at = now
+        return group
+
+
+class IncidentRepository:
+    def __init__(self, session: Session):
+        self.session = session
+
+    def get(self, incident_id: int) -> Incident:
+        return self.session.get_one(Incident, incident_id)
+
+    def open_for_group(self, group_id: int) -> Incident | None:
+        return self.session.scalars(
+            select(Incident).where(Incident.open_group_id == group_id)
+        ).one_or_none()
+
+    def add(self, incident: Incident) -> Incident:
+        self.session.add(incident)
+        self.session.flush()
+        return incident
+
+    def add_event(
+        self,
+        incident: Incident,
+        at: datetime,
+        kind: str,
+        detail: dict[str, Any] | None = None,
+        fingerprint: str | None = None,
+        receipt_id: int | None = None,
+    ) -> None:
+        self.session.add(
+            IncidentEvent(
+                incident_id=incident.id,
+                at=at,
+                kind=kind,
+                fingerprint=fingerprint,
+                detail=detail or {},
+                receipt_id=receipt_id,
+            )
+        )
+
+    def index_labels(self, incident_id: int, labels: dict[str, str]) -> None:
+        rows = [
+            {"incident_id": incident_id, "name": name, "value": value}
+            for name, value in labels.items()
+            if len(value) <= MAX_INDEXED_LABEL_VALUE and len(name) <= 255
+        ]
+        if rows:
+            self.session.execute(
+                _insert(self.session, IncidentLabel).on_conflict_do_nothing(), rows
+            )
+
+    def count_firing(self, incident_id: int) -> int:
+        return (
+            self.session.scalar(
+                select(func.count())
+                .select_from(AlertEpisode)
+                .where(AlertEpisode.incident_id == incident_id, AlertEpisode.status == "firing")
+            )
+            or 0
+        )
+
+    def refresh_counts(self, incident: Incident) -> None:
+        """Recompute the alert and episode counts shown in lists."""
+        self.session.flush()
+        alerts, episodes = self.session.execute(
+            select(func.count(func.distinct(AlertEpisode.fingerprint)), func.count()).where(
+                AlertEpisode.incident_id == incident.id
+            )
+        ).one()
+        incident.alert_count, incident.episode_count = alerts, episodes
+
+
+class EpisodeRepository:
+    def __init__(self, session: Session):
+        self.session = session
+
+    def find(
+        self, group_id: int, fingerprints: Iterable[str]
+    ) -> dict[tuple[str, datetime], AlertEpisode]:
+        """Every stored episode of the given series in the group, keyed by identity."""
+        rows = self.session.scalars(
+            select(AlertEpisode).where(
+                AlertEpisode.group_id == group_id,
+                AlertEpisode.fingerprint.in_(sorted(set(fingerprints))),
+            )
+        )
+        return {(e.fingerprint, e.starts_at): e for e in rows}
+
+    def of_incident(self, incident_id: int) -> list[AlertEpisode]:
+        return list(
+            self.session.scalars(
+                select(AlertEpisode).where(AlertEpisode.incident_id == incident_id)
+            )
+        )
+
+    def firing_of_incident(self, incident_id: int) -> list[AlertEpisode]:
+        return list(
+            self.session.scalars(
+                select(AlertEpisode).where(
+                    AlertEpisode.incident_id == incident_id, AlertEpisode.status == "firing"
+                )
+            )
+        )
+
+    def add(self, episode: AlertEpisode) -> AlertEpisode:
+        self.session.add(episode)
+        return episode
+
+
+class ReceiptRepository:
+    def __init__(self, session: Session):
+        self.session = session
+
+    def add(self, body: bytes, body_sha256: str, receipt: WebhookReceipt) -> WebhookReceipt:
+        """Store the raw body (once per distinct content) and the receipt that points at it."""
+        self.session.execute(
+            _insert(self.session, PayloadBody)
+            .values(
+                sha256=body_sha256,
+                body=body,
+                size=len(body),
+                first_received_at=receipt.received_at,
+            )
+            .on_conflict_do_nothing(index_elements=["sha256"])
+        )
+        receipt.body_sha256 = body_sha256
+        self.session.add(receipt)
+        self.session.flush()
+        return receipt
+
+    def link(self, receipt_id: int, incident_ids: Iterable[int]) -> None:
+        rows = [{"incident_id": i, "receipt_id": receipt_id} for i in sorted(set(incident_ids))]
+        if rows:
+            self.session.execute(
+                _insert(self.session, IncidentReceipt).on_conflict_do_nothing(), rows
+            )
+
+    def prune(self, older_than: datetime) -> int:
+        """Delete receipts received before ``older_than`` and bodies no receipt uses."""
+        old = select(WebhookReceipt.id).where(WebhookReceipt.received_at < older_than)
+        self.session.execute(delete(IncidentReceipt).where(IncidentReceipt.receipt_id.in_(old)))
+        deleted = self.session.execute(
+            delete(WebhookReceipt).where(WebhookReceipt.received_at < older_than)
+        ).rowcount
+        used = select(WebhookReceipt.body_sha256)
+        self.session.execute(delete(PayloadBody).where(PayloadBody.sha256.not_in(used)))
+        return deleted or 0
+
+
+class RejectedRepository:
+    def __init__(self, session: Session):
+        self.session = session
+
+    def add(self, rejected: RejectedRequest, keep: int) -> None:
+        """Record a rejected request, keeping only the newest ``keep`` rows."""
+        self.session.add(rejected)
+        self.session.flush()
+        self.session.execute(
+            delete(RejectedRequest).where(RejectedRequest.id <= rejected.id - keep)
+        )

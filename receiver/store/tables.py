@@ -1,0 +1,225 @@
+"""SQLAlchemy 2 typed models with a naming convention (Alembic keeps constraint names stable)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+JsonDoc = JSON().with_variant(JSONB(), "postgresql")
+Id = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes on every backend (SQLite stores them naive, in UTC)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given; the receiver stores aware UTC times only")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class AlertGroup(Base):
+    """A notification group: (receiver, groupKey). groupKey is unbounded; its sha256 is indexed."""
+
+    __tablename__ = "alert_groups"
+    __table_args__ = (UniqueConstraint("receiver", "group_key_sha256"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    receiver: Mapped[str] = mapped_column(String(255))
+    group_key: Mapped[str] = mapped_column(Text)
+    group_key_sha256: Mapped[str] = mapped_column(String(64))
+    group_key_derived: Mapped[bool] = mapped_column(Boolean, default=False)
+    group_labels: Mapped[dict[str, str]] = mapped_column(JsonDoc)
+    first_seen_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    last_seen_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class Incident(Base):
+    """What a person handles: by default one group episode, holding its alert episodes."""
+
+    __tablename__ = "incidents"
+    __table_args__ = (
+        Index("ix_incidents_opened_at_id", "opened_at", "id"),
+        Index("ix_incidents_status_opened_at", "status", "opened_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    group_id: Mapped[int] = mapped_column(ForeignKey("alert_groups.id"), index=True)
+    # Equals group_id while the incident is open, NULL once resolved: the unique constraint is
+    # the final guard that a group never has two open incidents, whatever races.
+    open_group_id: Mapped[int | None] = mapped_column(Id, unique=True)
+    status: Mapped[str] = mapped_column(String(16))
+    receiver: Mapped[str] = mapped_column(String(255), index=True)
+    alertname: Mapped[str] = mapped_column(String(255), index=True)
+    severity: Mapped[str | None] = mapped_column(String(32), index=True)
+    title: Mapped[str] = mapped_column(Text)
+    labels: Mapped[dict[str, str]] = mapped_column(JsonDoc)
+    annotations: Mapped[dict[str, str]] = mapped_column(JsonDoc)
+    external_url: Mapped[str | None] = mapped_column(Text)
+    search_text: Mapped[str] = mapped_column(Text)
+    opened_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    resolved_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    first_received_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    last_received_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    notification_count: Mapped[int] = mapped_column(Integer, default=0)
+    duplicate_count: Mapped[int] = mapped_column(Integer, default=0)
+    alert_count: Mapped[int] = mapped_column(Integer, default=0)
+    episode_count: Mapped[int] = mapped_column(Integer, default=0)
+    flapping: Mapped[bool] = mapped_column(Boolean, default=False)
+    flap_count: Mapped[int] = mapped_column(Integer, default=0)
+    truncated: Mapped[bool] = mapped_column(Boolean, default=False)
+    opened_by_resolve: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class IncidentLabel(Base):
+    """Every (name, value) carried by any alert of an incident: for label matcher filters."""
+
+    __tablename__ = "incident_labels"
+    __table_args__ = (Index("ix_incident_labels_name_value", "name", "value"),)
+
+    incident_id: Mapped[int] = mapped_column(
+        ForeignKey("incidents.id", ondelete="CASCADE"), primary_key=True
+    )
+    name: Mapped[str] = mapped_column(String(255), primary_key=True)
+    value: Mapped[str] = mapped_column(String(512), primary_key=True)
+
+
+class AlertEpisode(Base):
+    """One firing of one alert series: (group, fingerprint, startsAt)."""
+
+    __tablename__ = "alert_episodes"
+    __table_args__ = (UniqueConstraint("group_id", "fingerprint", "starts_at"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    group_id: Mapped[int] = mapped_column(ForeignKey("alert_groups.id"))
+    incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id"), index=True)
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    fingerprint_derived: Mapped[bool] = mapped_column(Boolean, default=False)
+    status: Mapped[str] = mapped_column(String(16))
+    # how it ended: resolved | group_resolved | superseded (a newer episode of the series began)
+    resolution: Mapped[str | None] = mapped_column(String(32))
+    seen_firing: Mapped[bool] = mapped_column(Boolean, default=True)
+    alertname: Mapped[str] = mapped_column(String(255))
+    labels: Mapped[dict[str, str]] = mapped_column(JsonDoc)
+    annotations: Mapped[dict[str, str]] = mapped_column(JsonDoc)
+    generator_url: Mapped[str | None] = mapped_column(Text)
+    starts_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    ends_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    first_received_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    last_received_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    seen_count: Mapped[int] = mapped_column(Integer, default=1)
+    stale_firing_count: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class IncidentEvent(Base):
+    """The incident's timeline: state changes only; repeats are counted, not listed."""
+
+    __tablename__ = "incident_events"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    incident_id: Mapped[int] = mapped_column(
+        ForeignKey("incidents.id", ondelete="CASCADE"), index=True
+    )
+    at: Mapped[datetime] = mapped_column(UtcDateTime)
+    kind: Mapped[str] = mapped_column(String(32))
+    fingerprint: Mapped[str | None] = mapped_column(String(64))
+    detail: Mapped[dict[str, Any]] = mapped_column(JsonDoc)
+    receipt_id: Mapped[int | None] = mapped_column(Id)
+
+
+class PayloadBody(Base):
+    """Raw request bodies, stored once per distinct content (repeats are byte-identical)."""
+
+    __tablename__ = "payload_bodies"
+
+    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    body: Mapped[bytes] = mapped_column(LargeBinary)
+    size: Mapped[int] = mapped_column(Integer)
+    first_received_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class WebhookReceipt(Base):
+    """One accepted webhook request and what it did."""
+
+    __tablename__ = "webhook_receipts"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    received_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
+    receiver: Mapped[str] = mapped_column(String(255))
+    group_id: Mapped[int] = mapped_column(ForeignKey("alert_groups.id"), index=True)
+    body_sha256: Mapped[str] = mapped_column(ForeignKey("payload_bodies.sha256"), index=True)
+    remote_addr: Mapped[str | None] = mapped_column(String(64))
+    user_agent: Mapped[str | None] = mapped_column(String(255))
+    external_url: Mapped[str | None] = mapped_column(Text)
+    summary: Mapped[dict[str, Any]] = mapped_column(JsonDoc)
+
+
+class IncidentReceipt(Base):
+    """Which accepted requests touched which incident."""
+
+    __tablename__ = "incident_receipts"
+
+    incident_id: Mapped[int] = mapped_column(
+        ForeignKey("incidents.id", ondelete="CASCADE"), primary_key=True
+    )
+    receipt_id: Mapped[int] = mapped_column(
+        ForeignKey("webhook_receipts.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+
+
+class RejectedRequest(Base):
+    """A bounded log of rejected requests (newest kept) for debugging senders."""
+
+    __tablename__ = "rejected_requests"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    received_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    status_code: Mapped[int] = mapped_column(Integer)
+    reason: Mapped[str] = mapped_column(String(64))
+    errors: Mapped[list[dict[str, str]]] = mapped_column(JsonDoc)
+    receiver: Mapped[str | None] = mapped_column(String(255))
+    remote_addr: Mapped[str | None] = mapped_column(String(64))
+    content_type: Mapped[str | None] = mapped_column(String(255))
+    body_size: Mapped[int | None] = mapped_column(Integer)
+    body: Mapped[bytes | None] = mapped_column(LargeBinary)

@@ -1,0 +1,55 @@
+"""One database transaction for one story (an intake, a prune), with its repositories."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from types import TracebackType
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session
+
+from receiver.store.db import WRITE_OPTIONS
+from receiver.store.repositories import (
+    EpisodeRepository,
+    GroupRepository,
+    IncidentRepository,
+    ReceiptRepository,
+    RejectedRepository,
+)
+
+
+class UnitOfWork:
+    """``with uow:`` opens a write transaction; leaving without ``commit()`` rolls back."""
+
+    def __init__(self, engine: Engine):
+        self._engine = engine.execution_options(**WRITE_OPTIONS)
+        self.session: Session | None = None
+
+    def __enter__(self) -> UnitOfWork:
+        self.session = Session(self._engine, expire_on_commit=False, autoflush=True)
+        self.groups = GroupRepository(self.session)
+        self.incidents = IncidentRepository(self.session)
+        self.episodes = EpisodeRepository(self.session)
+        self.receipts = ReceiptRepository(self.session)
+        self.rejected = RejectedRepository(self.session)
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        assert self.session is not None
+        try:
+            self.session.rollback()
+        finally:
+            self.session.close()
+            self.session = None
+
+    def commit(self) -> None:
+        assert self.session is not None
+        self.session.commit()
+
+
+UnitOfWorkFactory = Callable[[], UnitOfWork]

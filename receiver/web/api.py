@@ -1,0 +1,226 @@
+"""JSON API: webhook intake, incident reads, health and metrics."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from datetime import datetime
+from typing import Any
+
+from flask import Blueprint, Response, current_app, jsonify, request
+from flask.typing import ResponseReturnValue
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy.exc import SQLAlchemyError
+from werkzeug.exceptions import RequestEntityTooLarge
+
+from receiver.bootstrap import Container
+from receiver.intake import parse_time, parse_webhook
+from receiver.model.errors import InvalidPayload, StorageUnavailable
+from receiver.model.matchers import Matcher
+from receiver.service import RawRequest, handle_webhook
+from receiver.store import migrate
+from receiver.store.queries import IncidentFilter, decode_cursor
+from receiver.store.tables import RejectedRequest
+from receiver.web.auth import challenge, is_authorized
+from receiver.web.errors import ApiError, invalid_payload
+
+log = logging.getLogger(__name__)
+bp = Blueprint("api", __name__)
+JSON_TYPES = {"application/json"}
+MAX_RECEIVER_NAME = 255
+
+
+def container() -> Container:
+    return current_app.extensions["receiver"]
+
+
+@bp.post("/api/v1/alertmanager", defaults={"name": None})
+@bp.post("/api/v1/alertmanager/<name>")
+def receive_webhook(name: str | None) -> ResponseReturnValue:
+    """Authenticate, validate, store in one transaction, then answer 200 with a summary."""
+    c = container()
+    started = time.perf_counter()
+    if name is not None and len(name) > MAX_RECEIVER_NAME:
+        raise _reject(c, name, ApiError(400, "invalid_receiver", "receiver name too long"))
+    if not is_authorized(c.settings.auth, request.headers.get("Authorization")):
+        error = ApiError(
+            401,
+            "unauthorized",
+            "missing or invalid credentials (Bearer token or Basic auth)",
+            headers={"WWW-Authenticate": challenge(c.settings.auth)},
+        )
+        raise _reject(c, name, error, keep_body=False)
+    limit = c.settings.intake.max_body_bytes
+    if request.content_length is not None and request.content_length > limit:
+        raise _reject(c, name, _too_large(limit), keep_body=False)
+    if request.mimetype not in JSON_TYPES:
+        shown = request.mimetype or "none"
+        message = f"Content-Type must be application/json, got {shown}"
+        raise _reject(c, name, ApiError(415, "unsupported_media_type", message))
+    try:
+        body = request.get_data(cache=True)
+    except RequestEntityTooLarge:
+        raise _reject(c, name, _too_large(limit), keep_body=False) from None
+    try:
+        notification = parse_webhook(body, name)
+    except InvalidPayload as exc:
+        raise _reject(c, name, invalid_payload(exc)) from None
+    raw = RawRequest(
+        body=body,
+        body_sha256=hashlib.sha256(body).hexdigest(),
+        remote_addr=request.remote_addr,
+        user_agent=request.headers.get("User-Agent"),
+    )
+    try:
+        result = handle_webhook(c.uow, notification, raw, c.clock, c.flap_policy)
+    except StorageUnavailable:
+        c.metrics.webhooks.labels("unavailable", notification.receiver).inc()
+        raise
+    c.metrics.webhooks.labels("stored", notification.receiver).inc()
+    for outcome, count in result.counts.items():
+        if count:
+            c.metrics.alerts.labels(outcome).inc(count)
+    c.metrics.intake_seconds.observe(time.perf_counter() - started)
+    return jsonify(result.as_json()), 200
+
+
+def _too_large(limit: int) -> ApiError:
+    return ApiError(413, "payload_too_large", f"request body exceeds the limit of {limit} bytes")
+
+
+def _reject(c: Container, name: str | None, error: ApiError, keep_body: bool = True) -> ApiError:
+    """Count, log and record a rejected request (bounded table), then hand back the error."""
+    c.metrics.webhooks.labels(error.code, name or "").inc()
+    fields = [e["field"] for e in error.errors or []][:20]
+    log.warning(
+        "rejected webhook from %s: %s %s %s", request.remote_addr, error.status, error.code, fields
+    )
+    intake = c.settings.intake
+    if error.status == 401 or intake.rejected_keep == 0:
+        return error  # unauthenticated bodies are not worth keeping
+    body = request.get_data(cache=True)[: intake.rejected_body_bytes] if keep_body else None
+    rejected = RejectedRequest(
+        received_at=c.clock(),
+        status_code=error.status,
+        reason=error.code,
+        errors=error.errors or [{"field": "(request)", "message": error.message}],
+        receiver=name,
+        remote_addr=request.remote_addr,
+        content_type=(request.content_type or "")[:255] or None,
+        body_size=request.content_length,
+        body=body,
+    )
+    try:
+        with c.uow() as uow:
+            uow.rejected.add(rejected, keep=intake.rejected_keep)
+            uow.commit()
+    except SQLAlchemyError as exc:
+        log.error("could not record rejected request: %s", type(exc).__name__)
+    return error
+
+
+@bp.get("/api/v1/incidents")
+def list_incidents() -> ResponseReturnValue:
+    """Incidents newest first, filtered by query parameters; cursor pagination."""
+    args = request.args
+    errors: list[dict[str, str]] = []
+    flt = IncidentFilter(
+        status=args.getlist("status"),
+        severity=args.getlist("severity"),
+        alertname=args.getlist("alertname"),
+        receiver=args.getlist("receiver"),
+        matchers=_matchers(args.getlist("label"), errors),
+        since=_time_arg("since", errors),
+        until=_time_arg("until", errors),
+        text=args.get("q") or None,
+    )
+    bad_status = set(flt.status) - {"firing", "resolved"}
+    if bad_status:
+        errors.append({"field": "status", "message": "must be firing or resolved"})
+    limit = _int_arg("limit", 50, errors)
+    cursor = args.get("cursor") or None
+    if cursor:
+        try:
+            decode_cursor(cursor)
+        except ValueError:
+            errors.append({"field": "cursor", "message": "invalid cursor"})
+    if errors:
+        raise ApiError(400, "invalid_query", "invalid query parameters", errors)
+    return jsonify(container().queries.list_incidents(flt, limit=limit, cursor=cursor))
+
+
+def _matchers(texts: list[str], errors: list[dict[str, str]]) -> list[Matcher]:
+    out = []
+    for text in texts:
+        try:
+            out.append(Matcher.parse(text))
+        except ValueError as exc:
+            errors.append({"field": "label", "message": str(exc)})
+    return out
+
+
+def _time_arg(name: str, errors: list[dict[str, str]]) -> datetime | None:
+    value = request.args.get(name)
+    if not value:
+        return None
+    try:
+        return parse_time(value)
+    except ValueError as exc:
+        errors.append({"field": name, "message": str(exc)})
+        return None
+
+
+def _int_arg(name: str, default: int, errors: list[dict[str, str]]) -> int:
+    value = request.args.get(name)
+    if value is None:
+        return default
+    if not value.isdigit() or int(value) < 1:
+        errors.append({"field": name, "message": "must be a positive integer"})
+        return default
+    return int(value)
+
+
+@bp.get("/api/v1/incidents/<int:incident_id>")
+def get_incident(incident_id: int) -> ResponseReturnValue:
+    detail = container().queries.get_incident(incident_id)
+    if detail is None:
+        raise ApiError(404, "not_found", f"no incident {incident_id}")
+    return jsonify(detail)
+
+
+@bp.get("/api/v1/payloads/<int:receipt_id>")
+def get_payload(receipt_id: int) -> ResponseReturnValue:
+    """The exact bytes of an accepted webhook, while retained: a replayable fixture."""
+    body = container().queries.payload_body(receipt_id)
+    if body is None:
+        raise ApiError(404, "not_found", f"no payload {receipt_id} (never stored or pruned)")
+    return Response(body, mimetype="application/json")
+
+
+@bp.get("/healthz")
+def healthz() -> ResponseReturnValue:
+    return jsonify({"status": "ok"})
+
+
+@bp.get("/readyz")
+def readyz() -> ResponseReturnValue:
+    """Ready when the database answers and its schema is at the head revision."""
+    head = current_app.config["RECEIVER_HEAD_REVISION"]
+    try:
+        current = migrate.current_revision(container().engine)
+    except SQLAlchemyError as exc:
+        return _not_ready(f"database unreachable: {type(exc).__name__}")
+    if current != head:
+        return _not_ready(f"schema at {current}, expected {head}: run `receiver db upgrade`")
+    return jsonify({"status": "ready", "schema": current})
+
+
+def _not_ready(reason: str) -> ResponseReturnValue:
+    body: dict[str, Any] = {"status": "unavailable", "reason": reason}
+    return jsonify(body), 503
+
+
+@bp.get("/metrics")
+def metrics() -> ResponseReturnValue:
+    return Response(generate_latest(container().metrics.registry), mimetype=CONTENT_TYPE_LATEST)

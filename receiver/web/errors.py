@@ -1,0 +1,77 @@
+"""Every error answered as JSON, each domain error mapped to one status code, in one place."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Flask, jsonify
+from flask.typing import ResponseReturnValue
+from werkzeug.exceptions import HTTPException
+
+from receiver.model.errors import InvalidPayload, StorageUnavailable
+
+log = logging.getLogger(__name__)
+
+
+class ApiError(Exception):
+    """An error answered as ``{"error": code, "message": ..., "errors": [...]}``."""
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        errors: list[dict[str, str]] | None = None,
+        headers: dict[str, str] | None = None,
+    ):
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+        self.errors, self.headers = errors, headers or {}
+
+    def body(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"error": self.code, "message": self.message}
+        if self.errors is not None:
+            out["errors"] = self.errors
+        return out
+
+
+def invalid_payload(exc: InvalidPayload) -> ApiError:
+    count = len(exc.errors)
+    message = f"not an Alertmanager webhook: {count} problem{'s' if count != 1 else ''}"
+    if exc.errors and exc.errors[0]["field"] == "(body)":
+        message = exc.errors[0]["message"]
+    return ApiError(400, "invalid_payload", message, exc.errors)
+
+
+def init_app(app: Flask) -> None:
+    """Register the JSON error handlers."""
+
+    @app.errorhandler(ApiError)
+    def _api_error(exc: ApiError) -> ResponseReturnValue:
+        return jsonify(exc.body()), exc.status, exc.headers
+
+    @app.errorhandler(InvalidPayload)
+    def _invalid(exc: InvalidPayload) -> ResponseReturnValue:
+        return _api_error(invalid_payload(exc))
+
+    @app.errorhandler(StorageUnavailable)
+    def _unavailable(exc: StorageUnavailable) -> ResponseReturnValue:
+        log.error("storage unavailable: %s", exc)
+        error = ApiError(
+            503,
+            "storage_unavailable",
+            "database unavailable; retry later",
+            headers={"Retry-After": "5"},
+        )
+        return _api_error(error)
+
+    @app.errorhandler(HTTPException)
+    def _http(exc: HTTPException) -> ResponseReturnValue:
+        code = (exc.name or "error").lower().replace(" ", "_")
+        return jsonify({"error": code, "message": exc.description}), exc.code or 500
+
+    @app.errorhandler(Exception)
+    def _unexpected(exc: Exception) -> ResponseReturnValue:
+        log.exception("unexpected error")
+        return jsonify({"error": "internal_error", "message": "unexpected error; see logs"}), 500
