@@ -1,0 +1,51 @@
+# The two commands of the README: `make run` and `make test`. Everything lands in .venv/ and var/.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+CONFIG ?= config/receiver.example.yaml
+TOKEN  := var/dev-token
+
+.PHONY: run test lint format lock clean
+
+$(BIN)/python:
+	@$(PYTHON) -m venv $(VENV) 2>/dev/null || { \
+	  rm -rf $(VENV); \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "python3 -m venv is missing: installing Debian's python3-venv"; \
+	    apt-get update -qq && apt-get install -y -qq python3-venv >/dev/null && $(PYTHON) -m venv $(VENV); \
+	  else \
+	    echo "python3 -m venv failed: install Debian's python3-venv (sudo apt-get install python3-venv)"; exit 1; \
+	  fi; }
+
+$(VENV)/.installed: $(BIN)/python requirements.lock pyproject.toml
+	$(BIN)/python -m pip install -q --disable-pip-version-check -r requirements.lock
+	$(BIN)/python -m pip install -q --disable-pip-version-check --no-deps -e .
+	@touch $@
+
+$(TOKEN):
+	@mkdir -p var && umask 077 && $(PYTHON) -c "import secrets; print(secrets.token_urlsafe(32))" > $(TOKEN)
+
+## run: install, migrate a SQLite database in var/ and serve with the example config
+run: $(VENV)/.installed $(TOKEN)
+	@RECEIVER_AUTH__BEARER_TOKENS_FILE=$(TOKEN) $(BIN)/receiver db upgrade --config $(CONFIG)
+	@echo "Webhook bearer token: $(TOKEN) (point Alertmanager's http_config.authorization.credentials_file at it)"
+	@echo "Try, in another shell: $(BIN)/receiver replay --url http://127.0.0.1:9099 --token-file $(TOKEN) tests/fixtures/alertmanager-0.25/single-repeat-resolve"
+	@RECEIVER_AUTH__BEARER_TOKENS_FILE=$(TOKEN) exec $(BIN)/receiver serve --config $(CONFIG)
+
+## test: install test dependencies, lint, run the whole suite
+test: $(VENV)/.installed
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/python -m pytest
+
+format: $(VENV)/.installed
+	$(BIN)/ruff format . && $(BIN)/ruff check --fix .
+
+## lock: re-pin requirements.lock from the current venv (after editing pyproject.toml)
+lock: $(BIN)/python
+	$(BIN)/python -m pip install -q -e '.[test]'
+	{ echo "# Pinned versions for CI and 'make'; regenerate with 'make lock' after changing pyproject.toml."; \
+	  $(BIN)/python -m pip freeze --exclude-editable | grep -v '^receiver'; } > requirements.lock
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .ruff_cache
