@@ -113,7 +113,8 @@ def _apply(
         ),
     )
     writer = IncidentWriter(uow, group, n, receipt.id, now)
-    known = uow.episodes.find(group.id, (a.fingerprint for a in n.alerts))
+    since = min(a.starts_at for a in n.alerts) - policy.window
+    known = uow.episodes.find(group.id, ((a.fingerprint, a.starts_at) for a in n.alerts), since)
     result = IntakeResult(receiver=n.receiver, accepted=len(n.alerts), receipt_id=receipt.id)
     seen: set[tuple[str, datetime]] = set()
     # Firing alerts first: a payload that resolves one alert and fires another keeps the group's

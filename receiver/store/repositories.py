@@ -6,8 +6,8 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, select
-from sqlalchemy.orm import Session
+from sqlalchemy import delete, func, or_, select
+from sqlalchemy.orm import Session, aliased
 
 from receiver.store.tables import (
     AlertEpisode,
@@ -22,6 +22,7 @@ from receiver.store.tables import (
 )
 
 MAX_INDEXED_LABEL_VALUE = 512
+aliased_episode = aliased(AlertEpisode)
 
 
 def _insert(session: Session, table: Any) -> Any:
@@ -148,13 +149,34 @@ class EpisodeRepository:
         self.session = session
 
     def find(
-        self, group_id: int, fingerprints: Iterable[str]
+        self, group_id: int, alerts: Iterable[tuple[str, datetime]], since: datetime
     ) -> dict[tuple[str, datetime], AlertEpisode]:
-        """Every stored episode of the given series in the group, keyed by identity."""
-        rows = self.session.scalars(
-            select(AlertEpisode).where(
+        """The stored episodes the rules need for these (fingerprint, startsAt) pairs.
+
+        That is: the same episodes, every episode of those series starting at or after
+        ``since`` (flap counting), any still firing, and each series' latest. Bounded, so the
+        cost does not grow with a series' history.
+        """
+        pairs = set(alerts)
+        fingerprints = sorted({fp for fp, _ in pairs})
+        latest = (
+            select(func.max(AlertEpisode.starts_at))
+            .where(
                 AlertEpisode.group_id == group_id,
-                AlertEpisode.fingerprint.in_(sorted(set(fingerprints))),
+                AlertEpisode.fingerprint == aliased_episode.fingerprint,
+            )
+            .scalar_subquery()
+        )
+        rows = self.session.scalars(
+            select(aliased_episode).where(
+                aliased_episode.group_id == group_id,
+                aliased_episode.fingerprint.in_(fingerprints),
+                or_(
+                    aliased_episode.starts_at >= since,
+                    aliased_episode.status == "firing",
+                    aliased_episode.starts_at == latest,
+                    aliased_episode.starts_at.in_(sorted({at for _, at in pairs})),
+                ),
             )
         )
         return {(e.fingerprint, e.starts_at): e for e in rows}
