@@ -6,7 +6,7 @@ import os
 import signal
 import subprocess
 import sys
-from datetime import timedelta
+import threading
 from pathlib import Path
 
 import click
@@ -15,6 +15,7 @@ from receiver.bootstrap import bootstrap
 from receiver.logs import configure_logging
 from receiver.settings import ConfigError, Settings, load_settings
 from receiver.store import migrate
+from receiver.worker import prune_raw_payloads, run_worker
 
 CONFIG_HELP = "YAML config file (default: $RECEIVER_CONFIG; RECEIVER_* variables override it)"
 
@@ -98,19 +99,34 @@ def db_check(config: str | None) -> None:
 @db.command("prune")
 @click.option("--config", "-c", help=CONFIG_HELP)
 def db_prune(config: str | None) -> None:
-    """Delete raw payloads older than intake.raw_retention_days."""
+    """Delete raw payloads older than intake.raw_retention_days (the worker does it hourly)."""
     container = bootstrap(_settings(config))
+    deleted = prune_raw_payloads(container)
     days = container.settings.intake.raw_retention_days
-    with container.uow() as uow:
-        deleted = uow.receipts.prune(container.clock() - timedelta(days=days))
-        uow.commit()
     click.echo(f"pruned {deleted} raw payload(s) older than {days:g} days")
 
 
 @main.command()
 @click.option("--config", "-c", help=CONFIG_HELP)
+@click.option("--interval", default=3600.0, show_default=True, help="seconds between runs")
+@click.option("--once", is_flag=True, help="run once and exit")
+def worker(config: str | None, interval: float, once: bool) -> None:
+    """Background work: raw payload retention (and, later, deliveries)."""
+    settings = _settings(config)
+    configure_logging(settings.log_level)
+    container = bootstrap(settings)
+    stop = threading.Event()
+    if once:
+        stop.set()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    run_worker(container, stop, interval)
+
+
+@main.command()
+@click.option("--config", "-c", help=CONFIG_HELP)
 def serve(config: str | None) -> None:
-    """Serve webhooks and the API with gunicorn (single node)."""
+    """Serve webhooks and the API with gunicorn, and run the worker beside it (single node)."""
     settings = _settings(config, require_auth=True)
     env = dict(os.environ)
     if config:
@@ -123,16 +139,44 @@ def serve(config: str | None) -> None:
         "--workers", str(listen.workers),
         "--graceful-timeout", "10",
         "--access-logfile", "-",
+        "--no-control-socket",
         "receiver.wsgi:app",
     ]  # fmt: skip
-    process = subprocess.Popen(command, env=env)
+    worker_command = [sys.executable, "-m", "receiver.cli", "worker"]
+    processes = [subprocess.Popen(command, env=env), subprocess.Popen(worker_command, env=env)]
 
     def _forward(signum: int, _frame: object) -> None:
-        process.send_signal(signum)
+        for process in processes:
+            if process.poll() is None:
+                process.send_signal(signum)
 
     signal.signal(signal.SIGTERM, _forward)
     signal.signal(signal.SIGINT, _forward)
-    sys.exit(process.wait())
+    sys.exit(_supervise(processes))
+
+
+def _supervise(processes: list[subprocess.Popen[bytes]]) -> int:
+    """Wait until one process exits, stop the others, return the first exit code."""
+    stopped = threading.Event()
+    codes: list[int] = []
+
+    def watch(process: subprocess.Popen[bytes]) -> None:
+        codes.append(process.wait())
+        stopped.set()
+
+    for process in processes:
+        threading.Thread(target=watch, args=(process,), daemon=True).start()
+    stopped.wait()
+    for process in processes:
+        if process.poll() is None:
+            process.terminate()
+    for process in processes:
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    return codes[0]
 
 
 @main.command(name="replay")

@@ -10,3 +10,4 @@ def configure_logging(level: str = "INFO") -> None:
         level=level,
         format="%(asctime)s %(levelname)s %(name)s [%(process)d] %(message)s",
     )
+    logging.getLogger("alembic.runtime.migration").setLevel(logging.WARNING)
