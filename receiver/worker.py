@@ -23,12 +23,17 @@ def prune_raw_payloads(container: Container) -> int:
 
 
 def run_worker(container: Container, stop: threading.Event, interval_seconds: float) -> None:
-    """Run maintenance every ``interval_seconds`` until ``stop`` is set; survive DB outages."""
-    while not stop.is_set():
+    """Run maintenance now and every ``interval_seconds`` until ``stop`` is set.
+
+    A run always happens first (``stop`` already set means exactly one). Database outages are
+    logged and retried at the next interval.
+    """
+    while True:
         try:
             deleted = prune_raw_payloads(container)
             if deleted:
                 log.info("pruned %d raw payload(s) past retention", deleted)
         except SQLAlchemyError as exc:
             log.warning("maintenance skipped, database unavailable: %s", type(exc).__name__)
-        stop.wait(interval_seconds)
+        if stop.wait(interval_seconds):
+            return
