@@ -146,7 +146,7 @@ def _to_notification(payload: WebhookIn, receiver_hint: str | None) -> Notificat
     return Notification(
         receiver=payload.receiver or receiver_hint or "default",
         group_key=group_key,
-        group_key_derived=payload.group_key is None,
+        group_key_derived=not payload.group_key,
         status=status or (AlertStatus.FIRING if any_firing else AlertStatus.RESOLVED),
         alerts=alerts,
         group_labels=payload.group_labels,

@@ -55,6 +55,8 @@ class AuthSettings(_Section):
     def _split_tokens(cls, value: Any) -> Any:
         if isinstance(value, str):
             return [t.strip() for t in value.replace("\n", ",").split(",") if t.strip()]
+        if isinstance(value, list) and any(isinstance(t, str) and not t.strip() for t in value):
+            raise ValueError("tokens must not be empty")
         return value
 
     @property
@@ -76,7 +78,7 @@ class FlappingSettings(_Section):
 
 
 class Settings(_Section):
-    database_url: str = "sqlite:///var/receiver.db"
+    database_url: str = Field("sqlite:///var/receiver.db", repr=False)  # may hold a password
     listen: ListenSettings = Field(default_factory=ListenSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
     intake: IntakeSettings = Field(default_factory=IntakeSettings)
@@ -122,13 +124,16 @@ def load_settings(
     _deep_merge(raw, _env_tree(environ))
     if overrides:
         _deep_merge(raw, _nest(overrides))
-    raw = _resolve_files(raw, "", errors)
-    if errors:
-        raise ConfigError(errors)
+    unreadable: set[str] = set()
+    raw = _resolve_files(raw, "", errors, unreadable)
     try:
         settings = Settings.model_validate(raw)
     except ValidationError as exc:
-        raise ConfigError([_format_error(e) for e in exc.errors()]) from None
+        # a secret whose file could not be read is reported once, not again as "missing"
+        found = [e for e in exc.errors() if ".".join(map(str, e["loc"])) not in unreadable]
+        raise ConfigError(errors + [_format_error(e) for e in found]) from None
+    if errors:
+        raise ConfigError(errors)
     if require_auth and (problems := settings.check_auth()):
         raise ConfigError(problems)
     return settings
@@ -141,7 +146,11 @@ def _read_yaml(path: Path, errors: list[str]) -> dict[str, Any]:
         errors.append(f"{path}: cannot read: {exc.strerror}")
         return {}
     except yaml.YAMLError as exc:
-        errors.append(f"{path}: not valid YAML: {exc}")
+        # the parser's own message quotes the offending line, which may hold a secret
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or "syntax error"
+        errors.append(f"{path}: not valid YAML{where}: {problem}")
         return {}
     if data is None:
         return {}
@@ -195,7 +204,7 @@ def _deep_merge(base: dict[str, Any], extra: Mapping[str, Any]) -> None:
             base[key] = value
 
 
-def _resolve_files(node: Any, where: str, errors: list[str]) -> Any:
+def _resolve_files(node: Any, where: str, errors: list[str], unreadable: set[str]) -> Any:
     """Replace every ``x_file: path`` by ``x: <file contents>``."""
     if not isinstance(node, dict):
         return node
@@ -208,10 +217,11 @@ def _resolve_files(node: Any, where: str, errors: list[str]) -> Any:
                 content = Path(value).read_text(encoding="utf-8")
             except OSError as exc:
                 errors.append(f"{path}: cannot read secret file {value!r}: {exc.strerror}")
+                unreadable.add(path[: -len(FILE_SUFFIX)])
                 continue
             out[target] = content.strip()
         else:
-            out[key] = _resolve_files(value, path, errors)
+            out[key] = _resolve_files(value, path, errors, unreadable)
     return out
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -34,22 +33,21 @@ class Matcher:
             raise ValueError(f"not a label matcher: {text!r} (expected name=value, !=, =~ or !~)")
         name, op, value = match.groups()
         if len(value) >= 2 and value[0] == value[-1] == '"':
-            try:
-                value = json.loads(value)
-            except ValueError:
-                raise ValueError(f"badly quoted value in matcher {text!r}") from None
+            value = _unquote(value[1:-1], text)
+        elif '"' in value:
+            raise ValueError(f"badly quoted value in matcher {text!r}: unbalanced double quote")
         compiled = None
         if op in (MatchOp.RE, MatchOp.NRE):
             try:
-                compiled = re.compile(f"^(?:{value})$")
+                compiled = re.compile(_anchor(value))
             except re.error as exc:
                 raise ValueError(f"invalid regex in matcher {text!r}: {exc}") from None
         return cls(name, MatchOp(op), value, compiled)
 
     @property
     def anchored(self) -> str:
-        """The regex anchored for a database ``~``/REGEXP operator."""
-        return f"^(?:{self.value})$"
+        """The regex anchored at both ends, for Python and a database ``~``/REGEXP alike."""
+        return _anchor(self.value)
 
     def matches(self, labels: dict[str, str]) -> bool:
         """Whether a label set satisfies this matcher (a missing label has the empty value)."""
@@ -63,4 +61,30 @@ class Matcher:
         return found if self.op is MatchOp.RE else not found
 
     def __str__(self) -> str:
-        return f"{self.name}{self.op.value}{json.dumps(self.value)}"
+        escaped = self.value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+        return f'{self.name}{self.op.value}"{escaped}"'
+
+
+def _anchor(regex: str) -> str:
+    # \A and \Z, unlike ^ and $, never match around a trailing newline (Python and Postgres)
+    return f"\\A(?:{regex})\\Z"
+
+
+def _unquote(inner: str, text: str) -> str:
+    """Undo Alertmanager's escapes in a quoted value: \\" \\\\ and \\n; other backslashes stay."""
+    trailing = len(inner) - len(inner.rstrip("\\"))
+    if trailing % 2:
+        raise ValueError(f"badly quoted value in matcher {text!r}: unterminated quote")
+    out: list[str] = []
+    i = 0
+    while i < len(inner):
+        char = inner[i]
+        if char == '"':
+            raise ValueError(f"badly quoted value in matcher {text!r}: unescaped double quote")
+        if char == "\\" and i + 1 < len(inner) and inner[i + 1] in '"\\n':
+            out.append("\n" if inner[i + 1] == "n" else inner[i + 1])
+            i += 2
+            continue
+        out.append(char)
+        i += 1
+    return "".join(out)
