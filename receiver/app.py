@@ -20,7 +20,8 @@ def create_app(settings: Settings | None = None, container: Container | None = N
         container = bootstrap(settings or load_settings())
     app = Flask(__name__)
     app.extensions["receiver"] = container
-    app.config["MAX_CONTENT_LENGTH"] = container.settings.intake.max_body_bytes
+    # one byte over the limit, so the intake can tell a chunked body that exceeds it
+    app.config["MAX_CONTENT_LENGTH"] = container.settings.intake.max_body_bytes + 1
     app.config["RECEIVER_HEAD_REVISION"] = migrate.head_revision()
     app.json.sort_keys = False  # type: ignore[attr-defined]
     errors.init_app(app)

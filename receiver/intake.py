@@ -121,6 +121,8 @@ def parse_webhook(body: bytes, receiver_hint: str | None = None) -> Notification
         payload = WebhookIn.model_validate_json(body)
     except ValidationError as exc:
         raise InvalidPayload(_describe(exc)) from None
+    if b"\\u0000" in body and (errors := _nul_errors(payload)):
+        raise InvalidPayload(errors)
     return _to_notification(payload, receiver_hint)
 
 
@@ -156,6 +158,33 @@ def _to_notification(payload: WebhookIn, receiver_hint: str | None) -> Notificat
         truncated_alerts=payload.truncated_alerts,
         version=payload.version,
     )
+
+
+def _nul_errors(payload: WebhookIn) -> list[dict[str, str]]:
+    """NUL characters cannot be stored (Postgres text) and are never in real labels: refuse."""
+    message = "must not contain NUL (\\u0000) characters"
+    places: list[tuple[str, object]] = [
+        ("groupKey", payload.group_key),
+        ("receiver", payload.receiver),
+        ("externalURL", payload.external_url),
+        ("groupLabels", payload.group_labels),
+        ("commonLabels", payload.common_labels),
+        ("commonAnnotations", payload.common_annotations),
+    ]
+    for i, alert in enumerate(payload.alerts):
+        places += [
+            (f"alerts[{i}].labels", alert.labels),
+            (f"alerts[{i}].annotations", alert.annotations),
+            (f"alerts[{i}].generatorURL", alert.generator_url),
+            (f"alerts[{i}].fingerprint", alert.fingerprint),
+        ]
+    return [{"field": where, "message": message} for where, value in places if _has_nul(value)]
+
+
+def _has_nul(value: object) -> bool:
+    if isinstance(value, dict):
+        return any("\x00" in k or "\x00" in v for k, v in value.items())
+    return isinstance(value, str) and "\x00" in value
 
 
 def _describe(exc: ValidationError) -> list[dict[str, str]]:

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
 
 from receiver.model.alerts import AlertEvent, AlertStatus, Notification
 from receiver.model.dedup import (
@@ -20,7 +20,7 @@ from receiver.model.dedup import (
     group_fully_resolved,
     place_new_episode,
 )
-from receiver.model.errors import StorageUnavailable
+from receiver.model.errors import InvalidPayload, StorageUnavailable
 from receiver.store.incidents import IncidentWriter
 from receiver.store.tables import AlertEpisode, Incident, WebhookReceipt
 from receiver.store.unit_of_work import UnitOfWork, UnitOfWorkFactory
@@ -83,6 +83,11 @@ def handle_webhook(
             # Another worker or replica created the same row first; the retry sees it.
             log.info("intake race on %s, retrying (%d): %s", notification.receiver, attempt, exc)
             last_error: Exception = exc
+        except DataError as exc:
+            # a value the database refuses (validation should have caught it): not transient
+            log.error("webhook for %s not storable: %s", notification.receiver, _db_reason(exc))
+            message = f"a value cannot be stored ({_db_reason(exc)})"
+            raise InvalidPayload([{"field": "(body)", "message": message}]) from exc
         except SQLAlchemyError as exc:
             raise StorageUnavailable(_db_reason(exc)) from exc
     raise StorageUnavailable(f"conflicting concurrent writes: {_db_reason(last_error)}")

@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from receiver.store.unit_of_work import UnitOfWork
 
 MAX_TITLE = 500
+MAX_SEVERITY = 32  # the column width; labels keep the whole value
 MAX_SEARCH_TEXT = 8000
 
 
@@ -84,7 +85,8 @@ class IncidentWriter:
             self._event(incident, "alert_added", alert.fingerprint, _brief(alert))
         self.open_incident = incident
         episode = self._new_episode(alert, incident, firing=True)
-        incident.severity = most_severe([incident.severity, alert.labels.get("severity")])
+        severity = _clip(alert.labels.get("severity"), MAX_SEVERITY)
+        incident.severity = most_severe([incident.severity, severity])
         if flap_starts:
             self._mark_flapping(incident, alert, flap_starts)
         return episode
@@ -129,8 +131,8 @@ class IncidentWriter:
                 open_group_id=self.group.id if firing else None,
                 status=(AlertStatus.FIRING if firing else AlertStatus.RESOLVED).value,
                 receiver=n.receiver,
-                alertname=labels.get("alertname", alert.alertname),
-                severity=alert.labels.get("severity"),
+                alertname=_clip(labels.get("alertname", alert.alertname), 255),
+                severity=_clip(alert.labels.get("severity"), MAX_SEVERITY),
                 title=title,
                 labels=labels,
                 annotations=n.common_annotations or alert.annotations,
@@ -165,7 +167,7 @@ class IncidentWriter:
                 status=(AlertStatus.FIRING if firing else AlertStatus.RESOLVED).value,
                 resolution=None if firing else "resolved",
                 seen_firing=firing,
-                alertname=alert.alertname,
+                alertname=_clip(alert.alertname, 255),
                 labels=alert.labels,
                 annotations=alert.annotations,
                 generator_url=alert.generator_url,
@@ -222,6 +224,11 @@ def _brief(alert: AlertEvent) -> dict[str, object]:
         "starts_at": alert.starts_at.isoformat(),
         "summary": alert.annotations.get("summary"),
     }
+
+
+def _clip(value: str | None, length: int) -> str | None:
+    """Cut a value for an indexed column (the labels keep it whole)."""
+    return value[:length] if value is not None else None
 
 
 def _search_text(parts: list[str]) -> str:

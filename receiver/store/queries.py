@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -50,7 +51,10 @@ def decode_cursor(cursor: str) -> tuple[datetime, int]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         when, ident = raw.split("|")
-        return datetime.fromisoformat(when), int(ident)
+        at = datetime.fromisoformat(when)
+        if at.tzinfo is None:
+            raise ValueError("cursor time without a time zone")
+        return at, int(ident)
     except (binascii.Error, UnicodeDecodeError, ValueError):
         raise ValueError("invalid cursor") from None
 
@@ -172,13 +176,24 @@ def _conditions(flt: IncidentFilter, with_status: bool = True) -> list[Any]:
 
 
 def _label_condition(matcher: Matcher) -> Any:
-    """Positive matchers: some alert of the incident matches; negative: none does."""
+    """An incident's values for a label are those of its alerts ("" when none carries it).
+
+    A positive matcher (=, =~) holds when some value matches; a negative one (!=, !~) when no
+    value matches its positive counterpart. So ``model!="x"`` finds incidents with no alert
+    on model x, and ``model=""`` those whose alerts have no model label, as in Alertmanager.
+    """
+    positive = matcher.op in (MatchOp.EQ, MatchOp.RE)
     same = and_(IncidentLabel.incident_id == Incident.id, IncidentLabel.name == matcher.name)
     if matcher.op in (MatchOp.EQ, MatchOp.NE):
-        hit = exists().where(same, IncidentLabel.value == matcher.value)
+        value_matches = IncidentLabel.value == matcher.value
+        empty_matches = matcher.value == ""
     else:
-        hit = exists().where(same, IncidentLabel.value.regexp_match(matcher.anchored))
-    return hit if matcher.op in (MatchOp.EQ, MatchOp.RE) else ~hit
+        value_matches = IncidentLabel.value.regexp_match(matcher.anchored)
+        empty_matches = re.fullmatch(matcher.value, "") is not None
+    hit = exists().where(same, value_matches)
+    if empty_matches:
+        hit = or_(hit, ~exists().where(same))
+    return hit if positive else ~hit
 
 
 def incident_summary(i: Incident) -> dict[str, Any]:

@@ -59,9 +59,12 @@ def receive_webhook(name: str | None) -> ResponseReturnValue:
         message = f"Content-Type must be application/json, got {shown}"
         raise _reject(c, name, ApiError(415, "unsupported_media_type", message))
     try:
+        # MAX_CONTENT_LENGTH is limit + 1, so a chunked body over the limit shows as too long
         body = request.get_data(cache=True)
     except RequestEntityTooLarge:
-        raise _reject(c, name, _too_large(limit), keep_body=False) from None
+        body = None
+    if body is None or len(body) > limit:
+        raise _reject(c, name, _too_large(limit), keep_body=False)
     try:
         notification = parse_webhook(body, name)
     except InvalidPayload as exc:
@@ -74,6 +77,8 @@ def receive_webhook(name: str | None) -> ResponseReturnValue:
     )
     try:
         result = handle_webhook(c.uow, notification, raw, c.clock, c.flap_policy)
+    except InvalidPayload as exc:  # valid JSON the database cannot hold: retrying never helps
+        raise _reject(c, name, invalid_payload(exc)) from None
     except StorageUnavailable:
         c.metrics.webhooks.labels("unavailable", notification.receiver).inc()
         raise
@@ -91,7 +96,8 @@ def _too_large(limit: int) -> ApiError:
 
 def _reject(c: Container, name: str | None, error: ApiError, keep_body: bool = True) -> ApiError:
     """Count, log and record a rejected request (bounded table), then hand back the error."""
-    c.metrics.webhooks.labels(error.code, name or "").inc()
+    # an unauthenticated sender must not be able to mint metric series through the URL
+    c.metrics.webhooks.labels(error.code, "" if error.status == 401 else name or "").inc()
     fields = [e["field"] for e in error.errors or []][:20]
     log.warning(
         "rejected webhook from %s: %s %s %s", request.remote_addr, error.status, error.code, fields
@@ -105,7 +111,7 @@ def _reject(c: Container, name: str | None, error: ApiError, keep_body: bool = T
         status_code=error.status,
         reason=error.code,
         errors=error.errors or [{"field": "(request)", "message": error.message}],
-        receiver=name,
+        receiver=name[:255] if name else None,
         remote_addr=request.remote_addr,
         content_type=(request.content_type or "")[:255] or None,
         body_size=request.content_length,
