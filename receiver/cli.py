@@ -143,16 +143,32 @@ def serve(config: str | None) -> None:
         "receiver.wsgi:app",
     ]  # fmt: skip
     worker_command = [sys.executable, "-m", "receiver.cli", "worker"]
-    processes = [subprocess.Popen(command, env=env), subprocess.Popen(worker_command, env=env)]
+    processes = [
+        subprocess.Popen(command, env=env, preexec_fn=_die_with_parent),
+        subprocess.Popen(worker_command, env=env, preexec_fn=_die_with_parent),
+    ]
 
-    def _forward(signum: int, _frame: object) -> None:
+    def _stop(_signum: int, _frame: object) -> None:
         for process in processes:
             if process.poll() is None:
-                process.send_signal(signum)
+                process.terminate()
 
-    signal.signal(signal.SIGTERM, _forward)
-    signal.signal(signal.SIGINT, _forward)
+    # a closed terminal (HUP) or QUIT stops everything too: no orphan keeps serving the port
+    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT):
+        signal.signal(signum, _stop)
     sys.exit(_supervise(processes))
+
+
+def _die_with_parent() -> None:
+    """In the child: get SIGTERM if ``receiver serve`` dies, even by SIGKILL (Linux only)."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        pr_set_pdeathsig = 1
+        libc.prctl(pr_set_pdeathsig, signal.SIGTERM)
+    except (OSError, AttributeError):
+        pass
 
 
 def _supervise(processes: list[subprocess.Popen[bytes]]) -> int:
