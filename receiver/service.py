@@ -78,6 +78,7 @@ def handle_webhook(
             with uow_factory() as uow:
                 result = _apply(uow, notification, raw, clock(), policy)
                 uow.commit()
+            _log_changes(result)
             return result
         except IntegrityError as exc:
             # Another worker or replica created the same row first; the retry sees it.
@@ -91,6 +92,20 @@ def handle_webhook(
         except SQLAlchemyError as exc:
             raise StorageUnavailable(_db_reason(exc)) from exc
     raise StorageUnavailable(f"conflicting concurrent writes: {_db_reason(last_error)}")
+
+
+def _log_changes(result: IntakeResult) -> None:
+    """One line per webhook that changed something; repeats stay quiet."""
+    summary = result.as_json()
+    if summary["new"] or summary["resolved"]:
+        log.info(
+            "webhook for %s: %s new, %s resolved, %s duplicate; incidents %s",
+            result.receiver,
+            summary["new"],
+            summary["resolved"],
+            summary["duplicate"],
+            result.incident_ids,
+        )
 
 
 def _db_reason(exc: Exception) -> str:
