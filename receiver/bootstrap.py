@@ -8,9 +8,14 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Engine
 
+from receiver.enrich.context import ContextConfig, ContextConfigError
+from receiver.enrich.enricher import ContextEnricher
+from receiver.enrich.prometheus import ContextEvaluator, PrometheusClient
+from receiver.enrich.runbooks import CatalogueError, RunbookCatalogue
 from receiver.metrics import Metrics
 from receiver.model.dedup import FlapPolicy
-from receiver.settings import Settings
+from receiver.service import IntakeRules
+from receiver.settings import ConfigError, Settings
 from receiver.store.db import make_engine
 from receiver.store.queries import IncidentQueries
 from receiver.store.unit_of_work import UnitOfWork
@@ -28,6 +33,8 @@ class Container:
     engine: Engine
     clock: Callable[[], datetime] = utc_now
     metrics: Metrics = field(default_factory=Metrics)
+    runbooks: RunbookCatalogue = field(default_factory=RunbookCatalogue)
+    context: ContextConfig = field(default_factory=ContextConfig)
 
     def uow(self) -> UnitOfWork:
         return UnitOfWork(self.engine)
@@ -45,15 +52,61 @@ class Container:
             hold_down=timedelta(minutes=f.hold_down_minutes),
         )
 
+    @property
+    def context_enabled(self) -> bool:
+        return bool(self.settings.prometheus.url and self.context.items)
+
+    @property
+    def intake_rules(self) -> IntakeRules:
+        return IntakeRules(self.flap_policy, self.runbooks, self.context_enabled)
+
+
+def build_enricher(container: Container) -> ContextEnricher | None:
+    """The context step of the worker, or None when no Prometheus (or no query) is configured."""
+    if not container.context_enabled:
+        return None
+    settings = container.settings.prometheus
+    evaluator = ContextEvaluator(
+        PrometheusClient(settings),
+        container.context,
+        budget_seconds=settings.budget_seconds,
+        cache_seconds=settings.cache_seconds,
+        on_outcome=lambda outcome: container.metrics.context_queries.labels(outcome).inc(),
+    )
+    return ContextEnricher(container.uow, evaluator, container.clock)
+
+
+def load_catalogues(settings: Settings) -> tuple[RunbookCatalogue, ContextConfig]:
+    """Read the runbook catalogue and the context queries; ConfigError lists every problem."""
+    errors: list[str] = []
+    runbooks, context = RunbookCatalogue(), ContextConfig()
+    try:
+        runbooks = RunbookCatalogue.load(settings.runbooks_path)
+    except CatalogueError as exc:
+        errors += exc.errors
+    try:
+        context = ContextConfig.load(settings.context_path)
+    except ContextConfigError as exc:
+        errors += exc.errors
+    if errors:
+        raise ConfigError(errors)
+    return runbooks, context
+
 
 def bootstrap(
     settings: Settings,
     clock: Callable[[], datetime] = utc_now,
     engine: Engine | None = None,
 ) -> Container:
-    """Build the container; nothing connects to the database until first use."""
+    """Build the container; nothing connects to the database until first use.
+
+    Raises ConfigError when the runbook catalogue or the context queries are invalid.
+    """
+    runbooks, context = load_catalogues(settings)
     return Container(
         settings=settings,
         engine=engine if engine is not None else make_engine(settings.database_url),
         clock=clock,
+        runbooks=runbooks,
+        context=context,
     )

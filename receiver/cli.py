@@ -7,11 +7,13 @@ import signal
 import subprocess
 import sys
 import threading
+from datetime import timedelta
 from pathlib import Path
 
 import click
+from prometheus_client import start_http_server
 
-from receiver.bootstrap import bootstrap
+from receiver.bootstrap import Container, bootstrap, load_catalogues
 from receiver.logs import configure_logging
 from receiver.settings import ConfigError, Settings, load_settings
 from receiver.store import migrate
@@ -23,6 +25,13 @@ CONFIG_HELP = "YAML config file (default: $RECEIVER_CONFIG; RECEIVER_* variables
 def _settings(config: str | None, require_auth: bool = False) -> Settings:
     try:
         return load_settings(config, require_auth=require_auth)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _container(settings: Settings) -> Container:
+    try:
+        return bootstrap(settings)
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
 
@@ -39,11 +48,17 @@ def check_config(config: str | None) -> None:
     """Validate a configuration and list every error."""
     try:
         settings = load_settings(config)
+        runbooks, context = load_catalogues(settings)
     except ConfigError as exc:
         click.echo(f"configuration has {len(exc.errors)} error(s):", err=True)
         for error in exc.errors:
             click.echo(f"  - {error}", err=True)
         sys.exit(2)
+    prometheus = settings.prometheus.url or "none (context disabled)"
+    click.echo(
+        f"runbooks: {len(runbooks.entries)} catalogue entries; context: {len(context.items)} "
+        f"queries; Prometheus: {prometheus}"
+    )
     auth = settings.auth
     mode = (
         "DISABLED (allow_unauthenticated)"
@@ -73,7 +88,7 @@ def db() -> None:
 def db_upgrade(config: str | None, revision: str) -> None:
     """Create or migrate the schema (Alembic)."""
     settings = _settings(config)
-    container = bootstrap(settings)
+    container = _container(settings)
     migrate.upgrade(container.engine, revision)
     click.echo(
         f"database {_redact(settings.database_url)} at {migrate.current_revision(container.engine)}"
@@ -84,7 +99,7 @@ def db_upgrade(config: str | None, revision: str) -> None:
 @click.option("--config", "-c", help=CONFIG_HELP)
 def db_check(config: str | None) -> None:
     """Exit 1 unless the schema is at the head revision and matches the models."""
-    container = bootstrap(_settings(config))
+    container = _container(_settings(config))
     current, head = migrate.current_revision(container.engine), migrate.head_revision()
     problems = [] if current == head else [f"schema at {current}, head is {head}"]
     if current == head:
@@ -100,7 +115,7 @@ def db_check(config: str | None) -> None:
 @click.option("--config", "-c", help=CONFIG_HELP)
 def db_prune(config: str | None) -> None:
     """Delete raw payloads older than intake.raw_retention_days (the worker does it hourly)."""
-    container = bootstrap(_settings(config))
+    container = _container(_settings(config))
     deleted = prune_raw_payloads(container)
     days = container.settings.intake.raw_retention_days
     click.echo(f"pruned {deleted} raw payload(s) older than {days:g} days")
@@ -108,19 +123,45 @@ def db_prune(config: str | None) -> None:
 
 @main.command()
 @click.option("--config", "-c", help=CONFIG_HELP)
-@click.option("--interval", default=3600.0, show_default=True, help="seconds between runs")
-@click.option("--once", is_flag=True, help="run once and exit")
-def worker(config: str | None, interval: float, once: bool) -> None:
-    """Background work: raw payload retention (and, later, deliveries)."""
+@click.option("--poll", default=0.5, show_default=True, help="seconds between passes")
+@click.option("--once", is_flag=True, help="one pass, then exit")
+@click.option("--metrics-port", type=int, help="serve the worker's metrics on 127.0.0.1:PORT")
+def worker(config: str | None, poll: float, once: bool, metrics_port: int | None) -> None:
+    """Background work: context snapshots from Prometheus, raw payload retention."""
     settings = _settings(config)
     configure_logging(settings.log_level)
-    container = bootstrap(settings)
+    container = _container(settings)
+    if metrics_port is not None:
+        start_http_server(metrics_port, addr="127.0.0.1", registry=container.metrics.registry)
     stop = threading.Event()
     if once:
         stop.set()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
-    run_worker(container, stop, interval)
+    run_worker(container, stop, poll_seconds=poll)
+
+
+@main.group()
+def runbooks() -> None:
+    """The runbook catalogue and the alerts it does not cover."""
+
+
+@runbooks.command("missing")
+@click.option("--config", "-c", help=CONFIG_HELP)
+@click.option("--days", default=7.0, show_default=True, help="look back this many days")
+def runbooks_missing(config: str | None, days: float) -> None:
+    """List alertnames seen in the last N days that had no runbook (exit 1 if any)."""
+    container = _container(_settings(config))
+    since = container.clock() - timedelta(days=days)
+    rows = container.queries.runbooks_missing(since)
+    if not rows:
+        click.echo(f"every alert seen in the last {days:g} days had a runbook")
+        return
+    click.echo(f"{'alertname':<40} {'episodes':>8} {'incidents':>9}  last seen")
+    for row in rows:
+        last = row["last_seen"].strftime("%Y-%m-%d %H:%M UTC")
+        click.echo(f"{row['alertname']:<40} {row['episodes']:>8} {row['incidents']:>9}  {last}")
+    sys.exit(1)
 
 
 @main.command()
@@ -232,7 +273,7 @@ def _in_process_app(config: str | None):  # type: ignore[no-untyped-def]
     settings = _settings(config)
     settings.auth.allow_unauthenticated = True
     settings.auth.bearer_tokens, settings.auth.basic_auth = [], None
-    container = bootstrap(settings)
+    container = _container(settings)
     migrate.upgrade(container.engine)
     return create_app(container=container)
 

@@ -20,6 +20,19 @@ class Metrics:
             ["outcome"],
             registry=self.registry,
         )
+        self.runbook_missing = Counter(
+            "receiver_runbook_missing_total",
+            "New alert episodes with no runbook (neither annotation nor catalogue), by alertname.",
+            ["alertname"],
+            registry=self.registry,
+        )
+        self.context_queries = Counter(
+            "receiver_context_queries_total",
+            "Context queries to Prometheus by outcome (ok, empty, cached, error, timeout, "
+            "unreachable, budget).",
+            ["outcome"],
+            registry=self.registry,
+        )
         self.intake_seconds = Histogram(
             "receiver_intake_duration_seconds",
             "Time to validate and durably store one webhook.",

@@ -9,6 +9,7 @@ from datetime import datetime
 
 from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
 
+from receiver.enrich.runbooks import RunbookCatalogue
 from receiver.model.alerts import AlertEvent, AlertStatus, Notification
 from receiver.model.dedup import (
     AlertOutcome,
@@ -31,6 +32,15 @@ Clock = Callable[[], datetime]
 
 
 @dataclass(frozen=True)
+class IntakeRules:
+    """The pure rules an intake applies: flapping, runbooks, and whether to queue context."""
+
+    flapping: FlapPolicy
+    runbooks: RunbookCatalogue
+    context_enabled: bool = False
+
+
+@dataclass(frozen=True)
 class RawRequest:
     """What the web layer knows about the request besides the parsed body."""
 
@@ -49,6 +59,7 @@ class IntakeResult:
     counts: dict[str, int] = field(default_factory=lambda: {o.value: 0 for o in AlertOutcome})
     incident_ids: list[int] = field(default_factory=list)
     receipt_id: int | None = None
+    missing_runbooks: list[str] = field(default_factory=list)  # alertnames of new episodes
 
     def as_json(self) -> dict[str, object]:
         c = self.counts
@@ -70,13 +81,13 @@ def handle_webhook(
     notification: Notification,
     raw: RawRequest,
     clock: Clock,
-    policy: FlapPolicy,
+    rules: IntakeRules,
 ) -> IntakeResult:
     """Store a notification durably, or raise StorageUnavailable (the sender retries)."""
     for attempt in range(1, RACE_RETRIES + 1):
         try:
             with uow_factory() as uow:
-                result = _apply(uow, notification, raw, clock(), policy)
+                result = _apply(uow, notification, raw, clock(), rules)
                 uow.commit()
             _log_changes(result)
             return result
@@ -114,7 +125,7 @@ def _db_reason(exc: Exception) -> str:
 
 
 def _apply(
-    uow: UnitOfWork, n: Notification, raw: RawRequest, now: datetime, policy: FlapPolicy
+    uow: UnitOfWork, n: Notification, raw: RawRequest, now: datetime, rules: IntakeRules
 ) -> IntakeResult:
     group = uow.groups.lock_or_create(
         n.receiver, n.group_key, n.group_key_sha256, n.group_key_derived, n.group_labels, now
@@ -132,7 +143,8 @@ def _apply(
             summary={},
         ),
     )
-    writer = IncidentWriter(uow, group, n, receipt.id, now)
+    writer = IncidentWriter(uow, group, n, receipt.id, now, rules.runbooks, rules.context_enabled)
+    policy = rules.flapping
     since = min(a.starts_at for a in n.alerts) - policy.window
     known = uow.episodes.find(group.id, ((a.fingerprint, a.starts_at) for a in n.alerts), since)
     result = IntakeResult(receiver=n.receiver, accepted=len(n.alerts), receipt_id=receipt.id)
@@ -153,6 +165,7 @@ def _apply(
         known[key] = episode
     writer.finish(group_fully_resolved(n.status, n.truncated_alerts))
     result.incident_ids = sorted(writer.touched)
+    result.missing_runbooks = writer.missing_runbooks
     receipt.summary = result.as_json()
     uow.receipts.link(receipt.id, writer.touched)
     return result

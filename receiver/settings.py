@@ -22,6 +22,7 @@ ENV_PREFIX = "RECEIVER_"
 FILE_SUFFIX = "_file"
 # RECEIVER_* variables that are not settings: read by the commands and the tests themselves
 RESERVED_ENV = {"CONFIG", "MIGRATIONS_DIR", "REPLAY_TOKEN", "TEST_POSTGRES"}
+PATH_KEYS = ("runbooks_path", "context_path")
 
 
 class ConfigError(Exception):
@@ -79,12 +80,28 @@ class FlappingSettings(_Section):
     hold_down_minutes: float = Field(15, ge=0)
 
 
+class PrometheusSettings(_Section):
+    """Where the worker queries the GPU and queue context; no URL disables it."""
+
+    url: str | None = Field(None, pattern=r"^https?://")
+    timeout_seconds: float = Field(0.5, gt=0, le=30)
+    budget_seconds: float = Field(1.5, gt=0, le=60)
+    cache_seconds: float = Field(30, ge=0)
+    bearer_token: SecretStr | None = None
+    basic_auth: BasicAuthSettings | None = None
+    ca_bundle: str | None = None
+    tls_skip_verify: bool = False
+
+
 class Settings(_Section):
     database_url: str = Field("sqlite:///var/receiver.db", repr=False)  # may hold a password
     listen: ListenSettings = Field(default_factory=ListenSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
     intake: IntakeSettings = Field(default_factory=IntakeSettings)
     flapping: FlappingSettings = Field(default_factory=FlappingSettings)
+    prometheus: PrometheusSettings = Field(default_factory=PrometheusSettings)
+    runbooks_path: str | None = None
+    context_path: str | None = None
     log_level: str = "INFO"
     public_url: str | None = None
 
@@ -126,6 +143,8 @@ def load_settings(
     _deep_merge(raw, _env_tree(environ))
     if overrides:
         _deep_merge(raw, _nest(overrides))
+    if path:
+        _relative_to(Path(path).parent, raw, PATH_KEYS)
     unreadable: set[str] = set()
     raw = _resolve_files(raw, "", errors, unreadable)
     try:
@@ -139,6 +158,14 @@ def load_settings(
     if require_auth and (problems := settings.check_auth()):
         raise ConfigError(problems)
     return settings
+
+
+def _relative_to(base: Path, raw: dict[str, Any], keys: tuple[str, ...]) -> None:
+    """Relative catalogue paths are relative to the configuration file."""
+    for key in keys:
+        value = raw.get(key)
+        if isinstance(value, str) and value and not Path(value).is_absolute():
+            raw[key] = str(base / value)
 
 
 def _read_yaml(path: Path, errors: list[str]) -> dict[str, Any]:

@@ -1,14 +1,18 @@
-"""The background worker: periodic maintenance now (raw payload retention); the outbox later."""
+"""The background worker: GPU and queue context for new episodes, raw payload retention.
+
+Deliveries (the outbox) join it with the routing issue.
+"""
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from datetime import timedelta
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from receiver.bootstrap import Container
+from receiver.bootstrap import Container, build_enricher
 
 log = logging.getLogger(__name__)
 
@@ -22,18 +26,31 @@ def prune_raw_payloads(container: Container) -> int:
     return deleted
 
 
-def run_worker(container: Container, stop: threading.Event, interval_seconds: float) -> None:
-    """Run maintenance now and every ``interval_seconds`` until ``stop`` is set.
+def run_worker(
+    container: Container,
+    stop: threading.Event,
+    poll_seconds: float = 0.5,
+    prune_every_seconds: float = 3600,
+) -> None:
+    """Work now and every ``poll_seconds`` until ``stop`` is set; survive database outages.
 
-    A run always happens first (``stop`` already set means exactly one). Database outages are
-    logged and retried at the next interval.
+    A pass always happens first (``stop`` already set means exactly one pass).
     """
-    while True:
-        try:
-            deleted = prune_raw_payloads(container)
-            if deleted:
-                log.info("pruned %d raw payload(s) past retention", deleted)
-        except SQLAlchemyError as exc:
-            log.warning("maintenance skipped, database unavailable: %s", type(exc).__name__)
-        if stop.wait(interval_seconds):
-            return
+    enricher = build_enricher(container)
+    next_prune = time.monotonic()
+    try:
+        while True:
+            try:
+                if enricher is not None:
+                    enricher.drain()
+                if time.monotonic() >= next_prune:
+                    next_prune = time.monotonic() + prune_every_seconds
+                    if deleted := prune_raw_payloads(container):
+                        log.info("pruned %d raw payload(s) past retention", deleted)
+            except SQLAlchemyError as exc:
+                log.warning("worker pass skipped, database unavailable: %s", type(exc).__name__)
+            if stop.wait(poll_seconds):
+                return
+    finally:
+        if enricher is not None:
+            enricher.evaluator.close()

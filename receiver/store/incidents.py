@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+from receiver.enrich.runbooks import Runbook, RunbookCatalogue
 from receiver.model.alerts import AlertEvent, AlertStatus, Notification, most_severe
 from receiver.model.dedup import AlertOutcome, IncidentView
 from receiver.store.tables import AlertEpisode, AlertGroup, Incident
@@ -21,9 +22,18 @@ class IncidentWriter:
     """Everything one notification changes in its group, collected for one commit."""
 
     def __init__(
-        self, uow: UnitOfWork, group: AlertGroup, n: Notification, receipt_id: int, now: datetime
+        self,
+        uow: UnitOfWork,
+        group: AlertGroup,
+        n: Notification,
+        receipt_id: int,
+        now: datetime,
+        runbooks: RunbookCatalogue,
+        context_enabled: bool,
     ):
         self.uow, self.group, self.n, self.receipt_id, self.now = uow, group, n, receipt_id, now
+        self.runbooks, self.context_enabled = runbooks, context_enabled
+        self.missing_runbooks: list[str] = []
         self.open_incident: Incident | None = uow.incidents.open_for_group(group.id)
         self._resolved_only: Incident | None = None
         self.touched: set[int] = set()
@@ -150,6 +160,7 @@ class IncidentWriter:
                 flap_count=0,
                 truncated=False,
                 opened_by_resolve=not firing,
+                runbook_missing=False,
             )
         )
         self._incidents[incident.id] = incident
@@ -158,6 +169,8 @@ class IncidentWriter:
         return incident
 
     def _new_episode(self, alert: AlertEvent, incident: Incident, firing: bool) -> AlertEpisode:
+        runbook = self.runbooks.resolve(alert.labels, alert.annotations)
+        self._note_runbook(incident, alert, runbook)
         episode = self.uow.episodes.add(
             AlertEpisode(
                 group_id=self.group.id,
@@ -177,6 +190,10 @@ class IncidentWriter:
                 last_received_at=self.now,
                 seen_count=1,
                 stale_firing_count=0,
+                runbook_url=runbook.url,
+                runbook_source=runbook.source,
+                guidance=runbook.guidance,
+                context_state="pending" if self.context_enabled else "none",
             )
         )
         self.uow.incidents.index_labels(incident.id, alert.labels)
@@ -188,6 +205,16 @@ class IncidentWriter:
         self.touched.add(incident.id)
         self._changed.add(incident.id)
         return episode
+
+    def _note_runbook(self, incident: Incident, alert: AlertEvent, runbook: Runbook) -> None:
+        """The incident shows the first runbook of its alerts and flags any alert without."""
+        if incident.runbook_url is None and runbook.url:
+            incident.runbook_url = runbook.url
+        if incident.guidance is None and runbook.guidance:
+            incident.guidance = runbook.guidance
+        if runbook.missing:
+            incident.runbook_missing = True
+            self.missing_runbooks.append(alert.alertname)
 
     def _end(self, episode: AlertEpisode, at: datetime, resolution: str, kind: str) -> None:
         episode.status, episode.ends_at, episode.resolution = "resolved", at, resolution

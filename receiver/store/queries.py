@@ -130,7 +130,9 @@ class IncidentQueries:
             "group_key_derived": group.group_key_derived,
             "group_labels": group.group_labels,
         }
+        detail["guidance"] = incident.guidance
         detail["alerts"] = _alerts(episodes)
+        detail["context"] = _context(episodes)
         detail["timeline"] = [
             {
                 "at": e.at.isoformat(),
@@ -143,6 +145,26 @@ class IncidentQueries:
         ]
         detail["payloads"] = [_receipt(r, size) for r, size in receipts]
         return detail
+
+    def runbooks_missing(self, since: datetime) -> list[dict[str, Any]]:
+        """Alertnames with episodes first received since ``since`` that had no runbook."""
+        stmt = (
+            select(
+                AlertEpisode.alertname,
+                func.count(),
+                func.max(AlertEpisode.first_received_at),
+                func.count(func.distinct(AlertEpisode.incident_id)),
+            )
+            .where(AlertEpisode.runbook_url.is_(None), AlertEpisode.first_received_at >= since)
+            .group_by(AlertEpisode.alertname)
+            .order_by(func.count().desc(), AlertEpisode.alertname)
+        )
+        with Session(self.engine) as session:
+            rows = session.execute(stmt).all()
+        return [
+            {"alertname": name, "episodes": episodes, "incidents": incidents, "last_seen": last}
+            for name, episodes, last, incidents in rows
+        ]
 
     def payload_body(self, receipt_id: int) -> bytes | None:
         """The exact bytes of an accepted request, while retained."""
@@ -223,6 +245,8 @@ def incident_summary(i: Incident) -> dict[str, Any]:
         "truncated": i.truncated,
         "opened_by_resolve": i.opened_by_resolve,
         "external_url": i.external_url,
+        "runbook_url": i.runbook_url,
+        "runbook_missing": i.runbook_missing,
     }
 
 
@@ -252,9 +276,34 @@ def _alerts(episodes: Any) -> list[dict[str, Any]]:
                 "stale_firing_count": e.stale_firing_count,
                 "annotations": e.annotations,
                 "generator_url": e.generator_url,
+                "runbook": {
+                    "url": e.runbook_url,
+                    "source": e.runbook_source,
+                    "guidance": e.guidance,
+                },
+                "context_state": e.context_state,
+                "context": e.context,
             }
         )
     return list(by_series.values())
+
+
+def _context(episodes: Any) -> dict[str, Any]:
+    """The incident's context snapshot: its episodes' items, each (query, time) once."""
+    states = {e.context_state for e in episodes}
+    if states <= {"none"}:
+        state = "disabled"
+    elif states & {"pending", "running"}:
+        state = "pending"
+    else:
+        state = "done"
+    items: dict[tuple[str, str | None, str], dict[str, Any]] = {}
+    for e in episodes:
+        for item in e.context or []:
+            key = (item["key"], item.get("query"), item["time"])
+            merged = items.setdefault(key, {**item, "fingerprints": []})
+            merged["fingerprints"].append(e.fingerprint)
+    return {"state": state, "items": list(items.values())}
 
 
 def _receipt(r: WebhookReceipt, size: int) -> dict[str, Any]:

@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, or_, select
+from sqlalchemy import and_, delete, func, or_, select
 from sqlalchemy.orm import Session, aliased
 
 from receiver.store.tables import (
@@ -200,6 +200,38 @@ class EpisodeRepository:
     def add(self, episode: AlertEpisode) -> AlertEpisode:
         self.session.add(episode)
         return episode
+
+    def claim_for_context(
+        self, limit: int, now: datetime, stale_before: datetime
+    ) -> list[AlertEpisode]:
+        """Claim episodes whose context is due (or whose claimer died) for this worker.
+
+        ``FOR UPDATE SKIP LOCKED`` on Postgres lets several workers claim side by side; on
+        SQLite the write transaction already serialises claimers.
+        """
+        due = or_(
+            AlertEpisode.context_state == "pending",
+            and_(
+                AlertEpisode.context_state == "running",
+                AlertEpisode.context_claimed_at < stale_before,
+            ),
+        )
+        episodes = list(
+            self.session.scalars(
+                select(AlertEpisode)
+                .where(due)
+                .order_by(AlertEpisode.id)
+                .limit(limit)
+                .with_for_update(skip_locked=True)
+            )
+        )
+        for episode in episodes:
+            episode.context_state, episode.context_claimed_at = "running", now
+        return episodes
+
+    def save_context(self, episode_id: int, items: list[dict[str, Any]]) -> None:
+        episode = self.session.get_one(AlertEpisode, episode_id)
+        episode.context, episode.context_state = items, "done"
 
 
 class ReceiptRepository:

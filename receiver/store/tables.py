@@ -19,6 +19,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -110,6 +111,10 @@ class Incident(Base):
     flap_count: Mapped[int] = mapped_column(Integer, default=0)
     truncated: Mapped[bool] = mapped_column(Boolean, default=False)
     opened_by_resolve: Mapped[bool] = mapped_column(Boolean, default=False)
+    # the first runbook among its alerts; flagged when any alert has none
+    runbook_url: Mapped[str | None] = mapped_column(Text)
+    guidance: Mapped[str | None] = mapped_column(Text)
+    runbook_missing: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class IncidentLabel(Base):
@@ -150,6 +155,15 @@ class AlertEpisode(Base):
     last_received_at: Mapped[datetime] = mapped_column(UtcDateTime)
     seen_count: Mapped[int] = mapped_column(Integer, default=1)
     stale_firing_count: Mapped[int] = mapped_column(Integer, default=0)
+    runbook_url: Mapped[str | None] = mapped_column(Text)
+    runbook_source: Mapped[str | None] = mapped_column(String(16))  # annotation | catalogue
+    guidance: Mapped[str | None] = mapped_column(Text)
+    # GPU and queue context, evaluated by the worker: none | pending | running | done
+    context_state: Mapped[str] = mapped_column(
+        String(16), default="none", server_default="none", index=True
+    )
+    context_claimed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    context: Mapped[list[dict[str, Any]] | None] = mapped_column(JsonDoc)
 
 
 class IncidentEvent(Base):

@@ -76,7 +76,7 @@ def receive_webhook(name: str | None) -> ResponseReturnValue:
         user_agent=request.headers.get("User-Agent"),
     )
     try:
-        result = handle_webhook(c.uow, notification, raw, c.clock, c.flap_policy)
+        result = handle_webhook(c.uow, notification, raw, c.clock, c.intake_rules)
     except InvalidPayload as exc:  # valid JSON the database cannot hold: retrying never helps
         raise _reject(c, name, invalid_payload(exc)) from None
     except StorageUnavailable:
@@ -86,6 +86,8 @@ def receive_webhook(name: str | None) -> ResponseReturnValue:
     for outcome, count in result.counts.items():
         if count:
             c.metrics.alerts.labels(outcome).inc(count)
+    for alertname in result.missing_runbooks:
+        c.metrics.runbook_missing.labels(alertname).inc()
     c.metrics.intake_seconds.observe(time.perf_counter() - started)
     return jsonify(result.as_json()), 200
 

@@ -37,7 +37,7 @@ def test_the_worker_prunes_payloads_past_retention_and_keeps_incidents(app, clie
 
     stop = threading.Event()
     stop.set()  # one pass, then return
-    run_worker(container, stop, interval_seconds=3600)
+    run_worker(container, stop)
 
     assert count(container.engine, WebhookReceipt) == 3
     assert client.get(f"/api/v1/payloads/{ids[0]}").status_code == 404

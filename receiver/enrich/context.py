@@ -1,0 +1,145 @@
+"""Context query templates (``config/context.yaml``): PromQL filled from an alert's labels.
+
+``{{name}}`` placeholders take the alert's label values, escaped for a PromQL string, or the
+file's parameters (``window``). Each item lists query variants; the first whose placeholders
+are all available is used, so "the named GPU, else every GPU of the instance" is two lines.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+_PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
+Unit = Literal["percent", "bytes", "ms", "req_per_s", "count", "none"]
+Scale = Literal["auto", "ratio", "none"]
+
+
+class ContextConfigError(Exception):
+    def __init__(self, errors: list[str]):
+        super().__init__("; ".join(errors))
+        self.errors = errors
+
+
+class _ItemIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    key: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    title: str = Field(min_length=1)
+    unit: Unit = "none"
+    scale: Scale = "none"
+    queries: list[str] = Field(min_length=1)
+
+
+class _FileIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    params: dict[str, str] = Field(default_factory=dict)
+    items: list[_ItemIn] = Field(default_factory=list)
+
+
+def escape_promql(value: str) -> str:
+    """Escape a value for a double-quoted PromQL string."""
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+@dataclass(frozen=True)
+class ContextSpec:
+    """One context item: what to query and how to show the answer."""
+
+    key: str
+    title: str
+    queries: tuple[str, ...]
+    unit: Unit = "none"
+    scale: Scale = "none"
+
+    def render(self, labels: dict[str, str], params: dict[str, str]) -> str | None:
+        """The first variant whose placeholders are all known, filled in; None if none is."""
+        for template in self.queries:
+            names = _PLACEHOLDER.findall(template)
+            if all(n in params or labels.get(n) for n in names):
+                return _PLACEHOLDER.sub(
+                    lambda m: params.get(m.group(1)) or escape_promql(labels[m.group(1)]),
+                    template,
+                )
+        return None
+
+    def needed_labels(self) -> list[str]:
+        return sorted({n for q in self.queries for n in _PLACEHOLDER.findall(q)})
+
+    def present(self, values: list[float]) -> list[float]:
+        """Scale raw values for display (``auto``: 0-1 ratios become percentages)."""
+        if self.scale == "ratio" or (
+            self.scale == "auto" and all(v <= 1.0 for v in values if math.isfinite(v))
+        ):
+            return [v * 100 for v in values]
+        return values
+
+
+@dataclass(frozen=True)
+class ContextConfig:
+    items: tuple[ContextSpec, ...] = ()
+    params: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def param_map(self) -> dict[str, str]:
+        return dict(self.params)
+
+    @classmethod
+    def load(cls, path: str | Path | None) -> ContextConfig:
+        """Read the context queries (None: no context items)."""
+        if path is None:
+            return cls()
+        try:
+            doc = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+            parsed = _FileIn.model_validate(doc)
+        except OSError as exc:
+            raise ContextConfigError([f"{path}: cannot read: {exc.strerror}"]) from None
+        except yaml.YAMLError as exc:
+            raise ContextConfigError([f"{path}: not valid YAML: {exc}"]) from None
+        except ValidationError as exc:
+            raise ContextConfigError(
+                [f"{path}: {_loc(e['loc'])}: {e['msg']}" for e in exc.errors()]
+            ) from None
+        keys = [i.key for i in parsed.items]
+        if duplicates := sorted({k for k in keys if keys.count(k) > 1}):
+            raise ContextConfigError([f"{path}: duplicate item keys: {', '.join(duplicates)}"])
+        specs = tuple(
+            ContextSpec(i.key, i.title, tuple(i.queries), i.unit, i.scale) for i in parsed.items
+        )
+        return cls(specs, tuple(sorted(parsed.params.items())))
+
+
+def format_value(value: float, unit: Unit) -> str:
+    """A short human reading of one value."""
+    if not math.isfinite(value):
+        return "NaN" if math.isnan(value) else ("+Inf" if value > 0 else "-Inf")
+    if unit == "percent":
+        return f"{value:.1f} %"
+    if unit == "bytes":
+        return _bytes(value)
+    if unit == "ms":
+        return f"{value:.1f} ms" if value < 1000 else f"{value / 1000:.2f} s"
+    if unit == "req_per_s":
+        return f"{value:.2f} req/s"
+    if unit == "count":
+        return f"{value:.0f}" if value == int(value) else f"{value:.2f}"
+    return f"{value:.4g}"
+
+
+def _bytes(value: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(value) < 1024 or unit == "TiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    raise AssertionError("unreachable")
+
+
+def _loc(loc: tuple[Any, ...]) -> str:
+    return ".".join(str(p) for p in loc) or "(file)"

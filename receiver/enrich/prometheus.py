@@ -1,0 +1,225 @@
+"""Evaluate context queries against the Prometheus HTTP API, within a time budget, never raising.
+
+Each query runs at the episode's ``startsAt`` (``/api/v1/query?time=``), so replaying a fixture
+later gives the same answer. Identical (query, time) pairs are asked once per evaluation and
+cached briefly; whatever has not answered when the budget runs out is "unavailable".
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import requests
+
+from receiver.enrich.context import ContextConfig, ContextSpec, format_value
+from receiver.settings import PrometheusSettings
+
+log = logging.getLogger(__name__)
+Sample = tuple[dict[str, str], float]
+MAX_SERIES = 16  # per item: enough for every GPU of a node
+CACHE_SIZE = 1024
+
+
+class PrometheusError(Exception):
+    """A query that gave no usable answer; ``outcome`` is a metric label, ``reason`` for people."""
+
+    def __init__(self, outcome: str, reason: str):
+        super().__init__(reason)
+        self.outcome, self.reason = outcome, reason
+
+
+class PrometheusClient:
+    """A thin client of ``/api/v1/query`` with a per-query timeout."""
+
+    def __init__(self, settings: PrometheusSettings):
+        if not settings.url:
+            raise ValueError("no Prometheus URL configured")
+        self.url = settings.url.rstrip("/") + "/api/v1/query"
+        self.timeout = min(settings.timeout_seconds, settings.budget_seconds)
+        self.session = requests.Session()
+        if settings.bearer_token is not None:
+            token = settings.bearer_token.get_secret_value()
+            self.session.headers["Authorization"] = f"Bearer {token}"
+        elif settings.basic_auth is not None:
+            basic = settings.basic_auth
+            self.session.auth = (basic.username, basic.password.get_secret_value())
+        self.session.verify = False if settings.tls_skip_verify else (settings.ca_bundle or True)
+
+    def query(self, promql: str, at: datetime) -> list[Sample]:
+        """An instant query; raise PrometheusError with a reason fit for an on-call page."""
+        params = {"query": promql, "time": f"{at.timestamp():.3f}"}
+        try:
+            response = self.session.get(self.url, params=params, timeout=self.timeout)
+        except requests.Timeout:
+            raise PrometheusError("timeout", f"timed out after {self.timeout:g} s") from None
+        except requests.ConnectionError:
+            raise PrometheusError("unreachable", "Prometheus unreachable") from None
+        except requests.RequestException as exc:
+            raise PrometheusError("error", f"request failed: {type(exc).__name__}") from None
+        try:
+            body = response.json()
+        except ValueError:
+            body = {}
+        if response.status_code != 200 or body.get("status") != "success":
+            detail = body.get("error") or response.reason or "no detail"
+            kind = body.get("errorType") or f"HTTP {response.status_code}"
+            raise PrometheusError("error", f"Prometheus error ({kind}): {str(detail)[:300]}")
+        return _samples(body.get("data") or {})
+
+
+def _samples(data: dict[str, Any]) -> list[Sample]:
+    kind, result = data.get("resultType"), data.get("result")
+    if kind == "scalar" and isinstance(result, list):
+        return [({}, float(result[1]))]
+    if kind == "vector" and isinstance(result, list):
+        samples = []
+        for series in result:
+            labels = {k: v for k, v in series.get("metric", {}).items() if k != "__name__"}
+            samples.append((labels, float(series["value"][1])))
+        return samples
+    raise PrometheusError("error", f"unexpected result type {kind!r} (use an instant vector)")
+
+
+@dataclass(frozen=True)
+class EpisodeQuery:
+    """What to evaluate for one alert episode."""
+
+    labels: dict[str, str]
+    at: datetime
+
+
+class ContextEvaluator:
+    """Evaluates every context item for a batch of episodes within one time budget."""
+
+    def __init__(
+        self,
+        client: PrometheusClient,
+        config: ContextConfig,
+        budget_seconds: float,
+        cache_seconds: float = 30,
+        on_outcome: Callable[[str], None] = lambda _outcome: None,
+        monotonic: Callable[[], float] = time.monotonic,
+    ):
+        self.client, self.config, self.budget = client, config, budget_seconds
+        self.cache_seconds, self.on_outcome, self.monotonic = cache_seconds, on_outcome, monotonic
+        self._cache: OrderedDict[tuple[str, float], tuple[float, list[Sample]]] = OrderedDict()
+        self._lock = threading.Lock()
+        self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="context")
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    def evaluate(self, episodes: list[EpisodeQuery]) -> list[list[dict[str, Any]]]:
+        """Items for each episode, in order; never raises, never exceeds the budget."""
+        params = self.config.param_map
+        plans = [
+            [(spec, spec.render(e.labels, params)) for spec in self.config.items] for e in episodes
+        ]
+        wanted = {(q, e.at) for e, plan in zip(episodes, plans, strict=True) for _, q in plan if q}
+        answers = self._ask(wanted)
+        evaluated_at = datetime.now(UTC).isoformat()
+        return [
+            [
+                _item(spec, query, e.at, answers.get((query, e.at)), evaluated_at)
+                for spec, query in plan
+            ]
+            for e, plan in zip(episodes, plans, strict=True)
+        ]
+
+    def _ask(self, wanted: set[tuple[str, datetime]]) -> dict[tuple[str, datetime], Any]:
+        """Run the distinct queries concurrently; answers are samples or a PrometheusError."""
+        answers: dict[tuple[str, datetime], Any] = {}
+        futures: dict[Future[list[Sample]], tuple[str, datetime]] = {}
+        for key in wanted:
+            cached = self._cached(key)
+            if cached is not None:
+                answers[key] = cached
+                self.on_outcome("cached")
+            else:
+                futures[self._pool.submit(self.client.query, *key)] = key
+        done, pending = wait(futures, timeout=self.budget)
+        for future in done:
+            key = futures[future]
+            try:
+                answers[key] = future.result()
+                self._store(key, answers[key])
+                self.on_outcome("ok" if answers[key] else "empty")
+            except PrometheusError as exc:
+                answers[key] = exc
+                self.on_outcome(exc.outcome)
+        for future in pending:
+            future.cancel()
+            answers[futures[future]] = PrometheusError(
+                "budget", f"no answer within the budget of {self.budget:g} s"
+            )
+            self.on_outcome("budget")
+        failures = [a.reason for a in answers.values() if isinstance(a, PrometheusError)]
+        if failures:
+            log.warning(
+                "context: %d of %d queries unavailable (%s)",
+                len(failures),
+                len(answers),
+                failures[0],
+            )
+        return answers
+
+    def _cached(self, key: tuple[str, datetime]) -> list[Sample] | None:
+        with self._lock:
+            hit = self._cache.get((key[0], key[1].timestamp()))
+            if hit is None or hit[0] < self.monotonic():
+                return None
+            return hit[1]
+
+    def _store(self, key: tuple[str, datetime], samples: list[Sample]) -> None:
+        if self.cache_seconds <= 0 or not samples:
+            return
+        with self._lock:
+            self._cache[(key[0], key[1].timestamp())] = (
+                self.monotonic() + self.cache_seconds,
+                samples,
+            )
+            while len(self._cache) > CACHE_SIZE:
+                self._cache.popitem(last=False)
+
+
+def _item(
+    spec: ContextSpec, query: str | None, at: datetime, answer: Any, evaluated_at: str
+) -> dict[str, Any]:
+    item: dict[str, Any] = {
+        "key": spec.key,
+        "title": spec.title,
+        "unit": spec.unit,
+        "query": query,
+        "time": at.isoformat(),
+        "evaluated_at": evaluated_at,
+    }
+    if query is None:
+        needed = ", ".join(spec.needed_labels())
+        return {**item, "status": "unavailable", "reason": f"the alert has none of: {needed}"}
+    if isinstance(answer, PrometheusError):
+        return {**item, "status": "unavailable", "reason": answer.reason}
+    if not answer:
+        return {**item, "status": "unavailable", "reason": "no data at that time"}
+    samples = sorted(answer, key=lambda s: sorted(s[0].items()))[:MAX_SERIES]
+    values = spec.present([v for _, v in samples])
+    return {
+        **item,
+        "status": "ok",
+        "values": [
+            {
+                "labels": labels,
+                "value": value if math.isfinite(value) else None,
+                "display": format_value(value, spec.unit),
+            }
+            for (labels, _), value in zip(samples, values, strict=True)
+        ],
+    }
