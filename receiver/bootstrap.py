@@ -39,6 +39,16 @@ class Container:
     def uow(self) -> UnitOfWork:
         return UnitOfWork(self.engine)
 
+    def close(self) -> None:
+        """Close the database connections (commands call it when done)."""
+        self.engine.dispose()
+
+    def __enter__(self) -> Container:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     @property
     def queries(self) -> IncidentQueries:
         return IncidentQueries(self.engine)

@@ -88,22 +88,21 @@ def db() -> None:
 def db_upgrade(config: str | None, revision: str) -> None:
     """Create or migrate the schema (Alembic)."""
     settings = _settings(config)
-    container = _container(settings)
-    migrate.upgrade(container.engine, revision)
-    click.echo(
-        f"database {_redact(settings.database_url)} at {migrate.current_revision(container.engine)}"
-    )
+    with _container(settings) as container:
+        migrate.upgrade(container.engine, revision)
+        current = migrate.current_revision(container.engine)
+    click.echo(f"database {_redact(settings.database_url)} at {current}")
 
 
 @db.command("check")
 @click.option("--config", "-c", help=CONFIG_HELP)
 def db_check(config: str | None) -> None:
     """Exit 1 unless the schema is at the head revision and matches the models."""
-    container = _container(_settings(config))
-    current, head = migrate.current_revision(container.engine), migrate.head_revision()
-    problems = [] if current == head else [f"schema at {current}, head is {head}"]
-    if current == head:
-        problems += [f"drift: {d}" for d in migrate.drift(container.engine)]
+    with _container(_settings(config)) as container:
+        current, head = migrate.current_revision(container.engine), migrate.head_revision()
+        problems = [] if current == head else [f"schema at {current}, head is {head}"]
+        if current == head:
+            problems += [f"drift: {d}" for d in migrate.drift(container.engine)]
     for problem in problems:
         click.echo(problem, err=True)
     if problems:
@@ -115,9 +114,9 @@ def db_check(config: str | None) -> None:
 @click.option("--config", "-c", help=CONFIG_HELP)
 def db_prune(config: str | None) -> None:
     """Delete raw payloads older than intake.raw_retention_days (the worker does it hourly)."""
-    container = _container(_settings(config))
-    deleted = prune_raw_payloads(container)
-    days = container.settings.intake.raw_retention_days
+    with _container(_settings(config)) as container:
+        deleted = prune_raw_payloads(container)
+        days = container.settings.intake.raw_retention_days
     click.echo(f"pruned {deleted} raw payload(s) older than {days:g} days")
 
 
@@ -130,15 +129,15 @@ def worker(config: str | None, poll: float, once: bool, metrics_port: int | None
     """Background work: context snapshots from Prometheus, raw payload retention."""
     settings = _settings(config)
     configure_logging(settings.log_level)
-    container = _container(settings)
-    if metrics_port is not None:
-        start_http_server(metrics_port, addr="127.0.0.1", registry=container.metrics.registry)
     stop = threading.Event()
     if once:
         stop.set()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
-    run_worker(container, stop, poll_seconds=poll)
+    with _container(settings) as container:
+        if metrics_port is not None:
+            start_http_server(metrics_port, addr="127.0.0.1", registry=container.metrics.registry)
+        run_worker(container, stop, poll_seconds=poll)
 
 
 @main.group()
@@ -151,9 +150,8 @@ def runbooks() -> None:
 @click.option("--days", default=7.0, show_default=True, help="look back this many days")
 def runbooks_missing(config: str | None, days: float) -> None:
     """List alertnames seen in the last N days that had no runbook (exit 1 if any)."""
-    container = _container(_settings(config))
-    since = container.clock() - timedelta(days=days)
-    rows = container.queries.runbooks_missing(since)
+    with _container(_settings(config)) as container:
+        rows = container.queries.runbooks_missing(container.clock() - timedelta(days=days))
     if not rows:
         click.echo(f"every alert seen in the last {days:g} days had a runbook")
         return

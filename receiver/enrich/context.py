@@ -44,6 +44,10 @@ class _FileIn(BaseModel):
     items: list[_ItemIn] = Field(default_factory=list)
 
 
+def _fill(name: str, labels: dict[str, str], params: dict[str, str]) -> str:
+    return params[name] if name in params else escape_promql(labels[name])
+
+
 def escape_promql(value: str) -> str:
     """Escape a value for a double-quoted PromQL string."""
     return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
@@ -65,7 +69,7 @@ class ContextSpec:
             names = _PLACEHOLDER.findall(template)
             if all(n in params or labels.get(n) for n in names):
                 return _PLACEHOLDER.sub(
-                    lambda m: params.get(m.group(1)) or escape_promql(labels[m.group(1)]),
+                    lambda m: _fill(m.group(1), labels, params),
                     template,
                 )
         return None

@@ -69,11 +69,17 @@ class PrometheusClient:
             body = response.json()
         except ValueError:
             body = {}
+        if not isinstance(body, dict):
+            body = {}
         if response.status_code != 200 or body.get("status") != "success":
             detail = body.get("error") or response.reason or "no detail"
             kind = body.get("errorType") or f"HTTP {response.status_code}"
             raise PrometheusError("error", f"Prometheus error ({kind}): {str(detail)[:300]}")
-        return _samples(body.get("data") or {})
+        try:
+            return _samples(body.get("data") or {})
+        except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
+            reason = f"malformed response from Prometheus ({type(exc).__name__})"
+            raise PrometheusError("error", reason) from None
 
 
 def _samples(data: dict[str, Any]) -> list[Sample]:
@@ -156,6 +162,10 @@ class ContextEvaluator:
             except PrometheusError as exc:
                 answers[key] = exc
                 self.on_outcome(exc.outcome)
+            except Exception as exc:  # a bug must cost one item, never the worker
+                log.exception("context query failed unexpectedly")
+                answers[key] = PrometheusError("error", f"internal error: {type(exc).__name__}")
+                self.on_outcome("error")
         for future in pending:
             future.cancel()
             answers[futures[future]] = PrometheusError(
