@@ -21,7 +21,8 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 ENV_PREFIX = "RECEIVER_"
 FILE_SUFFIX = "_file"
 # RECEIVER_* variables that are not settings: read by the commands and the tests themselves
-RESERVED_ENV = {"CONFIG", "MIGRATIONS_DIR", "REPLAY_TOKEN", "TEST_POSTGRES"}
+RESERVED_ENV = {"CONFIG", "MIGRATIONS_DIR", "REPLAY_TOKEN"}
+RESERVED_ENV_PREFIX = "TEST_"  # RECEIVER_TEST_*: test-suite knobs
 PATH_KEYS = ("runbooks_path", "context_path")
 
 
@@ -192,7 +193,10 @@ def _read_yaml(path: Path, errors: list[str]) -> dict[str, Any]:
 def _env_tree(environ: Mapping[str, str]) -> dict[str, Any]:
     tree: dict[str, Any] = {}
     for name, value in environ.items():
-        if not name.startswith(ENV_PREFIX) or name[len(ENV_PREFIX) :] in RESERVED_ENV:
+        key = name[len(ENV_PREFIX) :]
+        if not name.startswith(ENV_PREFIX) or key in RESERVED_ENV:
+            continue
+        if key.startswith(RESERVED_ENV_PREFIX):
             continue
         keys = name[len(ENV_PREFIX) :].lower().split("__")
         _set_path(tree, keys, _env_value(value))
