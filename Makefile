@@ -4,6 +4,11 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 CONFIG ?= config/receiver.example.yaml
 TOKEN  := var/dev-token
+# `make run` sends nothing anywhere: placeholder vendor secrets and delivery.dry_run
+DEV_ENV := RECEIVER_AUTH__BEARER_TOKENS_FILE=$(TOKEN) \
+	RECEIVER_RECEIVERS__PAGERDUTY_CRITICAL__ROUTING_KEY_FILE=var/dev-pagerduty-key \
+	RECEIVER_RECEIVERS__SLACK_WARNINGS__TOKEN_FILE=var/dev-slack-token \
+	RECEIVER_DELIVERY__DRY_RUN=true
 
 .PHONY: run test lint format lock clean
 
@@ -24,13 +29,16 @@ $(VENV)/.installed: $(BIN)/python requirements.lock pyproject.toml
 
 $(TOKEN):
 	@mkdir -p var && umask 077 && $(PYTHON) -c "import secrets; print(secrets.token_urlsafe(32))" > $(TOKEN)
+	@umask 077 && $(PYTHON) -c "import secrets; print(secrets.token_hex(16))" > var/dev-pagerduty-key
+	@umask 077 && echo "xoxb-dev-placeholder" > var/dev-slack-token
 
 ## run: install, migrate a SQLite database in var/ and serve with the example config
 run: $(VENV)/.installed $(TOKEN)
-	@RECEIVER_AUTH__BEARER_TOKENS_FILE=$(TOKEN) $(BIN)/receiver db upgrade --config $(CONFIG)
+	@$(DEV_ENV) $(BIN)/receiver db upgrade --config $(CONFIG)
 	@echo "Webhook bearer token: $(TOKEN) (point Alertmanager's http_config.authorization.credentials_file at it)"
 	@echo "Try, in another shell: $(BIN)/receiver replay --url http://127.0.0.1:9099 --token-file $(TOKEN) tests/fixtures/alertmanager-0.25/single-repeat-resolve"
-	@RECEIVER_AUTH__BEARER_TOKENS_FILE=$(TOKEN) exec $(BIN)/receiver serve --config $(CONFIG)
+	@echo "Deliveries run dry (rendered and recorded, not sent): see GET /api/v1/incidents/<id>"
+	@$(DEV_ENV) exec $(BIN)/receiver serve --config $(CONFIG)
 
 ## test: install test dependencies, lint, run the whole suite
 test: $(VENV)/.installed

@@ -14,6 +14,12 @@ from receiver.enrich.prometheus import ContextEvaluator, PrometheusClient
 from receiver.enrich.runbooks import CatalogueError, RunbookCatalogue
 from receiver.metrics import Metrics
 from receiver.model.dedup import FlapPolicy
+from receiver.model.delivery import RetryPolicy
+from receiver.model.matchers import Matcher
+from receiver.model.routing import Route, Router
+from receiver.notify import build_notifier
+from receiver.notify.outbox import DeliveryWorker
+from receiver.notify.slack import SlackNotifier
 from receiver.service import IntakeRules
 from receiver.settings import ConfigError, Settings
 from receiver.store.db import make_engine
@@ -67,8 +73,23 @@ class Container:
         return bool(self.settings.prometheus.url and self.context.items)
 
     @property
+    def router(self) -> Router:
+        routes = tuple(
+            Route(tuple(Matcher.parse(m) for m in r.matchers), tuple(r.receivers), r.continue_)
+            for r in self.settings.routes
+        )
+        return Router(routes, tuple(self.settings.default_receivers))
+
+    @property
     def intake_rules(self) -> IntakeRules:
-        return IntakeRules(self.flap_policy, self.runbooks, self.context_enabled)
+        return IntakeRules(
+            self.flap_policy,
+            self.runbooks,
+            self.context_enabled,
+            router=self.router,
+            receiver_kinds={name: r.type for name, r in self.settings.receivers.items()},
+            coalesce=timedelta(seconds=self.settings.delivery.coalesce_seconds),
+        )
 
 
 def build_enricher(container: Container) -> ContextEnricher | None:
@@ -84,6 +105,38 @@ def build_enricher(container: Container) -> ContextEnricher | None:
         on_outcome=lambda outcome: container.metrics.context_queries.labels(outcome).inc(),
     )
     return ContextEnricher(container.uow, evaluator, container.clock)
+
+
+def build_delivery_worker(container: Container) -> DeliveryWorker | None:
+    """The outbox step of the worker, or None when no receiver is configured."""
+    settings = container.settings
+    if not settings.receivers:
+        return None
+    delivery = settings.delivery
+    notifiers = {name: build_notifier(name, r) for name, r in settings.receivers.items()}
+    for notifier in notifiers.values():
+        if isinstance(notifier, SlackNotifier):
+            notifier.min_interval = delivery.slack_min_interval_seconds
+    policy = RetryPolicy(
+        initial=delivery.backoff_initial_seconds,
+        maximum=delivery.backoff_max_seconds,
+        max_age=timedelta(minutes=delivery.max_age_minutes),
+    )
+    metrics = container.metrics
+
+    def on_result(kind: str, outcome: str, seconds: float) -> None:
+        metrics.deliveries.labels(kind, outcome).inc()
+
+    return DeliveryWorker(
+        container.uow,
+        container.queries,
+        notifiers,
+        policy,
+        container.clock,
+        public_url=settings.public_url,
+        dry_run=delivery.dry_run,
+        on_result=on_result,
+    )
 
 
 def load_catalogues(settings: Settings) -> tuple[RunbookCatalogue, ContextConfig]:

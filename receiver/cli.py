@@ -187,7 +187,10 @@ def serve(config: str | None) -> None:
         subprocess.Popen(worker_command, env=env, preexec_fn=_die_with_parent),
     ]
 
+    stopping = threading.Event()
+
     def _stop(_signum: int, _frame: object) -> None:
+        stopping.set()
         for process in processes:
             if process.poll() is None:
                 process.terminate()
@@ -195,7 +198,7 @@ def serve(config: str | None) -> None:
     # a closed terminal (HUP) or QUIT stops everything too: no orphan keeps serving the port
     for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT):
         signal.signal(signum, _stop)
-    sys.exit(_supervise(processes))
+    sys.exit(_supervise(processes, stopping))
 
 
 def _die_with_parent() -> None:
@@ -210,8 +213,12 @@ def _die_with_parent() -> None:
         pass
 
 
-def _supervise(processes: list[subprocess.Popen[bytes]]) -> int:
-    """Wait until one process exits, stop the others, return the first exit code."""
+def _supervise(processes: list[subprocess.Popen[bytes]], stopping: threading.Event) -> int:
+    """Wait until one process exits, stop the others, return the exit status.
+
+    Asked to stop (``stopping``), a child ended by our SIGTERM counts as a clean exit; a child
+    that dies on its own makes the whole command fail with its code.
+    """
     stopped = threading.Event()
     codes: list[int] = []
 
@@ -231,7 +238,10 @@ def _supervise(processes: list[subprocess.Popen[bytes]]) -> int:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
-    return codes[0]
+    if stopping.is_set():
+        failed = [p.returncode for p in processes if p.returncode not in (0, -signal.SIGTERM)]
+        return failed[0] if failed else 0
+    return codes[0] or 1
 
 
 @main.command(name="replay")

@@ -33,6 +33,12 @@ class Metrics:
             ["outcome"],
             registry=self.registry,
         )
+        self.deliveries = Counter(
+            "receiver_deliveries_total",
+            "Delivery attempts by receiver type and outcome (ok, retry, give_up).",
+            ["kind", "outcome"],
+            registry=self.registry,
+        )
         self.intake_seconds = Histogram(
             "receiver_intake_duration_seconds",
             "Time to validate and durably store one webhook.",

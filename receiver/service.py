@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
 
@@ -22,6 +22,7 @@ from receiver.model.dedup import (
     place_new_episode,
 )
 from receiver.model.errors import InvalidPayload, StorageUnavailable
+from receiver.model.routing import Router
 from receiver.store.incidents import IncidentWriter
 from receiver.store.tables import AlertEpisode, Incident, WebhookReceipt
 from receiver.store.unit_of_work import UnitOfWork, UnitOfWorkFactory
@@ -33,11 +34,14 @@ Clock = Callable[[], datetime]
 
 @dataclass(frozen=True)
 class IntakeRules:
-    """The pure rules an intake applies: flapping, runbooks, and whether to queue context."""
+    """The pure rules an intake applies: flapping, runbooks, context, routing and the outbox."""
 
     flapping: FlapPolicy
     runbooks: RunbookCatalogue
     context_enabled: bool = False
+    router: Router = field(default_factory=Router)
+    receiver_kinds: dict[str, str] = field(default_factory=dict)
+    coalesce: timedelta = timedelta(seconds=2)
 
 
 @dataclass(frozen=True)
@@ -164,11 +168,47 @@ def _apply(
         episode = _apply_outcome(writer, outcome, alert, episode, known, policy)
         known[key] = episode
     writer.finish(group_fully_resolved(n.status, n.truncated_alerts))
+    _queue_deliveries(uow, writer, rules, now)
     result.incident_ids = sorted(writer.touched)
     result.missing_runbooks = writer.missing_runbooks
     receipt.summary = result.as_json()
     uow.receipts.link(receipt.id, writer.touched)
     return result
+
+
+def _queue_deliveries(
+    uow: UnitOfWork, writer: IncidentWriter, rules: IntakeRules, now: datetime
+) -> None:
+    """Turn what changed into outbox rows; repeats and duplicates queue nothing.
+
+    Opened: a trigger per routed receiver. Changed: one update per receiver, coalesced (a
+    pending update absorbs later changes); a re-firing inside a flapping hold-down cancels the
+    held resolve. Resolved: a resolve, held back by the hold-down while flapping.
+    """
+    for incident_id in sorted(writer.touched):
+        change = writer.change_of(incident_id)
+        incident = writer.incident(incident_id)
+        if change is None or incident.opened_by_resolve:
+            continue
+        if change == "opened":
+            for name in rules.router.receivers_for(incident.labels):
+                uow.deliveries.enqueue(
+                    incident, name, rules.receiver_kinds[name], "trigger", now, now
+                )
+            continue
+        for name, kind in uow.deliveries.receivers_of(incident_id).items():
+            if change == "resolved":
+                uow.deliveries.cancel_pending(incident_id, name, ("update",))
+                hold = rules.flapping.hold_down if incident.flapping else timedelta(0)
+                uow.deliveries.enqueue(incident, name, kind, "resolve", now + hold, now)
+            elif incident.status == AlertStatus.FIRING.value:
+                held = uow.deliveries.cancel_pending(incident_id, name, ("resolve",))
+                reopened = not held and uow.deliveries.last_action(incident_id, name) == "resolve"
+                if reopened:
+                    uow.deliveries.enqueue(incident, name, kind, "trigger", now, now)
+                elif uow.deliveries.pending(incident_id, name, "update") is None:
+                    due = now + rules.coalesce
+                    uow.deliveries.enqueue(incident, name, kind, "update", due, now)
 
 
 def _apply_outcome(

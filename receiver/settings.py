@@ -13,10 +13,12 @@ import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+
+from receiver.model.matchers import Matcher
 
 ENV_PREFIX = "RECEIVER_"
 FILE_SUFFIX = "_file"
@@ -94,6 +96,80 @@ class PrometheusSettings(_Section):
     tls_skip_verify: bool = False
 
 
+class PagerDutyReceiver(_Section):
+    """A PagerDuty service, reached through the Events API v2."""
+
+    type: Literal["pagerduty"]
+    routing_key: SecretStr
+    base_url: str = Field("https://events.pagerduty.com", pattern=r"^https://")
+    ca_bundle: str | None = None
+    # group: sha256(groupKey), as Alertmanager's own integration, so switching over makes no
+    # duplicate PagerDuty incidents; incident: one PagerDuty alert per incident of this receiver
+    dedup_key: Literal["group", "incident"] = "group"
+    severity_map: dict[str, Literal["critical", "error", "warning", "info"]] = Field(
+        default_factory=lambda: {
+            "critical": "critical",
+            "page": "critical",
+            "error": "error",
+            "warning": "warning",
+            "info": "info",
+        }
+    )
+    default_severity: Literal["critical", "error", "warning", "info"] = "error"
+    timeout_seconds: float = Field(10, gt=0, le=60)
+
+    @field_validator("routing_key")
+    @classmethod
+    def _key_length(cls, value: SecretStr) -> SecretStr:
+        if len(value.get_secret_value()) != 32:
+            raise ValueError("a PagerDuty routing key has 32 characters")
+        return value
+
+
+class SlackReceiver(_Section):
+    """A Slack channel, reached with a bot token through the Web API."""
+
+    type: Literal["slack"]
+    token: SecretStr
+    channel: str = Field(min_length=1)
+    base_url: str = Field("https://slack.com/api/", pattern=r"^https?://")
+    ca_bundle: str | None = None
+    timeout_seconds: float = Field(10, gt=0, le=60)
+
+
+Receiver = Annotated[PagerDutyReceiver | SlackReceiver, Field(discriminator="type")]
+
+
+class RouteSettings(_Section):
+    """Alertmanager-style: all matchers must hold; ``continue`` goes on to the next route."""
+
+    matchers: list[str] = Field(default_factory=list)
+    receivers: list[str] = Field(min_length=1)
+    continue_: bool = Field(False, alias="continue")
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    @field_validator("matchers")
+    @classmethod
+    def _parse(cls, values: list[str]) -> list[str]:
+        for value in values:
+            Matcher.parse(value)
+        return values
+
+
+class DeliverySettings(_Section):
+    """The outbox: retries with exponential backoff and jitter until ``max_age_minutes``."""
+
+    max_age_minutes: float = Field(360, gt=0)
+    backoff_initial_seconds: float = Field(2, gt=0)
+    backoff_max_seconds: float = Field(300, gt=0)
+    coalesce_seconds: float = Field(2, ge=0)
+    slack_min_interval_seconds: float = Field(1.0, ge=0)
+    # render and record every delivery without sending it (staging, or shadowing Alertmanager's
+    # own integrations before switching over)
+    dry_run: bool = False
+
+
 class Settings(_Section):
     database_url: str = Field("sqlite:///var/receiver.db", repr=False)  # may hold a password
     listen: ListenSettings = Field(default_factory=ListenSettings)
@@ -103,6 +179,10 @@ class Settings(_Section):
     prometheus: PrometheusSettings = Field(default_factory=PrometheusSettings)
     runbooks_path: str | None = None
     context_path: str | None = None
+    receivers: dict[str, Receiver] = Field(default_factory=dict)
+    routes: list[RouteSettings] = Field(default_factory=list)
+    default_receivers: list[str] = Field(default_factory=list)
+    delivery: DeliverySettings = Field(default_factory=DeliverySettings)
     log_level: str = "INFO"
     public_url: str | None = None
 
@@ -113,6 +193,22 @@ class Settings(_Section):
         if upper not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
             raise ValueError("must be one of DEBUG, INFO, WARNING, ERROR")
         return upper
+
+    def check_routes(self) -> list[str]:
+        """Routes and the default may only name configured receivers."""
+        errors = []
+        for i, route in enumerate(self.routes):
+            errors += [
+                f"routes.{i}.receivers: unknown receiver {name!r}"
+                for name in route.receivers
+                if name not in self.receivers
+            ]
+        errors += [
+            f"default_receivers: unknown receiver {name!r}"
+            for name in self.default_receivers
+            if name not in self.receivers
+        ]
+        return errors
 
     def check_auth(self) -> list[str]:
         """Errors about authentication that no field validator alone can see."""
@@ -147,18 +243,31 @@ def load_settings(
     if path:
         _relative_to(Path(path).parent, raw, PATH_KEYS)
     unreadable: set[str] = set()
+    auth_given = _mentions_auth(raw.get("auth"))  # before unreadable *_file keys drop out
     raw = _resolve_files(raw, "", errors, unreadable)
     try:
         settings = Settings.model_validate(raw)
     except ValidationError as exc:
         # a secret whose file could not be read is reported once, not again as "missing"
-        found = [e for e in exc.errors() if ".".join(map(str, e["loc"])) not in unreadable]
-        raise ConfigError(errors + [_format_error(e) for e in found]) from None
+        found = [e for e in exc.errors() if _loc(e["loc"]) not in unreadable]
+        errors += [_format_error(e) for e in found]
+        if require_auth and not auth_given:
+            errors += Settings.model_construct().check_auth()
+        raise ConfigError(errors) from None
+    errors += settings.check_routes()
+    if require_auth:
+        errors += settings.check_auth()
     if errors:
         raise ConfigError(errors)
-    if require_auth and (problems := settings.check_auth()):
-        raise ConfigError(problems)
     return settings
+
+
+def _mentions_auth(auth: Any) -> bool:
+    """Whether raw settings name any webhook credential or allow running without."""
+    if not isinstance(auth, dict):
+        return False
+    keys = ("bearer_tokens", "bearer_tokens_file", "basic_auth", "allow_unauthenticated")
+    return any(auth.get(k) for k in keys)
 
 
 def _relative_to(base: Path, raw: dict[str, Any], keys: tuple[str, ...]) -> None:
@@ -258,8 +367,16 @@ def _resolve_files(node: Any, where: str, errors: list[str], unreadable: set[str
     return out
 
 
+def _loc(loc: tuple[Any, ...]) -> str:
+    """A dotted path, without the receiver-type tag pydantic puts in tagged-union paths."""
+    parts = list(loc)
+    if len(parts) >= 3 and parts[0] == "receivers" and parts[2] in ("pagerduty", "slack"):
+        del parts[2]
+    return ".".join(str(p) for p in parts)
+
+
 def _format_error(error: Mapping[str, Any]) -> str:
-    loc = ".".join(str(p) for p in error["loc"]) or "(top level)"
+    loc = _loc(error["loc"]) or "(top level)"
     message = error["msg"]
     if error["type"] == "extra_forbidden":
         message = "unknown setting"

@@ -1,6 +1,7 @@
-"""The background worker: GPU and queue context for new episodes, raw payload retention.
+"""The background worker: context for new episodes, then due deliveries, then retention.
 
-Deliveries (the outbox) join it with the routing issue.
+Context comes first so a page usually carries it; a delivery never waits for context longer
+than one pass (the context budget bounds it).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from datetime import timedelta
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from receiver.bootstrap import Container, build_enricher
+from receiver.bootstrap import Container, build_delivery_worker, build_enricher
 
 log = logging.getLogger(__name__)
 
@@ -37,12 +38,15 @@ def run_worker(
     A pass always happens first (``stop`` already set means exactly one pass).
     """
     enricher = build_enricher(container)
+    deliverer = build_delivery_worker(container)
     next_prune = time.monotonic()
     try:
         while True:
             try:
                 if enricher is not None:
                     enricher.drain()
+                if deliverer is not None:
+                    deliverer.drain()
                 if time.monotonic() >= next_prune:
                     next_prune = time.monotonic() + prune_every_seconds
                     if deleted := prune_raw_payloads(container):
@@ -54,3 +58,5 @@ def run_worker(
     finally:
         if enricher is not None:
             enricher.evaluator.close()
+        if deliverer is not None:
+            deliverer.close()

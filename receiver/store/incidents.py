@@ -38,6 +38,8 @@ class IncidentWriter:
         self._resolved_only: Incident | None = None
         self.touched: set[int] = set()
         self._changed: set[int] = set()
+        self.opened: set[int] = set()  # opened firing by this notification
+        self.resolved: set[int] = set()  # resolved by this notification
         self._incidents: dict[int, Incident] = {}
         if self.open_incident is not None:
             self._incidents[self.open_incident.id] = self.open_incident
@@ -164,6 +166,8 @@ class IncidentWriter:
             )
         )
         self._incidents[incident.id] = incident
+        if firing:
+            self.opened.add(incident.id)
         kind = "opened" if firing else "opened_by_resolve"
         self._event(incident, kind, alert.fingerprint, _brief(alert))
         return incident
@@ -223,6 +227,14 @@ class IncidentWriter:
         self.touched.add(incident.id)
         self._changed.add(incident.id)
 
+    def change_of(self, incident_id: int) -> str | None:
+        """What this notification did to an incident: opened, resolved, changed or nothing."""
+        if incident_id in self.opened:
+            return "opened"
+        if incident_id in self.resolved:
+            return "resolved"
+        return "changed" if incident_id in self._changed else None
+
     def _resolve(self, incident: Incident) -> None:
         self.uow.session.flush()  # type: ignore[union-attr]
         ends = [e.ends_at for e in self.uow.episodes.of_incident(incident.id) if e.ends_at]
@@ -230,6 +242,7 @@ class IncidentWriter:
         incident.open_group_id = None
         incident.resolved_at = max(ends) if ends else self.now
         self._event(incident, "resolved", None, {})
+        self.resolved.add(incident.id)
         self.open_incident = None
 
     def _mark_flapping(self, incident: Incident, alert: AlertEvent, starts: int) -> None:

@@ -16,6 +16,8 @@ from receiver.model.matchers import Matcher, MatchOp
 from receiver.store.tables import (
     AlertEpisode,
     AlertGroup,
+    Delivery,
+    DeliveryAttempt,
     Incident,
     IncidentEvent,
     IncidentLabel,
@@ -116,6 +118,15 @@ class IncidentQueries:
                 .where(IncidentEvent.incident_id == incident_id)
                 .order_by(IncidentEvent.id)
             ).all()
+            deliveries = session.scalars(
+                select(Delivery).where(Delivery.incident_id == incident_id).order_by(Delivery.id)
+            ).all()
+            attempts = session.scalars(
+                select(DeliveryAttempt)
+                .join(Delivery, Delivery.id == DeliveryAttempt.delivery_id)
+                .where(Delivery.incident_id == incident_id)
+                .order_by(DeliveryAttempt.id)
+            ).all()
             receipts = session.execute(
                 select(WebhookReceipt, PayloadBody.size)
                 .join(IncidentReceipt, IncidentReceipt.receipt_id == WebhookReceipt.id)
@@ -135,6 +146,7 @@ class IncidentQueries:
         detail["context"] = _context(episodes)
         detail["timeline"] = [
             {
+                "id": e.id,
                 "at": e.at.isoformat(),
                 "kind": e.kind,
                 "fingerprint": e.fingerprint,
@@ -144,6 +156,7 @@ class IncidentQueries:
             for e in events
         ]
         detail["payloads"] = [_receipt(r, size) for r, size in receipts]
+        detail["deliveries"] = _deliveries(deliveries, attempts)
         return detail
 
     def runbooks_missing(self, since: datetime) -> list[dict[str, Any]]:
@@ -304,6 +317,37 @@ def _context(episodes: Any) -> dict[str, Any]:
             merged = items.setdefault(key, {**item, "fingerprints": []})
             merged["fingerprints"].append(e.fingerprint)
     return {"state": state, "items": list(items.values())}
+
+
+def _deliveries(deliveries: Any, attempts: Any) -> list[dict[str, Any]]:
+    by_delivery: dict[int, list[dict[str, Any]]] = {}
+    for a in attempts:
+        by_delivery.setdefault(a.delivery_id, []).append(
+            {
+                "at": a.at.isoformat(),
+                "outcome": a.outcome,
+                "status_code": a.status_code,
+                "latency_ms": a.latency_ms,
+                "reason": a.reason,
+                "excerpt": a.excerpt,
+            }
+        )
+    return [
+        {
+            "id": d.id,
+            "receiver": d.receiver,
+            "kind": d.kind,
+            "action": d.action,
+            "state": d.state,
+            "idempotency_key": d.idempotency_key,
+            "created_at": d.created_at.isoformat(),
+            "due_at": d.due_at.isoformat(),
+            "sent_at": d.sent_at.isoformat() if d.sent_at else None,
+            "last_error": d.last_error,
+            "attempts": by_delivery.get(d.id, []),
+        }
+        for d in deliveries
+    ]
 
 
 def _receipt(r: WebhookReceipt, size: int) -> dict[str, Any]:

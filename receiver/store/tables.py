@@ -237,3 +237,65 @@ class RejectedRequest(Base):
     content_type: Mapped[str | None] = mapped_column(String(255))
     body_size: Mapped[int | None] = mapped_column(Integer)
     body: Mapped[bytes | None] = mapped_column(LargeBinary)
+
+
+class Delivery(Base):
+    """One notification to send (the outbox): written in the intake transaction, sent by a worker.
+
+    ``idempotency_key`` = incident:receiver:action:seq, unique: the same change is never queued
+    twice, and a retried send carries the same key.
+    """
+
+    __tablename__ = "deliveries"
+    __table_args__ = (Index("ix_deliveries_state_due_at", "state", "due_at"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    incident_id: Mapped[int] = mapped_column(
+        ForeignKey("incidents.id", ondelete="CASCADE"), index=True
+    )
+    receiver: Mapped[str] = mapped_column(String(255))
+    kind: Mapped[str] = mapped_column(String(16))  # pagerduty | slack
+    action: Mapped[str] = mapped_column(String(16))  # trigger | update | resolve
+    seq: Mapped[int] = mapped_column(Integer)
+    idempotency_key: Mapped[str] = mapped_column(String(255), unique=True)
+    # pending | sending | sent | dead | cancelled
+    state: Mapped[str] = mapped_column(String(16))
+    due_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    claimed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    sent_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+
+
+class DeliveryAttempt(Base):
+    """Every try of a delivery: when, what came back, how long it took (secrets redacted)."""
+
+    __tablename__ = "delivery_attempts"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    delivery_id: Mapped[int] = mapped_column(
+        ForeignKey("deliveries.id", ondelete="CASCADE"), index=True
+    )
+    at: Mapped[datetime] = mapped_column(UtcDateTime)
+    outcome: Mapped[str] = mapped_column(String(16))  # ok | retry | give_up
+    status_code: Mapped[int | None] = mapped_column(Integer)
+    latency_ms: Mapped[int] = mapped_column(Integer)
+    reason: Mapped[str | None] = mapped_column(Text)
+    excerpt: Mapped[str | None] = mapped_column(Text)
+
+
+class NotificationThread(Base):
+    """What a receiver knows of an incident: the PagerDuty dedup key, the Slack channel and ts."""
+
+    __tablename__ = "notification_threads"
+
+    incident_id: Mapped[int] = mapped_column(
+        ForeignKey("incidents.id", ondelete="CASCADE"), primary_key=True
+    )
+    receiver: Mapped[str] = mapped_column(String(255), primary_key=True)
+    external: Mapped[dict[str, Any]] = mapped_column(JsonDoc)
+    last_event_id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer(), "sqlite"), default=0
+    )
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)

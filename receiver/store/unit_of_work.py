@@ -9,6 +9,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from receiver.store.db import WRITE_OPTIONS
+from receiver.store.outbox import DeliveryRepository
 from receiver.store.repositories import (
     EpisodeRepository,
     GroupRepository,
@@ -32,6 +33,7 @@ class UnitOfWork:
         self.episodes = EpisodeRepository(self.session)
         self.receipts = ReceiptRepository(self.session)
         self.rejected = RejectedRepository(self.session)
+        self.deliveries = DeliveryRepository(self.session)
         return self
 
     def __exit__(

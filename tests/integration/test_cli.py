@@ -75,24 +75,40 @@ def test_check_config_accepts_the_example_with_a_token_file_and_never_prints_a_s
 ) -> None:
     secret = tmp_path / "tokens"
     secret.write_text(TOKEN + "\n")
+    routing_key, slack_token = "R" * 32, "xoxb-check-config-secret"
+    (tmp_path / "pd").write_text(routing_key)
+    (tmp_path / "slack").write_text(slack_token)
     result = cli(
         "check-config",
         "--config",
         str(EXAMPLE),
         RECEIVER_AUTH__BEARER_TOKENS_FILE=str(secret),
         RECEIVER_DATABASE_URL="postgresql://receiver:db-s3cret@db.example:5432/receiver",
+        RECEIVER_RECEIVERS__PAGERDUTY_CRITICAL__ROUTING_KEY_FILE=str(tmp_path / "pd"),
+        RECEIVER_RECEIVERS__SLACK_WARNINGS__TOKEN_FILE=str(tmp_path / "slack"),
     )
     assert result.exit_code == 0, result.output
     assert "configuration OK" in result.stdout
     assert "1 bearer token(s)" in result.stdout
     assert "postgresql://receiver:***@db.example:5432/receiver" in result.stdout
-    assert TOKEN not in result.output and "db-s3cret" not in result.output
+    for leaked in (TOKEN, "db-s3cret", routing_key, slack_token):
+        assert leaked not in result.output
 
 
-def test_check_config_without_any_credential_exits_2_naming_the_auth_error(cli: Run) -> None:
-    result = cli("check-config", "--config", str(EXAMPLE))
+def test_check_config_without_any_credential_exits_2_naming_the_auth_error(
+    cli: Run, tmp_path: Path
+) -> None:
+    (tmp_path / "pd").write_text("R" * 32)
+    result = cli(
+        "check-config",
+        "--config",
+        str(EXAMPLE),
+        RECEIVER_RECEIVERS__PAGERDUTY_CRITICAL__ROUTING_KEY_FILE=str(tmp_path / "pd"),
+    )
     assert result.exit_code == 2
-    assert "configuration has 1 error(s)" in result.stderr
+    # the missing Slack token and the missing webhook credentials, reported together
+    assert "configuration has 2 error(s)" in result.stderr
+    assert "receivers.slack_warnings.token_file: cannot read secret file" in result.stderr
     assert "auth: no bearer token or basic auth configured" in result.stderr
 
 

@@ -178,7 +178,9 @@ def test_unknown_keys_bad_values_and_bad_levels_are_all_reported_at_once(tmp_pat
         "bogus: 1\nlisten: {port: 70000, workers: 0}\nlog_level: LOUD\n",
     )
     error = config_errors(path, environ={"RECEIVER_INTAKE__REJECTED_KEEP": "-1"})
+    # the missing webhook credentials are reported with the rest, not after they are fixed
     assert sorted(e.split(":")[0] for e in error.errors) == [
+        "auth",
         "bogus",
         "intake.rejected_keep",
         "listen.port",

@@ -1,0 +1,52 @@
+"""Notifiers: one small interface, one module per vendor, registered here in one place."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from receiver.model.delivery import SendResult
+from receiver.settings import PagerDutyReceiver, SlackReceiver
+
+
+@dataclass(frozen=True)
+class DeliveryJob:
+    """Everything a notifier needs to send one delivery, read from the database beforehand."""
+
+    delivery_id: int
+    idempotency_key: str
+    action: str  # trigger | update | resolve
+    incident: dict[str, Any]  # the incident as the API shows it (with context and runbook)
+    external: dict[str, Any] = field(default_factory=dict)  # what earlier sends remembered
+    new_events: list[dict[str, Any]] = field(default_factory=list)  # timeline since last send
+    reclaimed: bool = False  # a previous claim died mid-send: check before sending again
+    incident_url: str | None = None
+
+
+class Notifier(Protocol):
+    kind: str
+
+    def send(self, job: DeliveryJob) -> SendResult: ...
+
+    def close(self) -> None: ...
+
+
+def build_notifier(name: str, settings: PagerDutyReceiver | SlackReceiver) -> Notifier:
+    """The registry: receiver type -> notifier. Adding a vendor is one module and one line."""
+    from receiver.notify.pagerduty import PagerDutyNotifier
+    from receiver.notify.slack import SlackNotifier
+
+    registry: dict[str, Callable[[str, Any], Notifier]] = {
+        "pagerduty": PagerDutyNotifier,
+        "slack": SlackNotifier,
+    }
+    return registry[settings.type](name, settings)
+
+
+def redact(text: str, secrets: list[str]) -> str:
+    """Remove every secret from a text bound for logs, storage or the API."""
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "[REDACTED]")
+    return text

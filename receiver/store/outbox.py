@@ -1,0 +1,164 @@
+"""The outbox: deliveries queued in the intake transaction, claimed and settled by workers."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import exists, func, select, update
+from sqlalchemy.orm import Session, aliased
+
+from receiver.store.tables import Delivery, DeliveryAttempt, Incident, NotificationThread
+
+OPEN_STATES = ("pending", "sending")
+
+
+class DeliveryRepository:
+    def __init__(self, session: Session):
+        self.session = session
+
+    # -- queueing (intake transaction) ----------------------------------------------------------
+
+    def enqueue(
+        self,
+        incident: Incident,
+        receiver: str,
+        kind: str,
+        action: str,
+        due_at: datetime,
+        now: datetime,
+    ) -> Delivery:
+        seq = (
+            self.session.scalar(
+                select(func.max(Delivery.seq)).where(
+                    Delivery.incident_id == incident.id, Delivery.receiver == receiver
+                )
+            )
+            or 0
+        ) + 1
+        delivery = Delivery(
+            incident_id=incident.id,
+            receiver=receiver,
+            kind=kind,
+            action=action,
+            seq=seq,
+            idempotency_key=f"{incident.id}:{receiver}:{action}:{seq}",
+            state="pending",
+            due_at=due_at,
+            created_at=now,
+            attempts=0,
+        )
+        self.session.add(delivery)
+        self.session.flush()
+        return delivery
+
+    def receivers_of(self, incident_id: int) -> dict[str, str]:
+        """Receivers (name -> kind) this incident was routed to."""
+        rows = self.session.execute(
+            select(Delivery.receiver, Delivery.kind)
+            .where(Delivery.incident_id == incident_id)
+            .distinct()
+        )
+        return {name: kind for name, kind in rows}
+
+    def last_action(self, incident_id: int, receiver: str) -> str | None:
+        """The action of the newest delivery not cancelled, for this incident and receiver."""
+        return self.session.scalar(
+            select(Delivery.action)
+            .where(
+                Delivery.incident_id == incident_id,
+                Delivery.receiver == receiver,
+                Delivery.state != "cancelled",
+            )
+            .order_by(Delivery.id.desc())
+            .limit(1)
+        )
+
+    def pending(self, incident_id: int, receiver: str, action: str) -> Delivery | None:
+        return self.session.scalars(
+            select(Delivery).where(
+                Delivery.incident_id == incident_id,
+                Delivery.receiver == receiver,
+                Delivery.action == action,
+                Delivery.state == "pending",
+            )
+        ).first()
+
+    def cancel_pending(self, incident_id: int, receiver: str, actions: tuple[str, ...]) -> int:
+        return (
+            self.session.execute(
+                update(Delivery)
+                .where(
+                    Delivery.incident_id == incident_id,
+                    Delivery.receiver == receiver,
+                    Delivery.action.in_(actions),
+                    Delivery.state == "pending",
+                )
+                .values(state="cancelled")
+            ).rowcount
+            or 0
+        )
+
+    # -- claiming and settling (worker) ---------------------------------------------------------
+
+    def claim(
+        self, limit: int, now: datetime, stale_before: datetime
+    ) -> list[tuple[Delivery, bool]]:
+        """Due deliveries whose earlier siblings are all settled, marked ``sending``.
+
+        Returns (delivery, reclaimed): reclaimed when a previous claim died mid-send.
+        ``FOR UPDATE SKIP LOCKED`` lets several workers claim side by side on Postgres.
+        """
+        earlier = aliased(Delivery)
+        blocked = exists().where(
+            earlier.incident_id == Delivery.incident_id,
+            earlier.receiver == Delivery.receiver,
+            earlier.id < Delivery.id,
+            earlier.state.in_(OPEN_STATES),
+        )
+        due = ((Delivery.state == "pending") & (Delivery.due_at <= now)) | (
+            (Delivery.state == "sending") & (Delivery.claimed_at < stale_before)
+        )
+        rows = list(
+            self.session.scalars(
+                select(Delivery)
+                .where(due, ~blocked)
+                .order_by(Delivery.due_at, Delivery.id)
+                .limit(limit)
+                .with_for_update(skip_locked=True)
+            )
+        )
+        claimed = []
+        for delivery in rows:
+            claimed.append((delivery, delivery.state == "sending"))
+            delivery.state, delivery.claimed_at = "sending", now
+        return claimed
+
+    def record_attempt(self, delivery_id: int, attempt: DeliveryAttempt) -> Delivery:
+        attempt.delivery_id = delivery_id
+        self.session.add(attempt)
+        delivery = self.session.get_one(Delivery, delivery_id)
+        delivery.attempts += 1
+        return delivery
+
+    def get(self, delivery_id: int) -> Delivery:
+        return self.session.get_one(Delivery, delivery_id)
+
+    def thread(self, incident_id: int, receiver: str) -> NotificationThread | None:
+        return self.session.get(NotificationThread, (incident_id, receiver))
+
+    def remember(
+        self,
+        incident_id: int,
+        receiver: str,
+        external: dict[str, Any],
+        last_event_id: int,
+        now: datetime,
+    ) -> None:
+        thread = self.thread(incident_id, receiver)
+        if thread is None:
+            thread = NotificationThread(incident_id=incident_id, receiver=receiver, external={})
+            self.session.add(thread)
+        thread.external = {**(thread.external or {}), **external}
+        thread.last_event_id = max(thread.last_event_id or 0, last_event_id)
+        thread.updated_at = now
