@@ -162,6 +162,66 @@ def runbooks_missing(config: str | None, days: float) -> None:
     sys.exit(1)
 
 
+@main.group()
+def routes() -> None:
+    """The routing tree."""
+
+
+@routes.command("test")
+@click.argument("labels", nargs=-1, required=True)
+@click.option("--config", "-c", help=CONFIG_HELP)
+def routes_test(labels: tuple[str, ...], config: str | None) -> None:
+    """Print the receivers a label set reaches: receiver routes test severity=critical ..."""
+    label_set = {}
+    for item in labels:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise click.BadParameter(f"expected label=value, got {item!r}")
+        label_set[name] = value
+    container = _container(_settings(config))
+    reached = container.router.receivers_for(label_set)
+    if not reached:
+        click.echo("no receiver: nothing would be sent")
+        sys.exit(1)
+    for name in reached:
+        click.echo(f"{name} ({container.settings.receivers[name].type})")
+
+
+@main.group()
+def outbox() -> None:
+    """Deliveries waiting, failed or dead."""
+
+
+@outbox.command("list")
+@click.option("--config", "-c", help=CONFIG_HELP)
+@click.option("--state", multiple=True, help="pending, sending, sent, dead, cancelled")
+@click.option("--limit", default=50, show_default=True)
+def outbox_list(config: str | None, state: tuple[str, ...], limit: int) -> None:
+    """List deliveries, newest first (default: those not sent yet, and dead ones)."""
+    with _container(_settings(config)) as container:
+        rows = container.queries.deliveries(list(state) or ["pending", "sending", "dead"], limit)
+    header = f"{'id':>6} {'incident':>8} {'receiver':<24} {'action':<8} {'state':<9}"
+    click.echo(header + " attempts  last error")
+    for r in rows:
+        click.echo(
+            f"{r['id']:>6} {r['incident_id']:>8} {r['receiver']:<24} {r['action']:<8} "
+            f"{r['state']:<9} {r['attempts']:>8}  {r['last_error'] or ''}"
+        )
+
+
+@outbox.command("retry")
+@click.argument("delivery_ids", nargs=-1, type=int, required=True)
+@click.option("--config", "-c", help=CONFIG_HELP)
+def outbox_retry(delivery_ids: tuple[int, ...], config: str | None) -> None:
+    """Queue dead deliveries again, due now."""
+    with _container(_settings(config)) as container, container.uow() as uow:
+        revived = uow.deliveries.revive(list(delivery_ids), container.clock())
+        uow.commit()
+    click.echo(f"{revived} delivery(ies) queued again")
+    if revived != len(delivery_ids):
+        sys.exit(1)
+
+
 @main.command()
 @click.option("--config", "-c", help=CONFIG_HELP)
 def serve(config: str | None) -> None:

@@ -339,11 +339,14 @@ def _set_path(tree: dict[str, Any], keys: list[str], value: Any) -> None:
 
 
 def _deep_merge(base: dict[str, Any], extra: Mapping[str, Any]) -> None:
+    """Merge ``extra`` over ``base``; a value replaces its ``_file`` form and the reverse."""
     for key, value in extra.items():
         if isinstance(value, Mapping) and isinstance(base.get(key), dict):
             _deep_merge(base[key], value)
-        else:
-            base[key] = value
+            continue
+        twin = key[: -len(FILE_SUFFIX)] if key.endswith(FILE_SUFFIX) else key + FILE_SUFFIX
+        base.pop(twin, None)
+        base[key] = value
 
 
 def _resolve_files(node: Any, where: str, errors: list[str], unreadable: set[str]) -> Any:

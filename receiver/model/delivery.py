@@ -27,6 +27,7 @@ class SendResult:
     excerpt: str = ""  # a short piece of the response, secrets redacted
     external: dict[str, Any] = field(default_factory=dict)  # ids to remember (Slack ts, ...)
     attempted: bool = True  # False: held back by pacing, nothing was sent
+    told_changes: bool = True  # False: the timeline changes still need telling next time
 
 
 @dataclass(frozen=True)

@@ -91,14 +91,15 @@ class DeliveryWorker:
             thread = uow.deliveries.thread(d.incident_id, d.receiver)
             delivery = {"receiver": d.receiver, "kind": d.kind, "incident_id": d.incident_id}
             action, key = d.action, d.idempotency_key
+            external = dict(thread.external) if thread else {}
+            last = thread.last_event_id if thread else 0
         incident = self.queries.get_incident(delivery["incident_id"]) or {}
-        last = thread.last_event_id if thread else 0
         job = DeliveryJob(
             delivery_id=delivery_id,
             idempotency_key=key,
             action=action,
             incident=incident,
-            external=dict(thread.external) if thread else {},
+            external=external,
             new_events=[e for e in incident.get("timeline", []) if e["id"] > last],
             reclaimed=reclaimed,
             incident_url=self._incident_url(delivery["incident_id"]),
@@ -123,7 +124,8 @@ class DeliveryWorker:
                 delivery = uow.deliveries.get(delivery_id)
             self._transition(delivery, result, now)
             if result.outcome is Outcome.OK:
-                last_event = max((e["id"] for e in job.incident.get("timeline", [])), default=0)
+                told = job.incident.get("timeline", []) if result.told_changes else []
+                last_event = max((e["id"] for e in told), default=0)
                 uow.deliveries.remember(
                     delivery.incident_id, delivery.receiver, result.external, last_event, now
                 )

@@ -8,6 +8,7 @@ The client's own retries are switched off so the outbox owns every retry.
 from __future__ import annotations
 
 import json
+import ssl
 from typing import Any
 
 import pagerduty
@@ -28,11 +29,17 @@ class PagerDutyNotifier:
     def __init__(self, name: str, settings: PagerDutyReceiver):
         self.name, self.settings = name, settings
         self._key = settings.routing_key.get_secret_value()
-        verify: Any = settings.ca_bundle or True
+        verify: Any = True
+        if settings.ca_bundle:  # httpx2 wants a context, not a path
+            verify = ssl.create_default_context(cafile=settings.ca_bundle)
         self.client = pagerduty.EventsApiV2Client(
             self._key, base_url=settings.base_url, verify=verify
         )
-        self.client.retry = {429: 0}  # hand 429 back to the outbox instead of sleeping here
+        # The client retries 429 without limit and 5xx several times, sleeping in this thread.
+        # Bound it to one quick retry (0 means "the default" to it) and let the outbox own the
+        # long retries with backoff.
+        self.client.retry = {status: 1 for status in (429, 500, 502, 503, 504)}
+        self.client.sleep_timer = 0.25
         self.client.max_network_attempts = 0
         self.client.timeout = settings.timeout_seconds
 

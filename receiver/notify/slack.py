@@ -61,10 +61,10 @@ class SlackNotifier:
         """Nothing to close: WebClient opens a connection per call."""
 
     def send(self, job: DeliveryJob) -> SendResult:
-        channel = job.external.get("channel") or self.settings.channel
-        wait = self._next_post.get(channel, 0.0) - self.monotonic()
-        if wait > 0:
-            return SendResult(Outcome.RETRY, "paced", retry_after=wait, attempted=False)
+        if "ts" not in job.external:  # a new message: chat.postMessage is paced per channel
+            wait = self._next_post.get(self.settings.channel, 0.0) - self.monotonic()
+            if wait > 0:
+                return SendResult(Outcome.RETRY, "paced", retry_after=wait, attempted=False)
         try:
             return self._send(job)
         except SlackApiError as exc:
@@ -87,8 +87,9 @@ class SlackNotifier:
             if exc.response.get("error") in REPOST_ERRORS:
                 return self._post(job)
             raise
-        self._reply(channel, ts, job)
-        return SendResult(Outcome.OK, "updated", 200, external={"channel": channel, "ts": ts})
+        told = self._reply(channel, ts, job)
+        external = {"channel": channel, "ts": ts}
+        return SendResult(Outcome.OK, "updated", 200, external=external, told_changes=told)
 
     def _post(self, job: DeliveryJob) -> SendResult:
         response = self.client.chat_postMessage(
@@ -104,13 +105,16 @@ class SlackNotifier:
         self._paced(channel)
         return SendResult(Outcome.OK, "posted", 200, external={"channel": channel, "ts": ts})
 
-    def _reply(self, channel: str, ts: str, job: DeliveryJob) -> None:
-        """Timeline changes since the last send, as one thread reply (best effort: paced)."""
+    def _reply(self, channel: str, ts: str, job: DeliveryJob) -> bool:
+        """Timeline changes since the last send as one thread reply; False if held by pacing."""
         lines = change_lines(job.new_events)
-        if not lines or self._next_post.get(channel, 0.0) > self.monotonic():
-            return
+        if not lines:
+            return True
+        if self._next_post.get(channel, 0.0) > self.monotonic():
+            return False  # told with the next update instead
         self.client.chat_postMessage(channel=channel, thread_ts=ts, text="\n".join(lines)[:3000])
         self._paced(channel)
+        return True
 
     def _find_posted(self, job: DeliveryJob) -> tuple[str | None, str | None]:
         """Look for a message this delivery already posted (by its metadata) before a crash.

@@ -134,6 +134,17 @@ class DeliveryRepository:
             delivery.state, delivery.claimed_at = "sending", now
         return claimed
 
+    def revive(self, delivery_ids: list[int], now: datetime) -> int:
+        """Dead deliveries back to pending, due now, with a fresh age (for ``outbox retry``)."""
+        return (
+            self.session.execute(
+                update(Delivery)
+                .where(Delivery.id.in_(delivery_ids), Delivery.state == "dead")
+                .values(state="pending", due_at=now, created_at=now)
+            ).rowcount
+            or 0
+        )
+
     def record_attempt(self, delivery_id: int, attempt: DeliveryAttempt) -> Delivery:
         attempt.delivery_id = delivery_id
         self.session.add(attempt)

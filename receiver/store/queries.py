@@ -179,6 +179,21 @@ class IncidentQueries:
             for name, episodes, last, incidents in rows
         ]
 
+    def deliveries(self, states: list[str], limit: int = 50) -> list[dict[str, Any]]:
+        """Deliveries in the given states, newest first."""
+        stmt = (
+            select(Delivery)
+            .where(Delivery.state.in_(states))
+            .order_by(Delivery.id.desc())
+            .limit(limit)
+        )
+        with Session(self.engine) as session:
+            rows = session.scalars(stmt).all()
+        return [
+            {**summary, "incident_id": d.incident_id, "attempts": d.attempts}
+            for d, summary in zip(rows, _deliveries(rows, []), strict=True)
+        ]
+
     def payload_body(self, receipt_id: int) -> bytes | None:
         """The exact bytes of an accepted request, while retained."""
         with Session(self.engine) as session:
