@@ -1,0 +1,123 @@
+"""Routing as Alertmanager reads routes, and the outbox's retry policy."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from receiver.model.delivery import RetryPolicy
+from receiver.model.matchers import Matcher
+from receiver.model.routing import Route, Router
+from receiver.settings import ConfigError, load_settings
+
+
+def route(*matchers: str, to: tuple[str, ...], cont: bool = False) -> Route:
+    return Route(tuple(Matcher.parse(m) for m in matchers), to, cont)
+
+
+EXAMPLE = Router(
+    (
+        route('severity="critical"', to=("pagerduty",), cont=True),
+        route('severity=~"critical|warning"', to=("slack",)),
+        route('team="ml"', to=("ml-slack",)),
+    ),
+    default=("fallback",),
+)
+
+
+@pytest.mark.parametrize(
+    ("labels", "expected"),
+    [
+        ({"severity": "critical"}, ["pagerduty", "slack"]),  # continue goes on
+        ({"severity": "warning"}, ["slack"]),
+        ({"severity": "warning", "team": "ml"}, ["slack"]),  # a match without continue stops
+        ({"severity": "info", "team": "ml"}, ["ml-slack"]),
+        ({"severity": "info"}, ["fallback"]),  # nothing matched: the default
+        ({}, ["fallback"]),
+    ],
+)
+def test_routes_are_walked_in_order_with_continue_and_a_default(labels, expected):
+    assert EXAMPLE.receivers_for(labels) == expected
+
+
+def test_a_receiver_reached_twice_is_listed_once():
+    router = Router((route(to=("a", "b"), cont=True), route(to=("b", "c"))))
+    assert router.receivers_for({}) == ["a", "b", "c"]
+
+
+def test_without_routes_or_default_nothing_is_reached():
+    assert Router().receivers_for({"severity": "critical"}) == []
+
+
+def test_a_regex_route_matches_the_whole_value_only():
+    router = Router((route('model=~"llama"', to=("x",)),), default=("d",))
+    assert router.receivers_for({"model": "llama2_7b"}) == ["d"]
+    assert router.receivers_for({"model": "llama"}) == ["x"]
+
+
+def test_config_refuses_a_route_with_a_bad_matcher():
+    with pytest.raises(ConfigError) as caught:
+        load_settings(
+            environ={},
+            require_auth=False,
+            overrides={
+                "routes": [
+                    {"matchers": ['severity="critical"'], "receivers": ["nowhere"]},
+                    {"matchers": ["sev=~'("], "receivers": ["x"]},
+                ],
+                "default_receivers": ["missing"],
+            },
+        )
+    assert [e.split(":")[0] for e in caught.value.errors] == ["routes.1.matchers"]
+    assert "invalid regex" in caught.value.errors[0]
+
+
+def test_config_names_unknown_receivers_of_valid_routes():
+    with pytest.raises(ConfigError) as caught:
+        load_settings(
+            environ={},
+            require_auth=False,
+            overrides={"routes": [{"matchers": [], "receivers": ["nowhere"]}]},
+        )
+    assert caught.value.errors == ["routes.0.receivers: unknown receiver 'nowhere'"]
+
+
+def test_a_pagerduty_routing_key_must_have_32_characters_and_never_shows():
+    with pytest.raises(ConfigError) as caught:
+        load_settings(
+            environ={},
+            require_auth=False,
+            overrides={"receivers": {"pd": {"type": "pagerduty", "routing_key": "short-secret"}}},
+        )
+    assert caught.value.errors == [
+        "receivers.pd.routing_key: Value error, a PagerDuty routing key has 32 characters"
+    ]
+    assert "short-secret" not in str(caught.value)
+
+
+def test_the_backoff_doubles_up_to_the_maximum_with_jitter_between_half_and_full():
+    policy = RetryPolicy(initial=2, maximum=60)
+    assert [policy.delay(n, None, rand=lambda: 1.0) for n in (1, 2, 3, 4, 5, 6, 7)] == [
+        2,
+        4,
+        8,
+        16,
+        32,
+        60,
+        60,
+    ]
+    assert policy.delay(3, None, rand=lambda: 0.0) == 4  # half of 8
+
+
+def test_a_longer_retry_after_wins_over_the_backoff_and_a_shorter_one_does_not():
+    policy = RetryPolicy(initial=2, maximum=60)
+    assert policy.delay(1, 30, rand=lambda: 1.0) == 30
+    assert policy.delay(4, 1, rand=lambda: 1.0) == 16
+
+
+def test_a_delivery_is_dead_once_older_than_the_maximum_age():
+    policy = RetryPolicy(max_age=timedelta(hours=1))
+    created = datetime(2026, 11, 28, tzinfo=UTC)
+    assert not policy.is_dead(created, created + timedelta(minutes=59))
+    assert policy.is_dead(created, created + timedelta(hours=1))
