@@ -89,12 +89,16 @@ class HttpTarget:
         self.timeout = timeout
 
     def post(self, path: str, body: bytes) -> tuple[int, dict[str, Any]]:
-        response = self.session.post(
-            self.base_url + path,
-            data=body,
-            headers={"Content-Type": "application/json"},
-            timeout=self.timeout,
-        )
+        """Status 0 when the receiver cannot be reached."""
+        try:
+            response = self.session.post(
+                self.base_url + path,
+                data=body,
+                headers={"Content-Type": "application/json"},
+                timeout=self.timeout,
+            )
+        except requests.RequestException as exc:
+            return 0, {"error": "unreachable", "message": f"{type(exc).__name__} {self.base_url}"}
         return response.status_code, _json(response.content)
 
 

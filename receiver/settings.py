@@ -88,6 +88,12 @@ class PrometheusSettings(_Section):
 
     url: str | None = Field(None, pattern=r"^https?://")
     timeout_seconds: float = Field(0.5, gt=0, le=30)
+
+    @field_validator("url", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: Any) -> Any:
+        return None if value == "" else value
+
     budget_seconds: float = Field(1.5, gt=0, le=60)
     cache_seconds: float = Field(30, ge=0)
     bearer_token: SecretStr | None = None

@@ -29,6 +29,10 @@ class Notifier(Protocol):
 
     def send(self, job: DeliveryJob) -> SendResult: ...
 
+    def render(self, job: DeliveryJob) -> dict[str, Any]:
+        """What ``send`` would send (for dry runs), without sending it."""
+        ...
+
     def close(self) -> None: ...
 
 

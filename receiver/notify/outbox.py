@@ -8,6 +8,7 @@ key in their metadata and are looked up before posting again).
 
 from __future__ import annotations
 
+import json
 import logging
 import random
 import time
@@ -78,6 +79,9 @@ class DeliveryWorker:
             result = SendResult(
                 Outcome.GIVE_UP, f"receiver {delivery['receiver']!r} not configured"
             )
+        elif self.dry_run:
+            rendered = json.dumps(notifier.render(job), default=str)
+            result = SendResult(Outcome.OK, "dry run: rendered, not sent", excerpt=rendered[:500])
         else:
             result = notifier.send(job)
         elapsed = time.perf_counter() - started

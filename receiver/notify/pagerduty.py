@@ -77,6 +77,9 @@ class PagerDutyNotifier:
             Outcome.GIVE_UP, f"HTTP {status}: {_errors(response)}", status, excerpt=excerpt
         )
 
+    def render(self, job: DeliveryJob) -> dict[str, Any]:
+        return self.event(job)
+
     def event(self, job: DeliveryJob) -> dict[str, Any]:
         """The Events API v2 body for this delivery (routing key added by the client)."""
         incident = job.incident

@@ -13,6 +13,7 @@ import ssl
 import time
 from collections.abc import Callable
 from typing import Any
+from typing import Any
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
@@ -59,6 +60,13 @@ class SlackNotifier:
 
     def close(self) -> None:
         """Nothing to close: WebClient opens a connection per call."""
+
+    def render(self, job: DeliveryJob) -> dict[str, Any]:
+        return {
+            "channel": job.external.get("channel") or self.settings.channel,
+            "text": incident_text(job.incident),
+            "blocks": incident_blocks(job.incident, job.incident_url),
+        }
 
     def send(self, job: DeliveryJob) -> SendResult:
         if "ts" not in job.external:  # a new message: chat.postMessage is paced per channel
