@@ -13,7 +13,6 @@ import ssl
 import time
 from collections.abc import Callable
 from typing import Any
-from typing import Any
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
