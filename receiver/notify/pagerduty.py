@@ -8,6 +8,7 @@ The client's own retries are switched off so the outbox owns every retry.
 from __future__ import annotations
 
 import json
+import logging
 import ssl
 from typing import Any
 
@@ -36,10 +37,12 @@ class PagerDutyNotifier:
             self._key, base_url=settings.base_url, verify=verify
         )
         # The client retries 429 without limit and 5xx several times, sleeping in this thread.
-        # Bound it to one quick retry (0 means "the default" to it) and let the outbox own the
-        # long retries with backoff.
+        # Give every status a finite retry count and a total budget below one attempt, so it
+        # hands the first answer back and the outbox owns every retry (with Retry-After).
         self.client.retry = {status: 1 for status in (429, 500, 502, 503, 504)}
-        self.client.sleep_timer = 0.25
+        self.client.max_http_attempts = -1
+        # ...which the client logs as an ERROR on every 429/5xx; the outbox records those itself
+        self.client.log.setLevel(logging.CRITICAL)
         self.client.max_network_attempts = 0
         self.client.timeout = settings.timeout_seconds
 

@@ -9,6 +9,7 @@ by holding deliveries back in the worker, never by sleeping.
 
 from __future__ import annotations
 
+import math
 import ssl
 import time
 from collections.abc import Callable
@@ -51,7 +52,7 @@ class SlackNotifier:
         self.client = WebClient(
             token=self._token,
             base_url=settings.base_url,
-            timeout=int(settings.timeout_seconds),
+            timeout=max(1, math.ceil(settings.timeout_seconds)),  # whole seconds only
             ssl=context,
         )
         self.min_interval, self.monotonic = min_interval, monotonic
@@ -109,7 +110,7 @@ class SlackNotifier:
             },
         )
         channel, ts = response["channel"], response["ts"]
-        self._paced(channel)
+        self._paced()
         return SendResult(Outcome.OK, "posted", 200, external={"channel": channel, "ts": ts})
 
     def _reply(self, channel: str, ts: str, job: DeliveryJob) -> bool:
@@ -117,10 +118,10 @@ class SlackNotifier:
         lines = change_lines(job.new_events)
         if not lines:
             return True
-        if self._next_post.get(channel, 0.0) > self.monotonic():
+        if self._next_post.get(self.settings.channel, 0.0) > self.monotonic():
             return False  # told with the next update instead
         self.client.chat_postMessage(channel=channel, thread_ts=ts, text="\n".join(lines)[:3000])
-        self._paced(channel)
+        self._paced()
         return True
 
     def _find_posted(self, job: DeliveryJob) -> tuple[str | None, str | None]:
@@ -139,8 +140,9 @@ class SlackNotifier:
                 return message["ts"], channel
         return None, None
 
-    def _paced(self, channel: str) -> None:
-        self._next_post[channel] = self.monotonic() + self.min_interval
+    def _paced(self) -> None:
+        """Posts are paced per configured channel (one notifier per channel)."""
+        self._next_post[self.settings.channel] = self.monotonic() + self.min_interval
 
     def _failure(self, exc: SlackApiError) -> SendResult:
         response = exc.response

@@ -1,0 +1,283 @@
+"""A bench for the outbox: PagerDuty and Slack stand-ins, a container and app on the FakeClock,
+and the delivery worker, plus readers of what the stand-ins received.
+
+Time is never slept: the FakeClock (the receiver's clock) and one ManualClock (the stand-ins'
+clock and the Slack notifier's pacing clock) move together through ``DeliveryEnv.advance``.
+Test modules build benches through ``EnvFactory`` (see ``make_env`` in the test modules).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from receiver.app import create_app
+from receiver.bootstrap import Container, bootstrap, build_delivery_worker
+from receiver.notify.outbox import DeliveryWorker
+from receiver.notify.slack import SlackNotifier
+from receiver.replay import AppTarget, load_items
+from receiver.settings import Settings
+from receiver.store.tables import Delivery
+from tests.conftest import AUTH, FIXTURES, FakeClock
+from tests.integration.payloads import alert, webhook
+from tests.standins import ManualClock
+from tests.standins.pagerduty import PagerDutyStandIn
+from tests.standins.slack import SlackStandIn
+
+ROUTING_KEY = "R" * 32
+SLACK_TOKEN = "xoxb-test"
+CHANNEL_ID = "C0TRITON1"
+CHANNELS = {"#triton-alerts": CHANNEL_ID}
+GOLDEN = Path(__file__).parent.parent / "golden"
+UPDATE_GOLDEN = os.environ.get("RECEIVER_TEST_UPDATE_GOLDEN", "") not in ("", "0")
+
+
+def critical(name: str = "TritonHighErrorRate", **labels: str) -> dict[str, Any]:
+    """A firing critical alert of one model (PagerDuty and Slack by the example routes)."""
+    return alert(name, severity="critical", model="llama2_7b", **labels)
+
+
+def group_body(
+    *alerts: dict[str, Any], key: str = "g1", status: str | None = None
+) -> dict[str, Any]:
+    """A webhook for group ``key`` with Alertmanager's common labels and annotations."""
+    doc = webhook(*alerts, receiver="triton", group_key=f'{{}}:{{group="{key}"}}', status=status)
+    doc["commonLabels"] = _common([a["labels"] for a in alerts])
+    doc["commonAnnotations"] = _common([a["annotations"] for a in alerts])
+    return doc
+
+
+def _common(maps: list[dict[str, str]]) -> dict[str, str]:
+    return {k: v for k, v in maps[0].items() if all(m.get(k) == v for m in maps[1:])}
+
+
+def delivery_overrides(
+    pd: PagerDutyStandIn, slack: SlackStandIn, channel: str = CHANNEL_ID
+) -> dict[str, Any]:
+    """Receivers ``pd`` and ``slack`` on the stand-ins, routed like the example configuration."""
+    return {
+        "receivers": {
+            "pd": {
+                "type": "pagerduty",
+                "routing_key": ROUTING_KEY,
+                "base_url": pd.base_url,
+                "ca_bundle": pd.ca_file,
+            },
+            "slack": {
+                "type": "slack",
+                "token": SLACK_TOKEN,
+                "channel": channel,
+                "base_url": slack.base_url,
+            },
+        },
+        "routes": [
+            {"matchers": ['severity="critical"'], "receivers": ["pd"], "continue": True},
+            {"matchers": ['severity=~"critical|warning"'], "receivers": ["slack"]},
+        ],
+        "default_receivers": ["slack"],
+        "delivery.coalesce_seconds": 0,
+        "delivery.backoff_initial_seconds": 1,
+        "delivery.slack_min_interval_seconds": 0,
+    }
+
+
+@dataclass
+class DeliveryEnv:
+    clock: FakeClock
+    mono: ManualClock
+    pd: PagerDutyStandIn
+    slack: SlackStandIn
+    container: Container
+    app: Flask
+    worker: DeliveryWorker
+    _client: FlaskClient | None = field(default=None, repr=False)
+
+    @property
+    def settings(self) -> Settings:
+        return self.container.settings
+
+    @property
+    def client(self) -> FlaskClient:
+        if self._client is None:
+            self._client = self.app.test_client()
+        return self._client
+
+    # -- driving ---------------------------------------------------------------------------------
+
+    def advance(self, seconds: float) -> None:
+        """Move the receiver's clock and the stand-ins' clock together."""
+        self.clock.advance(seconds=seconds)
+        self.mono.advance(seconds)
+
+    def advance_to(self, when: datetime) -> None:
+        if when > self.clock.now:
+            self.advance((when - self.clock.now).total_seconds())
+
+    def drain(self) -> int:
+        return self.worker.drain()
+
+    def post(self, doc: dict[str, Any], receiver: str | None = None) -> dict[str, Any]:
+        """POST one webhook body that must be stored; return the intake's summary."""
+        path = "/api/v1/alertmanager" + (f"/{receiver}" if receiver else "")
+        response = self.client.post(path, json=doc, headers=AUTH)
+        assert response.status_code == 200, response.get_data(as_text=True)
+        return response.get_json()
+
+    def replay(self, folder: str) -> list[dict[str, Any]]:
+        """Replay a recorded folder one request at a time, at its recorded time, draining the
+        outbox after each request so the sends interleave as they would in production."""
+        target = AppTarget(self.app, AUTH)
+        answers = []
+        for item in load_items([FIXTURES / folder], warn=lambda _m: None):
+            if item.recorded_at is not None:
+                self.advance_to(datetime.fromtimestamp(item.recorded_at, self.clock.now.tzinfo))
+            status, answer = target.post(item.path, item.body)
+            assert status == 200, answer
+            answers.append(answer)
+            self.drain()
+        return answers
+
+    # -- reading ---------------------------------------------------------------------------------
+
+    def incident(self, incident_id: int) -> dict[str, Any]:
+        response = self.client.get(f"/api/v1/incidents/{incident_id}")
+        assert response.status_code == 200, response.get_data(as_text=True)
+        return response.get_json()
+
+    def deliveries(self) -> list[Delivery]:
+        """Every outbox row, in queueing order (detached copies)."""
+        with Session(self.container.engine, expire_on_commit=False) as session:
+            return list(session.scalars(select(Delivery).order_by(Delivery.id)))
+
+    def attempts(self, incident_id: int, receiver: str) -> list[list[int | None]]:
+        """Status codes of every attempt of each delivery of one incident to one receiver."""
+        rows = self.incident(incident_id)["deliveries"]
+        return [
+            [a["status_code"] for a in d["attempts"]] for d in rows if d["receiver"] == receiver
+        ]
+
+    def pd_events(self) -> list[list[Any]]:
+        """Accepted events: (event_action, dedup_key prefix, payload.severity, payload.class)."""
+        out = []
+        for event in self.pd.events:
+            payload = event.get("payload") or {}
+            out.append(
+                [
+                    event["event_action"],
+                    event["dedup_key"][:8],
+                    payload.get("severity"),
+                    payload.get("class"),
+                ]
+            )
+        return out
+
+    def slack_calls(self) -> list[list[Any]]:
+        """Every call: (method, channel, whether it is a thread reply)."""
+        out = []
+        for call in self.slack.calls:
+            args = {**call["params"], **(call["json"] or {})}
+            out.append([call["method"], args.get("channel"), "thread_ts" in args])
+        return out
+
+    def slack_messages(self, channel: str = CHANNEL_ID) -> list[dict[str, Any]]:
+        return [
+            {"text": m["text"], "updates": len(m["updates"]), "replies": m["reply_count"]}
+            for m in self.slack.messages(channel)
+        ]
+
+    def outbox(self, *states: str) -> list[list[Any]]:
+        """(incident id, receiver, action, state) of every delivery, or of those in ``states``."""
+        return [
+            [d.incident_id, d.receiver, d.action, d.state]
+            for d in self.deliveries()
+            if not states or d.state in states
+        ]
+
+    def observed(self) -> dict[str, Any]:
+        """What a golden file compares."""
+        return {
+            "pagerduty": {"events": self.pd_events(), "pages": self.pd.pages},
+            "slack": {"calls": self.slack_calls(), "messages": self.slack_messages()},
+            "outbox": self.outbox(),
+        }
+
+
+class EnvFactory:
+    """Builds benches on this test's database; closes every one of them at teardown."""
+
+    def __init__(self, make_settings: Any, clock: FakeClock) -> None:
+        self.make_settings, self.clock = make_settings, clock
+        self.stack = ExitStack()
+        self.standins: list[PagerDutyStandIn | SlackStandIn] = []
+
+    def __call__(
+        self,
+        overrides: dict[str, Any] | None = None,
+        channel: str = CHANNEL_ID,
+        slack_rate_limit: bool = False,
+    ) -> DeliveryEnv:
+        mono = ManualClock(self.clock.now.timestamp())
+        pd = self.stack.enter_context(PagerDutyStandIn(clock=mono))
+        slack = self.stack.enter_context(
+            SlackStandIn(SLACK_TOKEN, CHANNELS, rate_limit=slack_rate_limit, clock=mono)
+        )
+        self.standins += [pd, slack]
+        settings = self.make_settings(
+            {**delivery_overrides(pd, slack, channel), **(overrides or {})}
+        )
+        container = bootstrap(settings, clock=self.clock)
+        self.stack.callback(container.engine.dispose)
+        worker = build_delivery_worker(container)
+        assert worker is not None
+        self.stack.callback(worker.close)
+        for notifier in worker.notifiers.values():
+            if isinstance(notifier, SlackNotifier):
+                notifier.monotonic = mono  # pacing follows the test's clock, not real time
+        return DeliveryEnv(
+            self.clock, mono, pd, slack, container, create_app(container=container), worker
+        )
+
+    def close(self) -> None:
+        self.stack.close()
+        for standin in self.standins:
+            assert standin.errors == [], "a stand-in failed while handling a request"
+
+    def __enter__(self) -> EnvFactory:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def check_golden(name: str, observed: dict[str, Any]) -> None:
+    """Compare with tests/golden/<name>.json; RECEIVER_TEST_UPDATE_GOLDEN=1 rewrites it."""
+    path = GOLDEN / f"{name}.json"
+    if UPDATE_GOLDEN:
+        GOLDEN.mkdir(exist_ok=True)
+        path.write_text(dump(observed), encoding="utf-8")
+    assert path.exists(), f"no golden {path.name}: run with RECEIVER_TEST_UPDATE_GOLDEN=1, review"
+    expected = json.loads(path.read_text(encoding="utf-8"))
+    assert observed == expected
+
+
+def dump(value: Any) -> str:
+    """Indented JSON with each row (a list of scalars) on one line, for reviewable diffs."""
+    text = json.dumps(value, indent=1)
+    text = re.sub(r"\[\s+([^\[\]{}\n]+(?:\n\s*[^\[\]{}\s][^\[\]{}\n]*)*)\s+\]", _row, text)
+    assert json.loads(text) == value
+    return text + "\n"
+
+
+def _row(match: re.Match[str]) -> str:
+    return "[" + " ".join(line.strip() for line in match.group(1).splitlines()) + "]"
