@@ -135,6 +135,7 @@ def build_delivery_worker(container: Container) -> DeliveryWorker | None:
         container.clock,
         public_url=settings.public_url,
         dry_run=delivery.dry_run,
+        secrets=settings.secret_values(),
         on_result=on_result,
     )
 

@@ -200,6 +200,26 @@ class Settings(_Section):
             raise ValueError("must be one of DEBUG, INFO, WARNING, ERROR")
         return upper
 
+    def secret_values(self) -> tuple[str, ...]:
+        """Every configured secret, for redacting text bound for storage, the API or logs."""
+        found: list[str] = []
+
+        def walk(value: Any) -> None:
+            if isinstance(value, SecretStr):
+                found.append(value.get_secret_value())
+            elif isinstance(value, BaseModel):
+                for name in type(value).model_fields:
+                    walk(getattr(value, name))
+            elif isinstance(value, dict):
+                for item in value.values():
+                    walk(item)
+            elif isinstance(value, list):
+                for item in value:
+                    walk(item)
+
+        walk(self)
+        return tuple(sorted({s for s in found if len(s) >= 4}, key=len, reverse=True))
+
     def check_routes(self) -> list[str]:
         """Routes and the default may only name configured receivers."""
         errors = []

@@ -13,11 +13,12 @@ import logging
 import random
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
 from receiver.model.delivery import Outcome, RetryPolicy, SendResult
-from receiver.notify import DeliveryJob, Notifier
+from receiver.notify import DeliveryJob, Notifier, redact
 from receiver.store.queries import IncidentQueries
 from receiver.store.tables import Delivery, DeliveryAttempt
 from receiver.store.unit_of_work import UnitOfWork
@@ -37,12 +38,13 @@ class DeliveryWorker:
         clock: Callable[[], datetime],
         public_url: str | None = None,
         dry_run: bool = False,
+        secrets: tuple[str, ...] = (),
         on_result: Callable[[str, str, float], None] = lambda kind, outcome, seconds: None,
         rand: Callable[[], float] = random.random,
     ):
         self.uow_factory, self.queries, self.notifiers = uow_factory, queries, notifiers
         self.policy, self.clock, self.public_url = policy, clock, public_url
-        self.dry_run = dry_run
+        self.dry_run, self.secrets = dry_run, secrets
         self.on_result, self.rand = on_result, rand
 
     def close(self) -> None:
@@ -85,6 +87,12 @@ class DeliveryWorker:
         else:
             result = notifier.send(job)
         elapsed = time.perf_counter() - started
+        # whatever a vendor echoed back, no secret reaches the database, the API or the logs
+        result = replace(
+            result,
+            reason=redact(result.reason, list(self.secrets)),
+            excerpt=redact(result.excerpt, list(self.secrets)),
+        )
         self._settle(delivery_id, job, result, elapsed)
         if result.attempted:
             self.on_result(delivery["kind"], result.outcome.value, elapsed)

@@ -63,7 +63,7 @@ class PagerDutyNotifier:
         except pagerduty.Error as exc:
             cause = type(exc.__cause__ or exc).__name__
             return SendResult(Outcome.RETRY, f"network error: {cause}")
-        excerpt = redact(response.text[:MAX_EXCERPT], [self._key])
+        excerpt = redact(response.text, [self._key])[:MAX_EXCERPT]  # redact, then cut
         status = response.status_code
         if status == 202:
             return SendResult(
@@ -76,9 +76,8 @@ class PagerDutyNotifier:
         if status == 429 or status >= 500:
             retry_after = _seconds(response.headers.get("Retry-After"))
             return SendResult(Outcome.RETRY, f"HTTP {status}", status, retry_after, excerpt)
-        return SendResult(
-            Outcome.GIVE_UP, f"HTTP {status}: {_errors(response)}", status, excerpt=excerpt
-        )
+        reason = redact(f"HTTP {status}: {_errors(response)}", [self._key])
+        return SendResult(Outcome.GIVE_UP, reason, status, excerpt=excerpt)
 
     def render(self, job: DeliveryJob) -> dict[str, Any]:
         return self.event(job)

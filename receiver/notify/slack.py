@@ -148,7 +148,7 @@ class SlackNotifier:
         response = exc.response
         status = getattr(response, "status_code", None)
         error = response.get("error") if hasattr(response, "get") else None
-        excerpt = redact(str(getattr(response, "data", ""))[:500], [self._token])
+        excerpt = redact(str(getattr(response, "data", "")), [self._token])[:500]
         if status == 429 or error in RETRY_ERRORS or (status or 0) >= 500:
             retry_after = _seconds(
                 response.headers.get("Retry-After") if response.headers else None
