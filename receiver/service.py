@@ -182,8 +182,8 @@ def _queue_deliveries(
     """Turn what changed into outbox rows; repeats and duplicates queue nothing.
 
     Opened: a trigger per routed receiver. Changed: one update per receiver, coalesced (a
-    pending update absorbs later changes); a re-firing inside a flapping hold-down cancels the
-    held resolve. Resolved: a resolve, held back by the hold-down while flapping.
+    pending update absorbs later changes); a re-firing inside a hold-down cancels the held
+    resolve. Resolved: a resolve, held back by the hold-down while flapping or one start short.
     """
     for incident_id in sorted(writer.touched):
         change = writer.change_of(incident_id)
@@ -199,7 +199,10 @@ def _queue_deliveries(
         for name, kind in uow.deliveries.receivers_of(incident_id).items():
             if change == "resolved":
                 uow.deliveries.cancel_pending(incident_id, name, ("update",))
-                hold = rules.flapping.hold_down if incident.flapping else timedelta(0)
+                # a series that already re-fired may be about to flap: hold the resolve back so a
+                # re-firing inside the hold-down updates the page instead of paging again
+                at_risk = incident.flapping or rules.flapping.may_flap(incident.flap_count)
+                hold = rules.flapping.hold_down if at_risk else timedelta(0)
                 uow.deliveries.enqueue(incident, name, kind, "resolve", now + hold, now)
             elif incident.status == AlertStatus.FIRING.value:
                 held = uow.deliveries.cancel_pending(incident_id, name, ("resolve",))
@@ -240,7 +243,7 @@ def _apply_outcome(
         Placement.REOPEN: latest,
         Placement.NEW: None,
     }[placement]
-    return writer.add_firing(alert, target, starts if policy.is_flapping(starts) else 0)
+    return writer.add_firing(alert, target, starts, policy.is_flapping(starts))
 
 
 def _view(incident: Incident) -> IncidentView:

@@ -60,6 +60,10 @@ class FlapPolicy:
     def is_flapping(self, starts_in_window: int) -> bool:
         return starts_in_window >= self.threshold
 
+    def may_flap(self, starts_in_window: int) -> bool:
+        """One start short of flapping (and re-fired at least once): worth holding a resolve."""
+        return starts_in_window >= max(2, self.threshold - 1)
+
 
 @dataclass(frozen=True)
 class IncidentView:

@@ -82,7 +82,7 @@ class IncidentWriter:
         return episode
 
     def add_firing(
-        self, alert: AlertEvent, target: Incident | None, flap_starts: int
+        self, alert: AlertEvent, target: Incident | None, starts: int, flapping: bool
     ) -> AlertEpisode:
         """A new firing episode joins ``target`` (reopening it if resolved) or a new incident."""
         if target is None:
@@ -99,8 +99,9 @@ class IncidentWriter:
         episode = self._new_episode(alert, incident, firing=True)
         severity = _clip(alert.labels.get("severity"), MAX_SEVERITY)
         incident.severity = most_severe([incident.severity, severity])
-        if flap_starts:
-            self._mark_flapping(incident, alert, flap_starts)
+        incident.flap_count = max(incident.flap_count, starts)
+        if flapping:
+            self._mark_flapping(incident, alert, starts)
         return episode
 
     def finish(self, group_resolved: bool) -> None:
@@ -250,7 +251,6 @@ class IncidentWriter:
             detail = {"starts_in_window": starts, "labels": alert.labels}
             self._event(incident, "flapping", alert.fingerprint, detail)
         incident.flapping = True
-        incident.flap_count = max(incident.flap_count, starts)
 
     def _event(self, incident: Incident, kind: str, fingerprint: str | None, detail: dict) -> None:
         self.uow.incidents.add_event(

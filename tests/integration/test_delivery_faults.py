@@ -276,3 +276,26 @@ def test_outbox_list_shows_a_dead_delivery_and_outbox_retry_sends_it_again(
     assert [e["event_action"] for e in env.pd.events] == ["trigger"]
     assert pd_delivery(env, incident_id)["state"] == "sent"
     assert env.attempts(incident_id, "pd") == [[400, 202]]
+
+
+def test_a_flapping_critical_alert_pages_once_and_resolves_after_the_hold_down(make_env):
+    """Fire and resolve five times, 2 minutes apart: PagerDuty is paged for the first firing,
+    and for the second (two starts are not flapping yet, but its resolve is held back); every
+    later re-firing lands inside a held-back resolve and only updates the open PagerDuty alert."""
+    env = make_env()
+    for n in range(5):
+        start = 2 * n  # minutes after the fixture's start
+        env.advance_to(datetime.fromisoformat(alert("X", starts=start)["startsAt"]))
+        env.post(group_body(critical(starts=start)))
+        env.drain()
+        env.advance(30)
+        env.post(group_body(critical(status="resolved", starts=start, ends=start + 0.5)))
+        env.drain()
+    actions = [e["event_action"] for e in env.pd.events]
+    assert env.pd.pages == 2
+    assert actions.count("trigger") == 2 + 3  # two pages, then three merged updates
+    assert actions[-1] != "resolve"  # the last resolve is still held back
+    env.advance(15 * 60)  # flapping.hold_down_minutes
+    env.drain()
+    assert env.pd.events[-1]["event_action"] == "resolve"
+    assert env.pd.alerts(status="open") == []

@@ -17,9 +17,10 @@ What each golden proves (reviewed against index.json and timeline.txt of the rec
 - truncated-max-alerts: the same through max_alerts 2: the alerts truncated away never resolve
   the incident early; the unseen resolve is an update; one resolve at the very end.
 - flapping: 21:00 and 21:10 open incidents (new Slack posts, 2 starts are not flapping yet);
-  the 21:20 re-firing rejoins the 21:10 incident and edits its message (a trigger on a known
-  thread: chat.update, no new post); its final resolve is held (pending after the replay) and
-  only sent once the hold-down has passed; the stale firing and the duplicate resolve send nothing.
+  the 21:10 incident's resolve is held back (its series re-fired: one start short of
+  flapping), so the 21:20 re-firing cancels it and is an update of the same message, never a
+  second page; its final resolve is held (pending after the replay) and only sent once the
+  hold-down has passed; the stale firing and the duplicate resolve send nothing.
 - ha-duplicates: the stale firing, the peer's duplicate resolve and the duplicate firing 52 ms
   later send nothing: 1 Slack post + resolve for the GPU, 1 PagerDuty page for the critical.
 - retry-after-5xx: Alertmanager's 13 retries and the peer's copies are one trigger and one
