@@ -110,8 +110,9 @@ class PagerDutyReceiver(_Section):
     base_url: str = Field("https://events.pagerduty.com", pattern=r"^https://")
     ca_bundle: str | None = None
     # group: sha256(groupKey), as Alertmanager's own integration, so switching over makes no
-    # duplicate PagerDuty incidents; incident: one PagerDuty alert per incident of this receiver
-    dedup_key: Literal["group", "incident"] = "group"
+    # duplicate PagerDuty incidents; incident: one PagerDuty alert per incident of this receiver;
+    # alert: one per alert series of the incident; episode: one per firing of each alert
+    dedup_key: Literal["group", "incident", "alert", "episode"] = "group"
     severity_map: dict[str, Literal["critical", "error", "warning", "info"]] = Field(
         default_factory=lambda: {
             "critical": "critical",

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import ssl
+from dataclasses import replace
 from typing import Any
 
 import pagerduty
@@ -56,8 +57,50 @@ class PagerDutyNotifier:
             return sha256_hex(group_key)
         return sha256_hex(f"{group_key}\n{incident['id']}")
 
+    def events(self, job: DeliveryJob) -> list[dict[str, Any]]:
+        """The events of one delivery: one per incident, or one per alert / alert episode."""
+        if self.settings.dedup_key in ("group", "incident"):
+            return [self.event(job)]
+        group_key = job.incident["group"]["group_key"]
+        events = []
+        for alert in job.incident["alerts"]:
+            episodes = alert["episodes"]
+            if self.settings.dedup_key == "alert":
+                episodes = episodes[-1:]  # one PagerDuty alert per alert series
+            for episode in episodes:
+                identity = f"{group_key}\n{alert['fingerprint']}"
+                if self.settings.dedup_key == "episode":
+                    identity += f"\n{episode['starts_at']}"
+                key = sha256_hex(identity)
+                if job.action == "resolve" or episode["status"] != "firing":
+                    events.append({"event_action": "resolve", "dedup_key": key})
+                else:
+                    events.append(self._alert_event(job, alert, episode, key))
+        return events
+
     def send(self, job: DeliveryJob) -> SendResult:
-        event = self.event(job)
+        """Send every event of the delivery; PagerDuty dedup keys make a re-send harmless."""
+        result = SendResult(Outcome.OK, "nothing to send")
+        for event in self.events(job):
+            result = self._send_event(event)
+            if result.outcome is not Outcome.OK:
+                return result
+        per_alert = self.settings.dedup_key in ("alert", "episode")
+        return replace(result, external={}) if per_alert else result
+
+    def _alert_event(
+        self, job: DeliveryJob, alert: dict[str, Any], episode: dict[str, Any], key: str
+    ) -> dict[str, Any]:
+        """A trigger for one alert of the incident (``alert``/``episode`` strategies)."""
+        single = {**job.incident, "alerts": [alert], "labels": alert["labels"]}
+        single["title"] = (episode.get("annotations") or {}).get("summary") or job.incident["title"]
+        single["severity"] = alert["labels"].get("severity") or job.incident.get("severity")
+        event = self.event(replace(job, incident=single))
+        event["dedup_key"] = key
+        event["payload"]["timestamp"] = episode["starts_at"]
+        return event
+
+    def _send_event(self, event: dict[str, Any]) -> SendResult:
         try:
             response = self.client.post("/v2/enqueue", json=event)
         except pagerduty.Error as exc:
@@ -80,7 +123,7 @@ class PagerDutyNotifier:
         return SendResult(Outcome.GIVE_UP, reason, status, excerpt=excerpt)
 
     def render(self, job: DeliveryJob) -> dict[str, Any]:
-        return self.event(job)
+        return {"events": self.events(job)}
 
     def event(self, job: DeliveryJob) -> dict[str, Any]:
         """The Events API v2 body for this delivery (routing key added by the client)."""

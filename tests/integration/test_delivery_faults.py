@@ -295,7 +295,27 @@ def test_a_flapping_critical_alert_pages_once_and_resolves_after_the_hold_down(m
     assert env.pd.pages == 2
     assert actions.count("trigger") == 2 + 3  # two pages, then three merged updates
     assert actions[-1] != "resolve"  # the last resolve is still held back
+    assert len(env.pd.alerts(status="triggered")) == 1
     env.advance(15 * 60)  # flapping.hold_down_minutes
     env.drain()
     assert env.pd.events[-1]["event_action"] == "resolve"
-    assert env.pd.alerts(status="open") == []
+    assert env.pd.alerts(status="triggered") == []
+
+
+def test_the_alert_strategy_pages_per_alert_and_resolves_each_as_it_resolves(make_env):
+    env = make_env({"receivers.pd.dedup_key": "alert"})
+    gpu = [critical("TritonGPUMemoryHigh", gpu_uuid=f"GPU-{i}") for i in range(2)]
+    env.post(group_body(*gpu, key="gpus"))
+    env.drain()
+    assert env.pd.pages == 2  # one PagerDuty alert per alert of the group
+    partial = critical("TritonGPUMemoryHigh", gpu_uuid="GPU-0", status="resolved")
+    env.post(group_body(partial, gpu[1], key="gpus"))
+    env.advance(1)
+    env.drain()
+    assert len(env.pd.alerts(status="triggered")) == 1  # GPU-0's alert resolved, GPU-1's open
+    env.post(
+        group_body(critical("TritonGPUMemoryHigh", gpu_uuid="GPU-1", status="resolved"), key="gpus")
+    )
+    env.advance(1)
+    env.drain()
+    assert env.pd.alerts(status="triggered") == [] and env.pd.pages == 2

@@ -184,3 +184,53 @@ def test_only_timeline_changes_become_thread_lines():
         "00:21:20 UTC: alert added GPU 1",
         "00:22:00 UTC: incident resolved",
     ]
+
+
+def two_alerts(first_status: str = "firing") -> list[dict[str, Any]]:
+    return [
+        {
+            "fingerprint": f"fp{i}",
+            "labels": {"alertname": "TritonGPUMemoryHigh", "gpu_uuid": f"GPU-{i}"},
+            "episodes": [
+                {
+                    "status": first_status if i == 0 else "firing",
+                    "starts_at": f"2026-11-28T00:2{i}:00+00:00",
+                    "annotations": {"summary": f"GPU {i} memory high"},
+                    "generator_url": None,
+                }
+            ],
+        }
+        for i in range(2)
+    ]
+
+
+@pytest.mark.parametrize("strategy", ["alert", "episode"])
+def test_per_alert_strategies_send_one_event_per_alert_with_its_own_key(strategy):
+    per_alert = notifier(dedup_key=strategy)
+    try:
+        events = per_alert.events(job(alerts=two_alerts("resolved")))
+        resolved = per_alert.events(job("resolve", alerts=two_alerts()))
+    finally:
+        per_alert.close()
+    assert [e["event_action"] for e in events] == ["resolve", "trigger"]
+    assert events[1]["payload"]["summary"] == "GPU 1 memory high"
+    assert events[1]["payload"]["timestamp"] == "2026-11-28T00:21:00+00:00"
+    assert len({e["dedup_key"] for e in events}) == 2
+    assert [e["event_action"] for e in resolved] == ["resolve", "resolve"]
+    assert [e["dedup_key"] for e in resolved] == [e["dedup_key"] for e in events]
+
+
+def test_the_episode_strategy_keys_each_firing_and_the_alert_strategy_each_series():
+    refired = two_alerts()
+    refired[0]["episodes"].insert(
+        0, {**refired[0]["episodes"][0], "status": "resolved", "starts_at": "2026-11-28T00:10:00"}
+    )
+    by_alert, by_episode = notifier(dedup_key="alert"), notifier(dedup_key="episode")
+    try:
+        alert_events = by_alert.events(job(alerts=refired))
+        episode_events = by_episode.events(job(alerts=refired))
+    finally:
+        by_alert.close()
+        by_episode.close()
+    assert len(alert_events) == 2  # the latest firing of each series
+    assert [e["event_action"] for e in episode_events] == ["resolve", "trigger", "trigger"]
