@@ -16,7 +16,15 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+)
 
 from receiver.model.matchers import Matcher
 
@@ -147,21 +155,24 @@ class SlackReceiver(_Section):
 Receiver = Annotated[PagerDutyReceiver | SlackReceiver, Field(discriminator="type")]
 
 
+def _valid_matchers(values: list[str]) -> list[str]:
+    for value in values:
+        Matcher.parse(value)  # ValueError names the problem
+    return values
+
+
+MatcherTexts = Annotated[list[str], AfterValidator(_valid_matchers)]
+"""Label matchers in Alertmanager's syntax, checked when the configuration loads."""
+
+
 class RouteSettings(_Section):
     """Alertmanager-style: all matchers must hold; ``continue`` goes on to the next route."""
 
-    matchers: list[str] = Field(default_factory=list)
+    matchers: MatcherTexts = Field(default_factory=list)
     receivers: list[str] = Field(min_length=1)
     continue_: bool = Field(False, alias="continue")
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
-
-    @field_validator("matchers")
-    @classmethod
-    def _parse(cls, values: list[str]) -> list[str]:
-        for value in values:
-            Matcher.parse(value)
-        return values
 
 
 class DeliverySettings(_Section):

@@ -13,9 +13,10 @@ from pathlib import Path
 from urllib.parse import quote
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from receiver.model.matchers import Matcher
+from receiver.settings import MatcherTexts
 
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _HTTP_URL = re.compile(r"^https?://[^\s]+$", re.IGNORECASE)
@@ -49,16 +50,9 @@ class _EntryIn(BaseModel):
 
     name: str = Field(min_length=1)
     alertname: str | None = None
-    matchers: list[str] = Field(default_factory=list)
+    matchers: MatcherTexts = Field(default_factory=list)
     url: str | None = Field(None, pattern=r"^https?://")
     guidance: str | None = Field(None, max_length=MAX_GUIDANCE)
-
-    @field_validator("matchers")
-    @classmethod
-    def _parse(cls, values: list[str]) -> list[str]:
-        for value in values:
-            Matcher.parse(value)
-        return values
 
 
 @dataclass(frozen=True)
