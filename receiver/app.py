@@ -9,7 +9,7 @@ from flask import Flask
 from receiver.bootstrap import Container, bootstrap
 from receiver.settings import Settings, load_settings
 from receiver.store import migrate
-from receiver.web import api, errors
+from receiver.web import api, errors, ui
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +26,7 @@ def create_app(settings: Settings | None = None, container: Container | None = N
     app.json.sort_keys = False  # type: ignore[attr-defined]
     errors.init_app(app)
     app.register_blueprint(api.bp)
+    ui.init_app(app)
     auth = container.settings.auth
     if not auth.configured and auth.allow_unauthenticated:
         log.warning(

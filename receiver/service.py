@@ -253,3 +253,29 @@ def _view(incident: Incident) -> IncidentView:
         flapping=incident.flapping,
         resolved_at=incident.resolved_at,
     )
+
+
+def acknowledge_incident(
+    uow_factory: UnitOfWorkFactory, incident_id: int, user: str, clock: Clock
+) -> bool:
+    """Record who acknowledged an incident (the first acknowledgement counts); False if absent."""
+    try:
+        with uow_factory() as uow:
+            found = uow.incidents.acknowledge(incident_id, user, clock())
+            uow.commit()
+    except SQLAlchemyError as exc:
+        raise StorageUnavailable(_db_reason(exc)) from exc
+    return found
+
+
+def add_incident_note(
+    uow_factory: UnitOfWorkFactory, incident_id: int, user: str, text: str, clock: Clock
+) -> bool:
+    """Add a note to the incident's timeline; False if there is no such incident."""
+    try:
+        with uow_factory() as uow:
+            found = uow.incidents.add_note(incident_id, user, text, clock())
+            uow.commit()
+    except SQLAlchemyError as exc:
+        raise StorageUnavailable(_db_reason(exc)) from exc
+    return found

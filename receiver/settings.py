@@ -188,6 +188,22 @@ class DeliverySettings(_Section):
     dry_run: bool = False
 
 
+class UISettings(_Section):
+    """The incident history UI: its own users, never the webhook credentials."""
+
+    # username -> password hash (werkzeug.security.generate_password_hash), e.g. from a file
+    users: dict[str, SecretStr] = Field(default_factory=dict)
+    secret_key: SecretStr | None = None  # signs session cookies; same on every replica
+    # with a reverse proxy that authenticates people: the header naming the user
+    trusted_user_header: str | None = None
+    cookie_secure: bool = True
+    page_size: int = Field(25, ge=1, le=200)
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.users) or self.trusted_user_header is not None
+
+
 class Settings(_Section):
     database_url: str = Field("sqlite:///var/receiver.db", repr=False)  # may hold a password
     listen: ListenSettings = Field(default_factory=ListenSettings)
@@ -201,6 +217,7 @@ class Settings(_Section):
     routes: list[RouteSettings] = Field(default_factory=list)
     default_receivers: list[str] = Field(default_factory=list)
     delivery: DeliverySettings = Field(default_factory=DeliverySettings)
+    ui: UISettings = Field(default_factory=UISettings)
     log_level: str = "INFO"
     public_url: str | None = None
 
@@ -231,6 +248,11 @@ class Settings(_Section):
 
         walk(self)
         return tuple(sorted({s for s in found if len(s) >= 4}, key=len, reverse=True))
+
+    def check_ui(self) -> list[str]:
+        if self.ui.enabled and self.ui.secret_key is None:
+            return ["ui.secret_key: required when UI users or a trusted header are configured"]
+        return []
 
     def check_routes(self) -> list[str]:
         """Routes and the default may only name configured receivers."""
@@ -292,7 +314,7 @@ def load_settings(
         if require_auth and not auth_given:
             errors += Settings.model_construct().check_auth()
         raise ConfigError(errors) from None
-    errors += settings.check_routes()
+    errors += settings.check_routes() + settings.check_ui()
     if require_auth:
         errors += settings.check_auth()
     if errors:

@@ -92,6 +92,15 @@ class IncidentQueries:
                     .group_by(Incident.status)
                 ).all()
             )
+            counts["acknowledged"] = session.scalar(
+                select(func.count())
+                .select_from(Incident)
+                .where(
+                    *_conditions(flt, with_status=False),
+                    Incident.status == "firing",
+                    Incident.acknowledged_at.is_not(None),
+                )
+            )
         more = len(rows) > limit
         rows = rows[:limit]
         next_cursor = encode_cursor(rows[-1].opened_at, rows[-1].id) if more and rows else None
@@ -207,7 +216,10 @@ class IncidentQueries:
 def _conditions(flt: IncidentFilter, with_status: bool = True) -> list[Any]:
     out: list[Any] = []
     if flt.status and with_status:
-        out.append(Incident.status.in_(flt.status))
+        wanted = [Incident.status.in_([s for s in flt.status if s != "acknowledged"])]
+        if "acknowledged" in flt.status:
+            wanted.append(and_(Incident.status == "firing", Incident.acknowledged_at.is_not(None)))
+        out.append(or_(*wanted))
     if flt.severity:
         out.append(Incident.severity.in_(flt.severity))
     if flt.alertname:
@@ -275,6 +287,8 @@ def incident_summary(i: Incident) -> dict[str, Any]:
         "external_url": i.external_url,
         "runbook_url": i.runbook_url,
         "runbook_missing": i.runbook_missing,
+        "acknowledged_at": i.acknowledged_at.isoformat() if i.acknowledged_at else None,
+        "acknowledged_by": i.acknowledged_by,
     }
 
 

@@ -112,6 +112,23 @@ class IncidentRepository:
             )
         )
 
+    def acknowledge(self, incident_id: int, user: str, now: datetime) -> bool:
+        """Mark acknowledged (once); False when there is no such incident."""
+        incident = self.session.get(Incident, incident_id, with_for_update=True)
+        if incident is None:
+            return False
+        if incident.acknowledged_at is None:
+            incident.acknowledged_at, incident.acknowledged_by = now, user[:255]
+            self.add_event(incident, now, "acknowledged", {"user": user})
+        return True
+
+    def add_note(self, incident_id: int, user: str, text: str, now: datetime) -> bool:
+        incident = self.session.get(Incident, incident_id)
+        if incident is None:
+            return False
+        self.add_event(incident, now, "note", {"user": user, "text": text})
+        return True
+
     def index_labels(self, incident_id: int, labels: dict[str, str]) -> None:
         rows = [
             {"incident_id": incident_id, "name": name, "value": value}

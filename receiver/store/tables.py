@@ -115,6 +115,8 @@ class Incident(Base):
     runbook_url: Mapped[str | None] = mapped_column(Text)
     guidance: Mapped[str | None] = mapped_column(Text)
     runbook_missing: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    acknowledged_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    acknowledged_by: Mapped[str | None] = mapped_column(String(255))
 
 
 class IncidentLabel(Base):

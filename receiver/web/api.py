@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from datetime import datetime
 from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request
@@ -15,15 +14,14 @@ from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from receiver.bootstrap import Container
-from receiver.intake import parse_time, parse_webhook
+from receiver.intake import parse_webhook
 from receiver.model.errors import InvalidPayload, StorageUnavailable
-from receiver.model.matchers import Matcher
 from receiver.service import RawRequest, handle_webhook
 from receiver.store import migrate
-from receiver.store.queries import IncidentFilter, decode_cursor
 from receiver.store.tables import RejectedRequest
 from receiver.web.auth import challenge, is_authorized
 from receiver.web.errors import ApiError, invalid_payload
+from receiver.web.filters import parse_list_query
 
 log = logging.getLogger(__name__)
 bp = Blueprint("api", __name__)
@@ -131,62 +129,11 @@ def _reject(c: Container, name: str | None, error: ApiError, keep_body: bool = T
 @bp.get("/api/v1/incidents")
 def list_incidents() -> ResponseReturnValue:
     """Incidents newest first, filtered by query parameters; cursor pagination."""
-    args = request.args
-    errors: list[dict[str, str]] = []
-    flt = IncidentFilter(
-        status=args.getlist("status"),
-        severity=args.getlist("severity"),
-        alertname=args.getlist("alertname"),
-        receiver=args.getlist("receiver"),
-        matchers=_matchers(args.getlist("label"), errors),
-        since=_time_arg("since", errors),
-        until=_time_arg("until", errors),
-        text=args.get("q") or None,
-    )
-    bad_status = set(flt.status) - {"firing", "resolved"}
-    if bad_status:
-        errors.append({"field": "status", "message": "must be firing or resolved"})
-    limit = _int_arg("limit", 50, errors)
-    cursor = args.get("cursor") or None
-    if cursor:
-        try:
-            decode_cursor(cursor)
-        except ValueError:
-            errors.append({"field": "cursor", "message": "invalid cursor"})
-    if errors:
-        raise ApiError(400, "invalid_query", "invalid query parameters", errors)
-    return jsonify(container().queries.list_incidents(flt, limit=limit, cursor=cursor))
-
-
-def _matchers(texts: list[str], errors: list[dict[str, str]]) -> list[Matcher]:
-    out = []
-    for text in texts:
-        try:
-            out.append(Matcher.parse(text))
-        except ValueError as exc:
-            errors.append({"field": "label", "message": str(exc)})
-    return out
-
-
-def _time_arg(name: str, errors: list[dict[str, str]]) -> datetime | None:
-    value = request.args.get(name)
-    if not value:
-        return None
-    try:
-        return parse_time(value)
-    except ValueError as exc:
-        errors.append({"field": name, "message": str(exc)})
-        return None
-
-
-def _int_arg(name: str, default: int, errors: list[dict[str, str]]) -> int:
-    value = request.args.get(name)
-    if value is None:
-        return default
-    if not value.isdigit() or int(value) < 1:
-        errors.append({"field": name, "message": "must be a positive integer"})
-        return default
-    return int(value)
+    query = parse_list_query(request.args, default_limit=50)
+    if query.errors:
+        raise ApiError(400, "invalid_query", "invalid query parameters", query.errors)
+    page = container().queries.list_incidents(query.filter, limit=query.limit, cursor=query.cursor)
+    return jsonify(page)
 
 
 @bp.get("/api/v1/incidents/<int:incident_id>")

@@ -5,8 +5,9 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from flask import Flask, jsonify
+from flask import Flask, jsonify, request
 from flask.typing import ResponseReturnValue
+from markupsafe import escape
 from werkzeug.exceptions import HTTPException
 
 from receiver.model.errors import InvalidPayload, StorageUnavailable
@@ -44,6 +45,13 @@ def invalid_payload(exc: InvalidPayload) -> ApiError:
     return ApiError(400, "invalid_payload", message, exc.errors)
 
 
+def _wants_html() -> bool:
+    """People in a browser get a page; the API and Alertmanager always get JSON."""
+    if request.path.startswith("/api/") or request.path in ("/healthz", "/readyz", "/metrics"):
+        return False
+    return request.accept_mimetypes.accept_html
+
+
 def init_app(app: Flask) -> None:
     """Register the JSON error handlers."""
 
@@ -69,6 +77,9 @@ def init_app(app: Flask) -> None:
     @app.errorhandler(HTTPException)
     def _http(exc: HTTPException) -> ResponseReturnValue:
         code = (exc.name or "error").lower().replace(" ", "_")
+        if _wants_html():
+            page = f"<!doctype html><title>{escape(exc.name)}</title><h1>{escape(exc.name)}</h1>"
+            return page + f"<p>{escape(exc.description or '')}</p>", exc.code or 500
         return jsonify({"error": code, "message": exc.description}), exc.code or 500
 
     @app.errorhandler(Exception)
