@@ -1,0 +1,171 @@
+"""The incident UI from the server side: auth, CSRF, filters, pagination, escaping, same data as
+the JSON API. (tests/browser drives the same pages in a real Chromium.)"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import pytest
+from werkzeug.security import generate_password_hash
+
+from receiver.app import create_app
+from receiver.bootstrap import bootstrap
+from receiver.replay import AppTarget, load_items, replay
+from tests.conftest import AUTH, FIXTURES, TOKEN, post_webhook
+
+PASSWORD = "correct horse battery"
+HOSTILE = '<script>window.__xss=1</script><a href="javascript:alert(1)">x</a>'
+
+
+@pytest.fixture
+def ui_app(make_settings, clock):
+    settings = make_settings(
+        {
+            "ui.users": {"alice": generate_password_hash(PASSWORD)},
+            "ui.secret_key": "s" * 32,
+            "ui.cookie_secure": False,
+            "ui.page_size": 5,
+        }
+    )
+    container = bootstrap(settings, clock=clock)
+    app = create_app(container=container)
+    replay(load_items([FIXTURES / "all"], warn=lambda _m: None), AppTarget(app, AUTH))
+    yield app
+    container.engine.dispose()
+
+
+def csrf(html: str) -> str:
+    return re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
+
+
+def login(client: Any, password: str = PASSWORD) -> Any:
+    token = csrf(client.get("/login").get_data(as_text=True))
+    return client.post(
+        "/login", data={"username": "alice", "password": password, "csrf_token": token}
+    )
+
+
+@pytest.fixture
+def browser(ui_app):
+    client = ui_app.test_client()
+    assert login(client).status_code == 302
+    return client
+
+
+def row_ids(html: str) -> list[int]:
+    return [int(i) for i in re.findall(r'<tr class="incident" data-id="(\d+)"', html)]
+
+
+@pytest.mark.parametrize("path", ["/incidents", "/incidents/1", "/"])
+def test_pages_need_a_login_and_send_you_back_after_it(ui_app, path):
+    client = ui_app.test_client()
+    first = client.get(path)
+    assert first.status_code == 302 and first.location.startswith("/")
+    if path != "/":
+        assert first.location == f"/login?next={path}"
+
+
+def test_the_webhook_token_does_not_open_the_ui(ui_app):
+    client = ui_app.test_client()
+    assert client.get("/incidents", headers={"Authorization": f"Bearer {TOKEN}"}).status_code == 302
+
+
+def test_a_wrong_password_is_refused_with_a_clear_message(ui_app):
+    answer = login(ui_app.test_client(), password="wrong")
+    assert answer.status_code == 401
+    assert "Invalid username or password" in answer.get_data(as_text=True)
+
+
+def test_the_login_form_only_redirects_to_local_pages(ui_app):
+    client = ui_app.test_client()
+    token = csrf(client.get("/login").get_data(as_text=True))
+    data = {"username": "alice", "password": PASSWORD, "csrf_token": token}
+    answer = client.post("/login?next=https://evil.example/", data=data)
+    assert answer.location == "/incidents"
+
+
+def test_forms_without_the_csrf_token_are_refused(browser):
+    for path in ("/incidents/1/ack", "/incidents/1/notes", "/logout"):
+        assert browser.post(path, data={"text": "x"}).status_code == 400
+        assert browser.post(path, data={"text": "x", "csrf_token": "forged"}).status_code == 400
+    detail = browser.get("/api/v1/incidents/1").get_json()
+    assert detail["acknowledged_at"] is None
+    assert "note" not in [e["kind"] for e in detail["timeline"]]
+
+
+def test_acknowledging_and_noting_are_on_the_timeline_with_who(browser):
+    token = csrf(browser.get("/incidents/1").get_data(as_text=True))
+    assert browser.post("/incidents/1/ack", data={"csrf_token": token}).status_code == 302
+    browser.post("/incidents/1/ack", data={"csrf_token": token})  # twice: recorded once
+    note = {"csrf_token": token, "text": "rolled back <b>v2</b>"}
+    assert browser.post("/incidents/1/notes", data=note).status_code == 302
+
+    page = browser.get("/incidents/1").get_data(as_text=True)
+    assert 'id="acknowledged">Acknowledged by alice' in page
+    assert "rolled back &lt;b&gt;v2&lt;/b&gt;" in page
+    timeline = browser.get("/api/v1/incidents/1").get_json()["timeline"]
+    assert [(e["kind"], e["detail"]["user"]) for e in timeline if "user" in e["detail"]] == [
+        ("acknowledged", "alice"),
+        ("note", "alice"),
+    ]
+
+
+def test_the_list_filters_like_the_api_and_keeps_them_in_links(browser):
+    for query in (
+        "status=firing",
+        "severity=critical",
+        "alertname=TritonHighLatency",
+        "model=llama2_7b",
+    ):
+        page = browser.get(f"/incidents?{query}&limit=100").get_data(as_text=True)
+        api = browser.get(f"/api/v1/incidents?{query}&limit=100").get_json()
+        assert row_ids(page) == [i["id"] for i in api["incidents"]], query
+    assert 'data-status="firing">firing: <b>2</b>' in browser.get("/incidents").get_data(
+        as_text=True
+    )
+
+
+def test_the_list_pages_through_every_incident_once(browser):
+    seen, path = [], "/incidents"
+    while path:
+        page = browser.get(path).get_data(as_text=True)
+        seen += row_ids(page)
+        found = re.search(r'id="next-page" href="([^"]+)"', page)
+        path = found.group(1).replace("&amp;", "&") if found else None
+    api = browser.get("/api/v1/incidents?limit=100").get_json()["incidents"]
+    assert seen == [i["id"] for i in api] and len(seen) == 12
+
+
+def test_the_detail_page_shows_the_incident_as_the_api_has_it(browser):
+    detail = browser.get("/api/v1/incidents/3").get_json()
+    page = browser.get("/incidents/3").get_data(as_text=True)
+    assert page.count('class="event"') == len(detail["timeline"])
+    assert page.count('class="alert"') == len(detail["alerts"])
+    assert page.count('class="download"') == len(detail["payloads"])
+    assert f'href="{detail["runbook_url"]}"' in page
+
+
+def test_hostile_annotations_render_as_text_and_never_as_links(ui_app, browser):
+    body = {
+        "receiver": "hostile",
+        "groupKey": "{}:hostile",
+        "status": "firing",
+        "alerts": [
+            {
+                "status": "firing",
+                "labels": {"alertname": "Hostile", "model": HOSTILE},
+                "annotations": {"summary": HOSTILE, "runbook_url": "javascript:alert(1)"},
+                "startsAt": "2026-11-28T00:30:00Z",
+                "generatorURL": "javascript:alert(2)",
+            }
+        ],
+    }
+    incident = post_webhook(browser, json.dumps(body)).get_json()["incidents"][0]
+    page = browser.get(f"/incidents/{incident}").get_data(as_text=True)
+    assert "<script>window.__xss" not in page
+    assert "&lt;script&gt;window.__xss=1&lt;/script&gt;" in page
+    assert 'href="javascript:' not in page
+    listing = browser.get("/incidents?alertname=Hostile").get_data(as_text=True)
+    assert "<script>window.__xss" not in listing
