@@ -8,7 +8,9 @@ TOKEN  := var/dev-token
 DEV_ENV := RECEIVER_AUTH__BEARER_TOKENS_FILE=$(TOKEN) \
 	RECEIVER_RECEIVERS__PAGERDUTY_CRITICAL__ROUTING_KEY_FILE=var/dev-pagerduty-key \
 	RECEIVER_RECEIVERS__SLACK_WARNINGS__TOKEN_FILE=var/dev-slack-token \
-	RECEIVER_DELIVERY__DRY_RUN=true
+	RECEIVER_DELIVERY__DRY_RUN=true \
+	RECEIVER_UI__USERS_FILE=var/dev-ui-users.json RECEIVER_UI__SECRET_KEY_FILE=var/dev-ui-secret \
+	RECEIVER_UI__COOKIE_SECURE=false
 
 .PHONY: run test lint format lock clean
 
@@ -32,11 +34,19 @@ $(TOKEN):
 	@umask 077 && $(PYTHON) -c "import secrets; print(secrets.token_hex(16))" > var/dev-pagerduty-key
 	@umask 077 && echo "xoxb-dev-placeholder" > var/dev-slack-token
 
+var/dev-ui-users.json: $(VENV)/.installed
+	@mkdir -p var && umask 077 && $(BIN)/python -c "import json, secrets; \
+	from werkzeug.security import generate_password_hash; \
+	password = secrets.token_urlsafe(12); open('var/dev-ui-password', 'w').write(password + '\\n'); \
+	open('var/dev-ui-secret', 'w').write(secrets.token_urlsafe(32) + '\\n'); \
+	print(json.dumps({'admin': generate_password_hash(password)}))" > $@
+
 ## run: install, migrate a SQLite database in var/ and serve with the example config
-run: $(VENV)/.installed $(TOKEN)
+run: $(VENV)/.installed $(TOKEN) var/dev-ui-users.json
 	@$(DEV_ENV) $(BIN)/receiver db upgrade --config $(CONFIG)
 	@echo "Webhook bearer token: $(TOKEN) (point Alertmanager's http_config.authorization.credentials_file at it)"
 	@echo "Try, in another shell: $(BIN)/receiver replay --url http://127.0.0.1:9099 --token-file $(TOKEN) tests/fixtures/alertmanager-0.25/single-repeat-resolve"
+	@echo "Incident UI: http://127.0.0.1:9099/ as admin, password in var/dev-ui-password"
 	@echo "Deliveries run dry (rendered and recorded, not sent): see GET /api/v1/incidents/<id>"
 	@$(DEV_ENV) exec $(BIN)/receiver serve --config $(CONFIG)
 

@@ -424,7 +424,7 @@ def _resolve_files(node: Any, where: str, errors: list[str], unreadable: set[str
                 errors.append(f"{path}: cannot read secret file {value!r}: {exc.strerror}")
                 unreadable.add(path[: -len(FILE_SUFFIX)])
                 continue
-            out[target] = content.strip()
+            out[target] = _env_value(content.strip())  # JSON objects/lists as in env
         else:
             out[key] = _resolve_files(value, path, errors, unreadable)
     return out
