@@ -74,8 +74,10 @@ class ContextSpec:
                 )
         return None
 
-    def needed_labels(self) -> list[str]:
-        return sorted({n for q in self.queries for n in _PLACEHOLDER.findall(q)})
+    def needed_labels(self, params: dict[str, str] | None = None) -> list[str]:
+        """The alert labels the queries use (parameters such as ``window`` excluded)."""
+        names = {n for q in self.queries for n in _PLACEHOLDER.findall(q)}
+        return sorted(names - set(params or {}))
 
     def present(self, values: list[float]) -> list[float]:
         """Scale raw values for display (``auto``: 0-1 ratios become percentages)."""

@@ -202,7 +202,12 @@ class ContextEvaluator:
 
 
 def _item(
-    spec: ContextSpec, query: str | None, at: datetime, answer: Any, evaluated_at: str
+    spec: ContextSpec,
+    query: str | None,
+    at: datetime,
+    answer: Any,
+    evaluated_at: str,
+    params: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     item: dict[str, Any] = {
         "key": spec.key,
@@ -213,7 +218,7 @@ def _item(
         "evaluated_at": evaluated_at,
     }
     if query is None:
-        needed = ", ".join(spec.needed_labels())
+        needed = ", ".join(spec.needed_labels(params))
         return {**item, "status": "unavailable", "reason": f"the alert has none of: {needed}"}
     if isinstance(answer, PrometheusError):
         return {**item, "status": "unavailable", "reason": answer.reason}

@@ -30,7 +30,13 @@ from receiver.bootstrap import Container
 from receiver.service import acknowledge_incident, add_incident_note
 from receiver.web.filters import STATUSES, parse_list_query
 
-bp = Blueprint("ui", __name__, template_folder="templates", static_folder="static")
+bp = Blueprint(
+    "ui",
+    __name__,
+    template_folder="templates",
+    static_folder="static",
+    static_url_path="/ui-static",
+)
 MAX_NOTE = 4000
 # a hash to compare against for unknown users, so timing does not tell which names exist
 _DUMMY_HASH = "scrypt:32768:8:1$dummy$" + "0" * 128
