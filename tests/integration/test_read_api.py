@@ -257,9 +257,9 @@ def test_counts_per_status_ignore_the_status_filter_but_not_the_others(seeded: S
     everything = seeded.client.get("/api/v1/incidents?status=firing").get_json()
     gpu = seeded.client.get("/api/v1/incidents?receiver=triton-gpu").get_json()
 
-    assert everything["counts"] == {"firing": 2, "resolved": 10}
+    assert everything["counts"] == {"firing": 2, "resolved": 10, "acknowledged": 0}
     assert len(everything["incidents"]) == 2
-    assert gpu["counts"] == {"firing": 1, "resolved": 2}
+    assert gpu["counts"] == {"firing": 1, "resolved": 2, "acknowledged": 0}
 
 
 @pytest.mark.parametrize("query", ["", "receiver=triton-gpu-max2&"])
