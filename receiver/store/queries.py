@@ -6,7 +6,7 @@ import base64
 import binascii
 import re
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Engine, and_, exists, func, or_, select
@@ -168,6 +168,64 @@ class IncidentQueries:
         detail["deliveries"] = _deliveries(deliveries, attempts)
         return detail
 
+    def overview(self, now: datetime, days: int = 30) -> dict[str, Any]:
+        """Open incidents by severity and model, the last ``days`` per day, time to resolve,
+        the noisiest alerts and the alerts without runbooks."""
+        since = now - timedelta(days=days)
+        with Session(self.engine) as session:
+            open_rows = session.execute(
+                select(Incident.id, Incident.severity).where(Incident.status == "firing")
+            ).all()
+            models = dict(
+                session.execute(
+                    select(IncidentLabel.incident_id, IncidentLabel.value).where(
+                        IncidentLabel.name == "model",
+                        IncidentLabel.incident_id.in_([r.id for r in open_rows]),
+                    )
+                ).all()
+            )
+            recent = session.execute(
+                select(Incident.opened_at, Incident.resolved_at, Incident.status).where(
+                    Incident.opened_at >= since
+                )
+            ).all()
+            noisy = session.execute(
+                select(
+                    AlertEpisode.alertname,
+                    func.count(),
+                    func.count(func.distinct(AlertEpisode.incident_id)),
+                )
+                .where(AlertEpisode.starts_at >= since)
+                .group_by(AlertEpisode.alertname)
+                .order_by(func.count().desc())
+                .limit(10)
+            ).all()
+            flapping = session.execute(
+                select(Incident.alertname, func.count())
+                .where(Incident.opened_at >= since, Incident.flapping.is_(True))
+                .group_by(Incident.alertname)
+                .order_by(func.count().desc())
+                .limit(10)
+            ).all()
+        per_day = {(now - timedelta(days=d)).date().isoformat(): 0 for d in range(days)}
+        durations = []
+        for opened, resolved, status in recent:
+            day = opened.date().isoformat()
+            if day in per_day:
+                per_day[day] += 1
+            if status == "resolved" and resolved is not None:
+                durations.append((resolved - opened).total_seconds())
+        return {
+            "open_by_severity": _tally(r.severity or "none" for r in open_rows),
+            "open_by_model": _tally(models.get(r.id, "(none)") for r in open_rows),
+            "per_day": sorted(per_day.items()),
+            "mean_time_to_resolve_seconds": sum(durations) / len(durations) if durations else None,
+            "resolved_count": len(durations),
+            "noisiest": [{"alertname": n, "episodes": e, "incidents": i} for n, e, i in noisy],
+            "most_flapping": [{"alertname": n, "incidents": c} for n, c in flapping],
+            "without_runbook": self.runbooks_missing(since),
+        }
+
     def runbooks_missing(self, since: datetime) -> list[dict[str, Any]]:
         """Alertnames with episodes first received since ``since`` that had no runbook."""
         stmt = (
@@ -328,6 +386,13 @@ def _alerts(episodes: Any) -> list[dict[str, Any]]:
             }
         )
     return list(by_series.values())
+
+
+def _tally(values: Any) -> list[tuple[str, int]]:
+    counts: dict[str, int] = {}
+    for value in values:
+        counts[value] = counts.get(value, 0) + 1
+    return sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
 
 
 def _context(episodes: Any) -> dict[str, Any]:

@@ -182,6 +182,13 @@ def incidents() -> ResponseReturnValue:
     )
 
 
+@bp.get("/overview")
+@login_required
+def overview() -> ResponseReturnValue:
+    c = container()
+    return render_template("overview.html", overview=c.queries.overview(c.clock()))
+
+
 @bp.get("/incidents/<int:incident_id>")
 @login_required
 def incident(incident_id: int) -> ResponseReturnValue:

@@ -284,3 +284,13 @@ def test_logout(logged_in_page: Page) -> None:
     expect(page).to_have_url(re.compile(r"/login"))
     page.goto("/incidents")
     expect(page).to_have_url(re.compile(r"/login\?next="))
+
+
+def test_the_overview_shows_open_incidents_and_history(logged_in_page: Page) -> None:
+    page = logged_in_page
+    page.click("header a.nav >> text=Overview")
+    expect(page).to_have_url(re.compile(r"/overview$"))
+    expect(page.locator("#open-by-severity li").first).to_be_visible()
+    expect(page.locator("#per-day .bar")).to_have_count(30)
+    expect(page.locator("#noisiest tbody tr").first).to_contain_text("TritonGPUMemoryHigh")
+    screenshot(page, "overview")

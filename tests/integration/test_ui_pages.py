@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -169,3 +170,26 @@ def test_hostile_annotations_render_as_text_and_never_as_links(ui_app, browser):
     assert 'href="javascript:' not in page
     listing = browser.get("/incidents?alertname=Hostile").get_data(as_text=True)
     assert "<script>window.__xss" not in listing
+
+
+def test_the_overview_sums_up_open_incidents_history_and_noise(ui_app, browser, clock):
+    clock.now = datetime(2026, 11, 28, 1, 0, tzinfo=UTC)  # the recording is from 00:20-00:23
+    page = browser.get("/overview").get_data(as_text=True)
+    overview = ui_app.extensions["receiver"].queries.overview(clock.now)
+
+    # the two GPU incidents whose resolve never came (see test_replay_scenarios)
+    assert overview["open_by_severity"] == [("warning", 2)]
+    assert overview["open_by_model"] == [("(none)", 2)]
+    assert dict(overview["per_day"])["2026-11-28"] == 12
+    assert overview["resolved_count"] == 10
+    assert 0 < overview["mean_time_to_resolve_seconds"] < 120
+    noisiest = overview["noisiest"][0]
+    assert noisiest["alertname"] == "TritonGPUMemoryHigh" and noisiest["episodes"] > 5
+    assert [r["alertname"] for r in overview["most_flapping"]] == ["TritonGPUMemoryHigh"]
+    assert 'data-day="2026-11-28" data-count="12"' in page
+    assert "warning</a>: <b>2</b>" in page
+    assert "Every alert had a runbook." in page  # the recording's alerts all carry runbook_url
+
+
+def test_the_overview_needs_a_login(ui_app):
+    assert ui_app.test_client().get("/overview").status_code == 302
