@@ -101,11 +101,14 @@ class IncidentQueries:
                     Incident.acknowledged_at.is_not(None),
                 )
             )
-        more = len(rows) > limit
-        rows = rows[:limit]
+            more = len(rows) > limit
+            rows = rows[:limit]
+            notified = _notified(session, [i.id for i in rows])
         next_cursor = encode_cursor(rows[-1].opened_at, rows[-1].id) if more and rows else None
         return {
-            "incidents": [incident_summary(i) for i in rows],
+            "incidents": [
+                {**incident_summary(i), "notified": notified.get(i.id, [])} for i in rows
+            ],
             "next_cursor": next_cursor,
             "counts": counts,
         }
@@ -386,6 +389,28 @@ def _alerts(episodes: Any) -> list[dict[str, Any]]:
             }
         )
     return list(by_series.values())
+
+
+def _notified(session: Session, incident_ids: list[int]) -> dict[int, list[str]]:
+    """Per incident, how its notifications stand: paged, posted, failed or pending."""
+    if not incident_ids:
+        return {}
+    rows = session.execute(
+        select(Delivery.incident_id, Delivery.kind, Delivery.action, Delivery.state).where(
+            Delivery.incident_id.in_(incident_ids)
+        )
+    ).all()
+    out: dict[int, set[str]] = {}
+    for incident_id, kind, action, state in rows:
+        marks = out.setdefault(incident_id, set())
+        if state == "dead":
+            marks.add("failed")
+        elif state in ("pending", "sending"):
+            marks.add("pending")
+        elif state == "sent" and action == "trigger":
+            marks.add("paged" if kind == "pagerduty" else "posted")
+    order = ["paged", "posted", "pending", "failed"]
+    return {i: [m for m in order if m in marks] for i, marks in out.items()}
 
 
 def _tally(values: Any) -> list[tuple[str, int]]:

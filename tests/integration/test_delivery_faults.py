@@ -319,3 +319,18 @@ def test_the_alert_strategy_pages_per_alert_and_resolves_each_as_it_resolves(mak
     env.advance(1)
     env.drain()
     assert env.pd.alerts(status="triggered") == [] and env.pd.pages == 2
+
+
+def test_the_incident_list_says_whether_it_paged_posted_or_failed(make_env):
+    env = make_env()
+    open_incident(env)
+    listed = env.client.get("/api/v1/incidents").get_json()["incidents"]
+    assert listed[0]["notified"] == ["pending"]
+    env.drain()
+    listed = env.client.get("/api/v1/incidents").get_json()["incidents"]
+    assert listed[0]["notified"] == ["paged", "posted"]
+    env.pd.fail(400, times=1)
+    open_incident(env, group_body(critical(), key="other"))
+    env.drain()
+    listed = env.client.get("/api/v1/incidents").get_json()["incidents"]
+    assert sorted(i["notified"] for i in listed) == [["paged", "posted"], ["posted", "failed"]]
