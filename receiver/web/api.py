@@ -7,7 +7,7 @@ import logging
 import time
 from typing import Any
 
-from flask import Blueprint, Response, current_app, jsonify, request
+from flask import Blueprint, Response, current_app, jsonify, request, session
 from flask.typing import ResponseReturnValue
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy.exc import SQLAlchemyError
@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 bp = Blueprint("api", __name__)
 JSON_TYPES = {"application/json"}
 MAX_RECEIVER_NAME = 255
+READ_PREFIXES = ("/api/v1/incidents", "/api/v1/payloads")
 
 
 def container() -> Container:
@@ -124,6 +125,20 @@ def _reject(c: Container, name: str | None, error: ApiError, keep_body: bool = T
     except SQLAlchemyError as exc:
         log.error("could not record rejected request: %s", type(exc).__name__)
     return error
+
+
+@bp.before_request
+def _readers_log_in() -> None:
+    """With the UI configured, reading incidents needs a UI login (never the webhook token)."""
+    if request.method != "GET" or not request.path.startswith(READ_PREFIXES):
+        return
+    ui_settings = container().settings.ui
+    if not ui_settings.enabled:
+        return
+    header = ui_settings.trusted_user_header
+    user = request.headers.get(header) if header else session.get("user")
+    if not user:
+        raise ApiError(401, "unauthorized", "log in to the incident UI to read incidents")
 
 
 @bp.get("/api/v1/incidents")

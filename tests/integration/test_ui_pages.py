@@ -193,3 +193,13 @@ def test_the_overview_sums_up_open_incidents_history_and_noise(ui_app, browser, 
 
 def test_the_overview_needs_a_login(ui_app):
     assert ui_app.test_client().get("/overview").status_code == 302
+
+
+def test_with_the_ui_configured_the_read_api_needs_the_ui_login_not_the_webhook_token(ui_app):
+    client = ui_app.test_client()
+    for path in ("/api/v1/incidents", "/api/v1/incidents/1", "/api/v1/payloads/1"):
+        refused = client.get(path, headers={"Authorization": f"Bearer {TOKEN}"})
+        assert refused.status_code == 401 and refused.get_json()["error"] == "unauthorized"
+    login(client)
+    assert client.get("/api/v1/incidents/1").status_code == 200
+    assert client.get("/healthz").status_code == 200  # probes stay open
