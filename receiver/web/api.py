@@ -7,7 +7,7 @@ import logging
 import time
 from typing import Any
 
-from flask import Blueprint, Response, current_app, jsonify, request, session
+from flask import Blueprint, Response, current_app, jsonify, request
 from flask.typing import ResponseReturnValue
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy.exc import SQLAlchemyError
@@ -19,7 +19,7 @@ from receiver.model.errors import InvalidPayload, StorageUnavailable
 from receiver.service import RawRequest, handle_webhook
 from receiver.store import migrate
 from receiver.store.tables import RejectedRequest
-from receiver.web.auth import challenge, is_authorized
+from receiver.web.auth import challenge, is_authorized, ui_user
 from receiver.web.errors import ApiError, invalid_payload
 from receiver.web.filters import parse_list_query
 
@@ -133,11 +133,7 @@ def _readers_log_in() -> None:
     if request.method != "GET" or not request.path.startswith(READ_PREFIXES):
         return
     ui_settings = container().settings.ui
-    if not ui_settings.enabled:
-        return
-    header = ui_settings.trusted_user_header
-    user = request.headers.get(header) if header else session.get("user")
-    if not user:
+    if ui_settings.enabled and not ui_user(ui_settings):
         raise ApiError(401, "unauthorized", "log in to the incident UI to read incidents")
 
 

@@ -6,7 +6,9 @@ import base64
 import binascii
 import hmac
 
-from receiver.settings import AuthSettings
+from flask import request, session
+
+from receiver.settings import AuthSettings, UISettings
 
 
 def _same(given: str, expected: str) -> bool:
@@ -49,3 +51,10 @@ def challenge(auth: AuthSettings) -> str:
     if auth.basic_auth is not None:
         schemes.append('Basic realm="receiver"')
     return ", ".join(schemes) or 'Bearer realm="receiver"'
+
+
+def ui_user(ui: UISettings) -> str | None:
+    """The person using the UI: the trusted proxy header when configured, else the session."""
+    if ui.trusted_user_header:
+        return request.headers.get(ui.trusted_user_header) or None
+    return session.get("user")

@@ -28,6 +28,7 @@ from werkzeug.security import check_password_hash
 
 from receiver.bootstrap import Container
 from receiver.service import acknowledge_incident, add_incident_note
+from receiver.web.auth import ui_user
 from receiver.web.filters import STATUSES, parse_list_query
 
 bp = Blueprint(
@@ -75,10 +76,7 @@ def http_url(value: Any) -> str | None:
 
 
 def current_user() -> str | None:
-    header = container().settings.ui.trusted_user_header
-    if header:
-        return request.headers.get(header) or None
-    return session.get("user")
+    return ui_user(container().settings.ui)
 
 
 def login_required(view: Any) -> Any:
