@@ -430,12 +430,17 @@ def _resolve_files(node: Any, where: str, errors: list[str], unreadable: set[str
     return out
 
 
+def dotted(loc: tuple[Any, ...] | list[Any]) -> str:
+    """A pydantic error location as a dotted path (``listen.port``)."""
+    return ".".join(str(p) for p in loc)
+
+
 def _loc(loc: tuple[Any, ...]) -> str:
     """A dotted path, without the receiver-type tag pydantic puts in tagged-union paths."""
     parts = list(loc)
     if len(parts) >= 3 and parts[0] == "receivers" and parts[2] in ("pagerduty", "slack"):
         del parts[2]
-    return ".".join(str(p) for p in parts)
+    return dotted(parts)
 
 
 def _format_error(error: Mapping[str, Any]) -> str:

@@ -11,10 +11,12 @@ import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from receiver.settings import dotted
 
 _PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
 Unit = Literal["percent", "bytes", "ms", "req_per_s", "count", "none"]
@@ -111,7 +113,7 @@ class ContextConfig:
             raise ContextConfigError([f"{path}: not valid YAML: {exc}"]) from None
         except ValidationError as exc:
             raise ContextConfigError(
-                [f"{path}: {_loc(e['loc'])}: {e['msg']}" for e in exc.errors()]
+                [f"{path}: {(dotted(e['loc']) or '(file)')}: {e['msg']}" for e in exc.errors()]
             ) from None
         keys = [i.key for i in parsed.items]
         if duplicates := sorted({k for k in keys if keys.count(k) > 1}):
@@ -145,7 +147,3 @@ def _bytes(value: float) -> str:
             return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
         value /= 1024
     raise AssertionError("unreachable")
-
-
-def _loc(loc: tuple[Any, ...]) -> str:
-    return ".".join(str(p) for p in loc) or "(file)"

@@ -16,7 +16,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from receiver.model.matchers import Matcher
-from receiver.settings import MatcherTexts
+from receiver.settings import MatcherTexts, dotted
 
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _HTTP_URL = re.compile(r"^https?://[^\s]+$", re.IGNORECASE)
@@ -93,7 +93,8 @@ class RunbookCatalogue:
                 parsed = _EntryIn.model_validate(item)
             except ValidationError as exc:
                 errors += [
-                    f"{path}: runbooks[{i}].{_loc(e['loc'])}: {e['msg']}" for e in exc.errors()
+                    f"{path}: runbooks[{i}].{(dotted(e['loc']) or '(entry)')}: {e['msg']}"
+                    for e in exc.errors()
                 ]
                 continue
             entries.append(
@@ -130,7 +131,3 @@ def render_url(template: str, labels: dict[str, str]) -> str:
 def render_text(template: str, labels: dict[str, str]) -> str:
     """Fill ``{label}`` placeholders in guidance text with the label values as they are."""
     return _PLACEHOLDER.sub(lambda m: labels.get(m.group(1), ""), template)
-
-
-def _loc(loc: tuple[object, ...]) -> str:
-    return ".".join(str(p) for p in loc) or "(entry)"

@@ -108,11 +108,15 @@ class IncidentWriter:
         """Resolve the open incident if nothing fires any more; update counters of all touched."""
         incident = self.open_incident
         if incident is not None and incident.id in self.touched:
+            self.uow.session.flush()  # type: ignore[union-attr]
+            episodes = self.uow.episodes.of_incident(incident.id)
+            firing = [e for e in episodes if e.status == AlertStatus.FIRING.value]
             if group_resolved:
-                for episode in self.uow.episodes.firing_of_incident(incident.id):
+                for episode in firing:
                     self._end(episode, self.now, "group_resolved", "alert_resolved")
-            if self.uow.incidents.count_firing(incident.id) == 0:
-                self._resolve(incident)
+                firing = []
+            if not firing:
+                self._resolve(incident, episodes)
         for incident_id in self.touched:
             self._count(self.incident(incident_id))
 
@@ -236,9 +240,8 @@ class IncidentWriter:
             return "resolved"
         return "changed" if incident_id in self._changed else None
 
-    def _resolve(self, incident: Incident) -> None:
-        self.uow.session.flush()  # type: ignore[union-attr]
-        ends = [e.ends_at for e in self.uow.episodes.of_incident(incident.id) if e.ends_at]
+    def _resolve(self, incident: Incident, episodes: list[AlertEpisode]) -> None:
+        ends = [e.ends_at for e in episodes if e.ends_at]
         incident.status = AlertStatus.RESOLVED.value
         incident.open_group_id = None
         incident.resolved_at = max(ends) if ends else self.now

@@ -140,16 +140,6 @@ class IncidentRepository:
                 _insert(self.session, IncidentLabel).on_conflict_do_nothing(), rows
             )
 
-    def count_firing(self, incident_id: int) -> int:
-        return (
-            self.session.scalar(
-                select(func.count())
-                .select_from(AlertEpisode)
-                .where(AlertEpisode.incident_id == incident_id, AlertEpisode.status == "firing")
-            )
-            or 0
-        )
-
     def refresh_counts(self, incident: Incident) -> None:
         """Recompute the alert and episode counts shown in lists."""
         self.session.flush()
@@ -202,15 +192,6 @@ class EpisodeRepository:
         return list(
             self.session.scalars(
                 select(AlertEpisode).where(AlertEpisode.incident_id == incident_id)
-            )
-        )
-
-    def firing_of_incident(self, incident_id: int) -> list[AlertEpisode]:
-        return list(
-            self.session.scalars(
-                select(AlertEpisode).where(
-                    AlertEpisode.incident_id == incident_id, AlertEpisode.status == "firing"
-                )
             )
         )
 
