@@ -9,7 +9,7 @@ from flask import Flask
 from receiver.bootstrap import Container, bootstrap
 from receiver.settings import Settings, load_settings
 from receiver.store import migrate
-from receiver.web import api, errors, ui
+from receiver.web import api, errors, security, ui
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +25,7 @@ def create_app(settings: Settings | None = None, container: Container | None = N
     app.config["RECEIVER_HEAD_REVISION"] = migrate.head_revision()
     app.json.sort_keys = False  # type: ignore[attr-defined]
     errors.init_app(app)
+    security.init_app(app)
     app.register_blueprint(api.bp)
     ui.init_app(app)
     auth = container.settings.auth

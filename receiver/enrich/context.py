@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Literal
 
@@ -36,13 +37,22 @@ class _ItemIn(BaseModel):
     title: str = Field(min_length=1)
     unit: Unit = "none"
     scale: Scale = "none"
+    series: bool = False
     queries: list[str] = Field(min_length=1)
+
+
+class _SeriesIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    range_minutes: int = Field(30, ge=1, le=24 * 60)
+    step_seconds: int = Field(60, ge=1)
 
 
 class _FileIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     params: dict[str, str] = Field(default_factory=dict)
+    series: _SeriesIn = Field(default_factory=_SeriesIn)
     items: list[_ItemIn] = Field(default_factory=list)
 
 
@@ -64,6 +74,7 @@ class ContextSpec:
     queries: tuple[str, ...]
     unit: Unit = "none"
     scale: Scale = "none"
+    series: bool = False  # also keep the series before the alert started, for a chart
 
     def render(self, labels: dict[str, str], params: dict[str, str]) -> str | None:
         """The first variant whose placeholders are all known, filled in; None if none is."""
@@ -81,19 +92,33 @@ class ContextSpec:
         names = {n for q in self.queries for n in _PLACEHOLDER.findall(q)}
         return sorted(names - set(params or {}))
 
-    def present(self, values: list[float]) -> list[float]:
-        """Scale raw values for display (``auto``: 0-1 ratios become percentages)."""
+    def factor(self, values: list[float]) -> float:
+        """The display scale for these raw values (``auto``: 0-1 ratios become percentages)."""
         if self.scale == "ratio" or (
             self.scale == "auto" and all(v <= 1.0 for v in values if math.isfinite(v))
         ):
-            return [v * 100 for v in values]
-        return values
+            return 100.0
+        return 1.0
+
+    def present(self, values: list[float]) -> list[float]:
+        """Scale raw values for display."""
+        factor = self.factor(values)
+        return [v * factor for v in values]
+
+
+@dataclass(frozen=True)
+class SeriesWindow:
+    """How much history a chart shows before the alert started, and its resolution."""
+
+    range: timedelta = timedelta(minutes=30)
+    step: timedelta = timedelta(seconds=60)
 
 
 @dataclass(frozen=True)
 class ContextConfig:
     items: tuple[ContextSpec, ...] = ()
     params: tuple[tuple[str, str], ...] = ()
+    series: SeriesWindow = SeriesWindow()
 
     @property
     def param_map(self) -> dict[str, str]:
@@ -119,9 +144,14 @@ class ContextConfig:
         if duplicates := sorted({k for k in keys if keys.count(k) > 1}):
             raise ContextConfigError([f"{path}: duplicate item keys: {', '.join(duplicates)}"])
         specs = tuple(
-            ContextSpec(i.key, i.title, tuple(i.queries), i.unit, i.scale) for i in parsed.items
+            ContextSpec(i.key, i.title, tuple(i.queries), i.unit, i.scale, i.series)
+            for i in parsed.items
         )
-        return cls(specs, tuple(sorted(parsed.params.items())))
+        window = SeriesWindow(
+            timedelta(minutes=parsed.series.range_minutes),
+            timedelta(seconds=parsed.series.step_seconds),
+        )
+        return cls(specs, tuple(sorted(parsed.params.items())), window)
 
 
 def format_value(value: float, unit: Unit) -> str:

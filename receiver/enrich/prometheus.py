@@ -15,7 +15,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import requests
@@ -25,7 +25,10 @@ from receiver.settings import PrometheusSettings
 
 log = logging.getLogger(__name__)
 Sample = tuple[dict[str, str], float]
+Series = tuple[dict[str, str], list[tuple[float, float]]]
 MAX_SERIES = 16  # per item: enough for every GPU of a node
+MAX_CHART_SERIES = 8
+Ask = tuple[str, datetime, bool]  # (query, time, whether the range before that time)
 CACHE_SIZE = 1024
 
 
@@ -43,7 +46,7 @@ class PrometheusClient:
     def __init__(self, settings: PrometheusSettings):
         if not settings.url:
             raise ValueError("no Prometheus URL configured")
-        self.url = settings.url.rstrip("/") + "/api/v1/query"
+        self.base = settings.url.rstrip("/")
         self.timeout = min(settings.timeout_seconds, settings.budget_seconds)
         self.session = requests.Session()
         if settings.bearer_token is not None:
@@ -56,9 +59,27 @@ class PrometheusClient:
 
     def query(self, promql: str, at: datetime) -> list[Sample]:
         """An instant query; raise PrometheusError with a reason fit for an on-call page."""
-        params = {"query": promql, "time": f"{at.timestamp():.3f}"}
+        data = self._get("query", {"query": promql, "time": f"{at.timestamp():.3f}"})
+        return _parsed(_samples, data)
+
+    def query_range(
+        self, promql: str, start: datetime, end: datetime, step: timedelta
+    ) -> list[Series]:
+        """A range query (for charts): each series' (unix time, value) points."""
+        params = {
+            "query": promql,
+            "start": f"{start.timestamp():.3f}",
+            "end": f"{end.timestamp():.3f}",
+            "step": f"{step.total_seconds():g}",
+        }
+        return _parsed(_matrix, self._get("query_range", params))
+
+    def _get(self, endpoint: str, params: dict[str, str]) -> dict[str, Any]:
+        """GET an API endpoint and return its ``data``, or raise PrometheusError."""
         try:
-            response = self.session.get(self.url, params=params, timeout=self.timeout)
+            response = self.session.get(
+                f"{self.base}/api/v1/{endpoint}", params=params, timeout=self.timeout
+            )
         except requests.Timeout:
             raise PrometheusError("timeout", f"timed out after {self.timeout:g} s") from None
         except requests.ConnectionError:
@@ -75,11 +96,29 @@ class PrometheusClient:
             detail = body.get("error") or response.reason or "no detail"
             kind = body.get("errorType") or f"HTTP {response.status_code}"
             raise PrometheusError("error", f"Prometheus error ({kind}): {str(detail)[:300]}")
-        try:
-            return _samples(body.get("data") or {})
-        except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
-            reason = f"malformed response from Prometheus ({type(exc).__name__})"
-            raise PrometheusError("error", reason) from None
+        data = body.get("data")
+        return data if isinstance(data, dict) else {}
+
+
+def _parsed(parse: Callable[[dict[str, Any]], Any], data: dict[str, Any]) -> Any:
+    try:
+        return parse(data)
+    except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
+        reason = f"malformed response from Prometheus ({type(exc).__name__})"
+        raise PrometheusError("error", reason) from None
+
+
+def _matrix(data: dict[str, Any]) -> list[Series]:
+    kind, result = data.get("resultType"), data.get("result")
+    if kind != "matrix" or not isinstance(result, list):
+        raise PrometheusError("error", f"unexpected result type {kind!r} for a range query")
+    return [
+        (
+            {k: v for k, v in series.get("metric", {}).items() if k != "__name__"},
+            [(float(t), float(v)) for t, v in series["values"]],
+        )
+        for series in result
+    ]
 
 
 def _samples(data: dict[str, Any]) -> list[Sample]:
@@ -117,7 +156,7 @@ class ContextEvaluator:
     ):
         self.client, self.config, self.budget = client, config, budget_seconds
         self.cache_seconds, self.on_outcome, self.monotonic = cache_seconds, on_outcome, monotonic
-        self._cache: OrderedDict[tuple[str, float], tuple[float, list[Sample]]] = OrderedDict()
+        self._cache: OrderedDict[tuple[str, float, bool], tuple[float, Any]] = OrderedDict()
         self._lock = threading.Lock()
         self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="context")
 
@@ -130,28 +169,49 @@ class ContextEvaluator:
         plans = [
             [(spec, spec.render(e.labels, params)) for spec in self.config.items] for e in episodes
         ]
-        wanted = {(q, e.at) for e, plan in zip(episodes, plans, strict=True) for _, q in plan if q}
+        wanted: set[Ask] = set()
+        for e, plan in zip(episodes, plans, strict=True):
+            for spec, query in plan:
+                if query:
+                    wanted.add((query, e.at, False))
+                    if spec.series:
+                        wanted.add((query, e.at, True))
         answers = self._ask(wanted)
         evaluated_at = datetime.now(UTC).isoformat()
         return [
             [
-                _item(spec, query, e.at, answers.get((query, e.at)), evaluated_at)
+                _item(
+                    spec,
+                    query,
+                    e.at,
+                    answers.get((query, e.at, False)),
+                    evaluated_at,
+                    params,
+                    answers.get((query, e.at, True)) if spec.series else None,
+                )
                 for spec, query in plan
             ]
             for e, plan in zip(episodes, plans, strict=True)
         ]
 
-    def _ask(self, wanted: set[tuple[str, datetime]]) -> dict[tuple[str, datetime], Any]:
-        """Run the distinct queries concurrently; answers are samples or a PrometheusError."""
-        answers: dict[tuple[str, datetime], Any] = {}
-        futures: dict[Future[list[Sample]], tuple[str, datetime]] = {}
+    def _run(self, ask: Ask) -> Any:
+        query, at, ranged = ask
+        if not ranged:
+            return self.client.query(query, at)
+        window = self.config.series
+        return self.client.query_range(query, at - window.range, at, window.step)
+
+    def _ask(self, wanted: set[Ask]) -> dict[Ask, Any]:
+        """Run the distinct queries concurrently; answers are results or a PrometheusError."""
+        answers: dict[Ask, Any] = {}
+        futures: dict[Future[Any], Ask] = {}
         for key in wanted:
             cached = self._cached(key)
             if cached is not None:
                 answers[key] = cached
                 self.on_outcome("cached")
             else:
-                futures[self._pool.submit(self.client.query, *key)] = key
+                futures[self._pool.submit(self._run, key)] = key
         done, pending = wait(futures, timeout=self.budget)
         for future in done:
             key = futures[future]
@@ -182,18 +242,18 @@ class ContextEvaluator:
             )
         return answers
 
-    def _cached(self, key: tuple[str, datetime]) -> list[Sample] | None:
+    def _cached(self, key: Ask) -> Any:
         with self._lock:
-            hit = self._cache.get((key[0], key[1].timestamp()))
+            hit = self._cache.get((key[0], key[1].timestamp(), key[2]))
             if hit is None or hit[0] < self.monotonic():
                 return None
             return hit[1]
 
-    def _store(self, key: tuple[str, datetime], samples: list[Sample]) -> None:
+    def _store(self, key: Ask, samples: Any) -> None:
         if self.cache_seconds <= 0 or not samples:
             return
         with self._lock:
-            self._cache[(key[0], key[1].timestamp())] = (
+            self._cache[(key[0], key[1].timestamp(), key[2])] = (
                 self.monotonic() + self.cache_seconds,
                 samples,
             )
@@ -208,6 +268,7 @@ def _item(
     answer: Any,
     evaluated_at: str,
     params: dict[str, str] | None = None,
+    series: Any = None,
 ) -> dict[str, Any]:
     item: dict[str, Any] = {
         "key": spec.key,
@@ -225,16 +286,31 @@ def _item(
     if not answer:
         return {**item, "status": "unavailable", "reason": "no data at that time"}
     samples = sorted(answer, key=lambda s: sorted(s[0].items()))[:MAX_SERIES]
-    values = spec.present([v for _, v in samples])
-    return {
+    factor = spec.factor([v for _, v in samples])
+    item = {
         **item,
         "status": "ok",
         "values": [
             {
                 "labels": labels,
-                "value": value if math.isfinite(value) else None,
-                "display": format_value(value, spec.unit),
+                "value": value * factor if math.isfinite(value) else None,
+                "display": format_value(value * factor, spec.unit),
             }
-            for (labels, _), value in zip(samples, values, strict=True)
+            for labels, value in samples
         ],
     }
+    if isinstance(series, list) and series:
+        item["series"] = _chart(series, at, factor)
+    return item
+
+
+def _chart(series: list[Series], at: datetime, factor: float) -> list[dict[str, Any]]:
+    """The series before ``at`` as (seconds relative to ``at``, display value) points."""
+    end = at.timestamp()
+    return [
+        {
+            "labels": labels,
+            "points": [[round(t - end, 3), v * factor] for t, v in points if math.isfinite(v)],
+        }
+        for labels, points in sorted(series, key=lambda s: sorted(s[0].items()))[:MAX_CHART_SERIES]
+    ]

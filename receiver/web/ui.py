@@ -28,6 +28,7 @@ from werkzeug.security import check_password_hash
 
 from receiver.bootstrap import Container
 from receiver.service import acknowledge_incident, add_incident_note
+from receiver.web import charts
 from receiver.web.auth import ui_user
 from receiver.web.filters import STATUSES, parse_list_query
 
@@ -61,6 +62,7 @@ def init_app(app: Flask) -> None:
         SESSION_COOKIE_NAME="receiver_session",
     )
     app.jinja_env.filters["http_url"] = http_url
+    app.jinja_env.globals.update(sparkline=_sparkline, bars=charts.bars)  # macros see globals
     app.register_blueprint(bp)
 
 
@@ -104,7 +106,14 @@ def check_csrf() -> None:
 
 @bp.app_context_processor
 def _template_globals() -> dict[str, Any]:
-    return {"csrf_token": csrf_token, "current_user": current_user}
+    return {
+        "csrf_token": csrf_token,
+        "current_user": current_user,
+    }
+
+
+def _sparkline(series: list[dict[str, Any]] | None) -> charts.Sparkline | None:
+    return charts.sparkline(series, container().context.series.range.total_seconds())
 
 
 @bp.route("/login", methods=["GET", "POST"])

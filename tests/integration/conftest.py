@@ -1,4 +1,4 @@
-"""Fixtures for metrics tests: a Triton metrics simulator and a real Prometheus scraping one.
+"""Fixtures: the UI app and a logged-in client; a Triton simulator and a real Prometheus.
 
 ``triton_sim`` (function scope) is a simulator of its own; ``prometheus`` (module scope) scrapes
 ``scraped_sim`` (module scope, shared by the module's tests: give each test its own model and GPU
@@ -9,11 +9,19 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from werkzeug.security import generate_password_hash
 
-from tests.conftest import need
+from receiver.app import create_app
+from receiver.bootstrap import bootstrap
+from receiver.replay import AppTarget, load_items, replay
+from tests.conftest import AUTH, FIXTURES, need
 from tests.integration.prometheus import PrometheusServer, prometheus_binary
+from tests.integration.ui_session import PASSWORD, login
 from tests.sim.triton import TritonSimulator
 
 
@@ -49,3 +57,29 @@ def prometheus(
     tmp_dir: Path = tmp_path_factory.mktemp("prometheus")
     with PrometheusServer([scraped_sim.target], tmp_dir=tmp_dir, binary=binary) as server:
         yield server
+
+
+@pytest.fixture
+def ui_app(make_settings: Any, clock: Any) -> Iterator[Flask]:
+    """An app with the UI on (user alice, 5 rows a page), seeded with every recorded fixture."""
+    settings = make_settings(
+        {
+            "ui.users": {"alice": generate_password_hash(PASSWORD)},
+            "ui.secret_key": "s" * 32,
+            "ui.cookie_secure": False,
+            "ui.page_size": 5,
+        }
+    )
+    container = bootstrap(settings, clock=clock)
+    app = create_app(container=container)
+    replay(load_items([FIXTURES / "all"], warn=lambda _m: None), AppTarget(app, AUTH))
+    yield app
+    container.engine.dispose()
+
+
+@pytest.fixture
+def browser(ui_app: Flask) -> FlaskClient:
+    """A test client of ``ui_app`` logged in as alice."""
+    client = ui_app.test_client()
+    assert login(client).status_code == 302
+    return client

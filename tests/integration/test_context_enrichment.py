@@ -265,3 +265,35 @@ def test_an_unreachable_or_hanging_prometheus_gives_unavailable_items_within_the
         for outcome in outcomes
     )
     assert counted >= 1
+
+
+def test_a_charted_item_keeps_what_prometheus_held_before_the_start(
+    make_container, tmp_path, prometheus, scraped_sim
+):
+    gpu = f"GPU-chart-{tmp_path.name}"  # a GPU of its own: no other test's values in its past
+    scraped_sim.set_gpu(gpu, utilization=0.5, memory_used_bytes=GIB, memory_total_bytes=2 * GIB)
+    prometheus.wait_for(
+        f'count_over_time(nv_gpu_utilization{{gpu_uuid="{gpu}"}}[1m])',
+        lambda r: r and r[0][1] >= 8,
+        timeout=40,
+    )
+    doc = yaml.safe_load(context_file(tmp_path).read_text())
+    doc["series"] = {"range_minutes": 1, "step_seconds": 2}
+    path = tmp_path / "charted.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    container = make_container(prometheus.url, context=path)
+    client = create_app(container=container).test_client()
+    at = datetime.now(UTC)
+    body = webhook(alert("TritonGPUMemoryHigh", at, gpu_uuid=gpu))
+    incident = post_webhook(client, body, "ctx").get_json()["incidents"][0]
+    build_enricher(container).drain()
+
+    items = items_by_key(stored_context(client, incident))
+    (line,) = items["gpu_utilization"]["series"]
+    assert line["labels"]["gpu_uuid"] == gpu
+    offsets = [t for t, _ in line["points"]]
+    # Prometheus has had >= 8 s of samples: the points before the start are there, 2 s apart
+    assert len(offsets) >= 4 and offsets == sorted(offsets)
+    assert all(-60 <= t <= 0 for t in offsets) and offsets[-1] == pytest.approx(0, abs=0.01)
+    assert [v for _, v in line["points"]] == pytest.approx([50.0] * len(offsets))  # as percent
+    assert "series" not in items["gpu_memory_total"]  # not marked series: true

@@ -6,53 +6,11 @@ from __future__ import annotations
 import json
 import re
 from datetime import UTC, datetime
-from typing import Any
 
 import pytest
-from werkzeug.security import generate_password_hash
 
-from receiver.app import create_app
-from receiver.bootstrap import bootstrap
-from receiver.replay import AppTarget, load_items, replay
-from tests.conftest import AUTH, FIXTURES, TOKEN, post_webhook
-
-PASSWORD = "correct horse battery"
-HOSTILE = '<script>window.__xss=1</script><a href="javascript:alert(1)">x</a>'
-
-
-@pytest.fixture
-def ui_app(make_settings, clock):
-    settings = make_settings(
-        {
-            "ui.users": {"alice": generate_password_hash(PASSWORD)},
-            "ui.secret_key": "s" * 32,
-            "ui.cookie_secure": False,
-            "ui.page_size": 5,
-        }
-    )
-    container = bootstrap(settings, clock=clock)
-    app = create_app(container=container)
-    replay(load_items([FIXTURES / "all"], warn=lambda _m: None), AppTarget(app, AUTH))
-    yield app
-    container.engine.dispose()
-
-
-def csrf(html: str) -> str:
-    return re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
-
-
-def login(client: Any, password: str = PASSWORD) -> Any:
-    token = csrf(client.get("/login").get_data(as_text=True))
-    return client.post(
-        "/login", data={"username": "alice", "password": password, "csrf_token": token}
-    )
-
-
-@pytest.fixture
-def browser(ui_app):
-    client = ui_app.test_client()
-    assert login(client).status_code == 302
-    return client
+from tests.conftest import TOKEN, post_webhook
+from tests.integration.ui_session import HOSTILE, PASSWORD, csrf, login
 
 
 def row_ids(html: str) -> list[int]:

@@ -378,3 +378,75 @@ def test_the_per_query_timeout_never_exceeds_the_budget(make_client):
 def test_configured_credentials_are_sent(prometheus, make_client, credentials, header):
     make_client(**credentials).query("up", AT)
     assert prometheus.seen[0][2].get("Authorization") == header
+
+
+def test_a_range_answer_becomes_series_of_points_asked_over_the_window(prometheus, make_client):
+    prometheus.reply = (
+        200,
+        success(
+            "matrix",
+            [{"metric": {"__name__": "up", "gpu": "0"}, "values": [[100, "0.5"], [160, "0.75"]]}],
+        ),
+    )
+    series = make_client().query_range("up", AT - timedelta(minutes=30), AT, timedelta(minutes=1))
+    assert series == [({"gpu": "0"}, [(100.0, 0.5), (160.0, 0.75)])]
+    path, params, _ = prometheus.seen[0]
+    assert path == "/api/v1/query_range"
+    assert (params["start"], params["end"], params["step"]) == (
+        [f"{(AT - timedelta(minutes=30)).timestamp():.3f}"],
+        [f"{AT.timestamp():.3f}"],
+        ["60"],
+    )
+
+
+def test_an_instant_answer_to_a_range_query_is_an_error(prometheus, make_client):
+    with pytest.raises(PrometheusError, match="unexpected result type 'vector'"):
+        make_client().query_range("up", AT - timedelta(minutes=5), AT, timedelta(seconds=15))
+
+
+class SeriesPrometheus(FakePrometheus):
+    """Also answers range queries: util rose from 50 % to the alert's 87.5 %."""
+
+    def __init__(self, series: object = None, **answers: object):
+        super().__init__(**answers)
+        self.series = series
+        self.ranges: list[tuple[str, datetime, datetime, timedelta]] = []
+
+    def query_range(self, promql: str, start: datetime, end: datetime, step: timedelta) -> object:
+        with self._lock:
+            self.ranges.append((promql, start, end, step))
+        if isinstance(self.series, Exception):
+            raise self.series
+        end_s = end.timestamp()
+        return self.series or [
+            ({"gpu": "0"}, [(end_s - 120, 0.5), (end_s - 60, 0.7), (end_s, 0.875)])
+        ]
+
+
+SERIES_CONFIG = ContextConfig(
+    items=(
+        ContextSpec("gpu_utilization", "GPU", ('util{gpu_uuid="{{gpu_uuid}}"}',), "percent",
+                    "auto", series=True),
+        ContextSpec("gpu_memory_used", "Memory", ('mem{gpu_uuid="{{gpu_uuid}}"}',), "bytes"),
+    ),
+)  # fmt: skip
+
+
+def test_a_series_item_keeps_the_window_before_the_start_scaled_like_its_value(make_evaluator):
+    client = SeriesPrometheus()
+    util, memory = make_evaluator(client, SERIES_CONFIG).evaluate(ONE)[0]
+    assert client.ranges == [
+        ('util{gpu_uuid="GPU-1"}', AT - timedelta(minutes=30), AT, timedelta(minutes=1))
+    ]
+    assert util["values"][0]["value"] == 87.5
+    assert util["series"] == [
+        {"labels": {"gpu": "0"}, "points": [[-120.0, 50.0], [-60.0, 70.0], [0.0, 87.5]]}
+    ]
+    assert "series" not in memory  # only items marked series: true
+
+
+def test_a_failed_range_query_costs_the_chart_not_the_value(make_evaluator):
+    client = SeriesPrometheus(series=UNREACHABLE)
+    util = make_evaluator(client, SERIES_CONFIG).evaluate(ONE)[0][0]
+    assert util["status"] == "ok" and util["values"][0]["value"] == 87.5
+    assert "series" not in util

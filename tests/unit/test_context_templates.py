@@ -241,3 +241,18 @@ def test_an_alert_without_gpu_model_or_instance_renders_no_query(shipped):
     queries = rendered(shipped, {"alertname": "TritonNoHealthyPods", "job": "triton"})
     assert queries == dict.fromkeys(queries)
     assert len(queries) == 9
+
+
+def test_the_shipped_file_charts_the_gpu_and_queue_items_over_half_an_hour():
+    config = ContextConfig.load(SHIPPED)
+    charted = {spec.key for spec in config.items if spec.series}
+    assert {"gpu_utilization", "pending_requests", "queue_time"} <= charted
+    assert "gpu_memory_total" not in charted
+    assert (config.series.range.total_seconds(), config.series.step.total_seconds()) == (1800, 60)
+
+
+def test_a_series_step_below_one_second_is_refused(tmp_path):
+    path = tmp_path / "context.yaml"
+    path.write_text("series: {range_minutes: 30, step_seconds: 0}\nitems: []\n")
+    with pytest.raises(ContextConfigError, match="series.step_seconds"):
+        ContextConfig.load(path)
