@@ -9,8 +9,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, and_, exists, func, or_, select
+from sqlalchemy import BigInteger, Engine, String, and_, case, exists, func, or_, select
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.functions import FunctionElement
 
 from receiver.model.matchers import Matcher, MatchOp
 from receiver.store.tables import (
@@ -27,6 +29,69 @@ from receiver.store.tables import (
 )
 
 MAX_LIMIT = 500
+
+
+class utc_day(FunctionElement[Any]):
+    """The UTC calendar day of a stored time (str() of it: YYYY-MM-DD), by the database."""
+
+    type = String()
+    name = "utc_day"
+    inherit_cache = True
+
+
+@compiles(utc_day, "sqlite")
+def _utc_day_sqlite(element: utc_day, compiler: Any, **kw: Any) -> str:
+    # SQLite holds UtcDateTime as 'YYYY-MM-DD HH:MM:SS.ffffff' in UTC
+    return f"substr({compiler.process(element.clauses, **kw)}, 1, 10)"
+
+
+@compiles(utc_day, "postgresql")
+def _utc_day_postgresql(element: utc_day, compiler: Any, **kw: Any) -> str:
+    return f"CAST(({compiler.process(element.clauses, **kw)}) AT TIME ZONE 'UTC' AS DATE)"
+
+
+class rare(FunctionElement[Any]):
+    """A condition, with a hint that few rows pass it: SQLite's unlikely(), which makes its
+    planner prefer an index that can test the condition without reading the rows (text search:
+    ix_incidents_text_scan; without the hint it may pick any index in the right order, as ties
+    go by the indexes' creation order). Elsewhere just the condition. Untyped: as a Boolean,
+    SQLite would get ``unlikely(...) = 1``, which its planner does not take as a hint."""
+
+    name = "rare"
+    inherit_cache = True
+
+
+@compiles(rare)
+def _rare(element: rare, compiler: Any, **kw: Any) -> str:
+    return f"({compiler.process(element.clauses, **kw)})"
+
+
+@compiles(rare, "sqlite")
+def _rare_sqlite(element: rare, compiler: Any, **kw: Any) -> str:
+    return f"unlikely({compiler.process(element.clauses, **kw)})"
+
+
+class epoch_us(FunctionElement[int]):
+    """A stored time as whole microseconds since the epoch (exact, for sums of durations)."""
+
+    type = BigInteger()
+    name = "epoch_us"
+    inherit_cache = True
+
+
+@compiles(epoch_us, "sqlite")
+def _epoch_us_sqlite(element: epoch_us, compiler: Any, **kw: Any) -> str:
+    value = compiler.process(element.clauses, **kw)
+    return (
+        f"(CAST(strftime('%s', substr({value}, 1, 19)) AS INTEGER) * 1000000"
+        f" + CAST(substr({value}, 21, 6) AS INTEGER))"
+    )
+
+
+@compiles(epoch_us, "postgresql")
+def _epoch_us_postgresql(element: epoch_us, compiler: Any, **kw: Any) -> str:
+    value = compiler.process(element.clauses, **kw)
+    return f"CAST(extract(epoch FROM {value}) * 1000000 AS BIGINT)"
 
 
 @dataclass
@@ -74,33 +139,31 @@ class IncidentQueries:
         page = list(conditions)
         if cursor:
             at, ident = decode_cursor(cursor)
-            page.append(
-                or_(Incident.opened_at < at, and_(Incident.opened_at == at, Incident.id < ident))
-            )
+            same_time = and_(Incident.opened_at == at, Incident.id < ident)
+            # opened_at <= at is implied, and stated: an index range on every database, so a
+            # deep page does not scan the newer rows
+            page += [Incident.opened_at <= at, or_(Incident.opened_at < at, same_time)]
         stmt = (
             select(Incident)
             .where(*page)
             .order_by(Incident.opened_at.desc(), Incident.id.desc())
             .limit(limit + 1)
         )
+        # Unfiltered, an index on (status, ...) gives the groups in order. Filtered, group by an
+        # expression instead: given the bare column, SQLite walks that index to save a sort and
+        # so reads every matching row out of table order, several times slower than the index
+        # that serves the filter (or a plain scan, for text).
+        counted = _conditions(flt, with_status=False, counting=True)
+        status = func.coalesce(Incident.status, "") if counted else Incident.status
         with Session(self.engine) as session:
             rows = list(session.scalars(stmt))
-            counts = dict(
-                session.execute(
-                    select(Incident.status, func.count())
-                    .where(*_conditions(flt, with_status=False))
-                    .group_by(Incident.status)
-                ).all()
-            )
-            counts["acknowledged"] = session.scalar(
-                select(func.count())
-                .select_from(Incident)
-                .where(
-                    *_conditions(flt, with_status=False),
-                    Incident.status == "firing",
-                    Incident.acknowledged_at.is_not(None),
-                )
-            )
+            by_status = session.execute(
+                select(status, func.count(), func.count(Incident.acknowledged_at))
+                .where(*counted)
+                .group_by(status)
+            ).all()
+            counts: dict[str, int] = {name: n for name, n, _ in by_status}
+            counts["acknowledged"] = next((a for name, _, a in by_status if name == "firing"), 0)
             more = len(rows) > limit
             rows = rows[:limit]
             notified = _notified(session, [i.id for i in rows])
@@ -175,22 +238,42 @@ class IncidentQueries:
         """Open incidents by severity and model, the last ``days`` per day, time to resolve,
         the noisiest alerts and the alerts without runbooks."""
         since = now - timedelta(days=days)
-        with Session(self.engine) as session:
-            open_rows = session.execute(
-                select(Incident.id, Incident.severity).where(Incident.status == "firing")
-            ).all()
-            models = dict(
-                session.execute(
-                    select(IncidentLabel.incident_id, IncidentLabel.value).where(
-                        IncidentLabel.name == "model",
-                        IncidentLabel.incident_id.in_([r.id for r in open_rows]),
-                    )
-                ).all()
+        # one model per open incident (the greatest, when its alerts name several)
+        open_models = (
+            select(func.max(IncidentLabel.value).label("model"))
+            .select_from(Incident)
+            .outerjoin(
+                IncidentLabel,
+                and_(IncidentLabel.incident_id == Incident.id, IncidentLabel.name == "model"),
             )
+            .where(Incident.status == "firing")
+            .group_by(Incident.id)
+            .subquery()
+        )
+        day = utc_day(Incident.opened_at)
+        resolved = and_(Incident.status == "resolved", Incident.resolved_at.is_not(None))
+        took = epoch_us(Incident.resolved_at) - epoch_us(Incident.opened_at)
+        with Session(self.engine) as session:
+            open_by_severity = session.execute(
+                select(Incident.severity, func.count())
+                .where(Incident.status == "firing")
+                .group_by(Incident.severity)
+            ).all()
+            open_by_model = session.execute(
+                select(open_models.c.model, func.count()).group_by(open_models.c.model)
+            ).all()
+            # per day, time to resolve and flapping alerts: one pass over the last ``days``
             recent = session.execute(
-                select(Incident.opened_at, Incident.resolved_at, Incident.status).where(
-                    Incident.opened_at >= since
+                select(
+                    day,
+                    Incident.alertname,
+                    Incident.flapping,
+                    func.count(),
+                    func.count(case((resolved, 1))),
+                    func.sum(case((resolved, took))),
                 )
+                .where(Incident.opened_at >= since)
+                .group_by(day, Incident.alertname, Incident.flapping)
             ).all()
             noisy = session.execute(
                 select(
@@ -203,29 +286,27 @@ class IncidentQueries:
                 .order_by(func.count().desc())
                 .limit(10)
             ).all()
-            flapping = session.execute(
-                select(Incident.alertname, func.count())
-                .where(Incident.opened_at >= since, Incident.flapping.is_(True))
-                .group_by(Incident.alertname)
-                .order_by(func.count().desc())
-                .limit(10)
-            ).all()
         per_day = {(now - timedelta(days=d)).date().isoformat(): 0 for d in range(days)}
-        durations = []
-        for opened, resolved, status in recent:
-            day = opened.date().isoformat()
-            if day in per_day:
-                per_day[day] += 1
-            if status == "resolved" and resolved is not None:
-                durations.append((resolved - opened).total_seconds())
+        resolved_count, resolved_us = 0, 0
+        flapping: dict[str, int] = {}
+        for opened_day, alertname, flapped, opened, resolved_n, us in recent:
+            if str(opened_day) in per_day:
+                per_day[str(opened_day)] += opened
+            resolved_count += resolved_n
+            resolved_us += int(us or 0)
+            if flapped:
+                flapping[alertname] = flapping.get(alertname, 0) + opened
+        mean = resolved_us / 1e6 / resolved_count if resolved_count else None
         return {
-            "open_by_severity": _tally(r.severity or "none" for r in open_rows),
-            "open_by_model": _tally(models.get(r.id, "(none)") for r in open_rows),
+            "open_by_severity": _tally((s or "none", n) for s, n in open_by_severity),
+            "open_by_model": _tally(("(none)" if m is None else m, n) for m, n in open_by_model),
             "per_day": sorted(per_day.items()),
-            "mean_time_to_resolve_seconds": sum(durations) / len(durations) if durations else None,
-            "resolved_count": len(durations),
+            "mean_time_to_resolve_seconds": mean,
+            "resolved_count": resolved_count,
             "noisiest": [{"alertname": n, "episodes": e, "incidents": i} for n, e, i in noisy],
-            "most_flapping": [{"alertname": n, "incidents": c} for n, c in flapping],
+            "most_flapping": [
+                {"alertname": n, "incidents": c} for n, c in _tally(flapping.items())[:10]
+            ],
             "without_runbook": self.runbooks_missing(since),
         }
 
@@ -274,10 +355,12 @@ class IncidentQueries:
             )
 
 
-def _conditions(flt: IncidentFilter, with_status: bool = True) -> list[Any]:
+def _conditions(flt: IncidentFilter, with_status: bool = True, counting: bool = False) -> list[Any]:
     out: list[Any] = []
     if flt.status and with_status:
-        wanted = [Incident.status.in_([s for s in flt.status if s != "acknowledged"])]
+        wanted = []
+        if plain := [s for s in flt.status if s != "acknowledged"]:
+            wanted.append(Incident.status.in_(plain))
         if "acknowledged" in flt.status:
             wanted.append(and_(Incident.status == "firing", Incident.acknowledged_at.is_not(None)))
         out.append(or_(*wanted))
@@ -293,29 +376,41 @@ def _conditions(flt: IncidentFilter, with_status: bool = True) -> list[Any]:
         out.append(or_(Incident.resolved_at.is_(None), Incident.resolved_at >= flt.since))
     if flt.text:
         escaped = flt.text.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        out.append(Incident.search_text.like(f"%{escaped}%", escape="\\"))
-    out.extend(_label_condition(m) for m in flt.matchers)
+        out.append(rare(Incident.search_text.like(f"%{escaped}%", escape="\\")))
+    out.extend(_label_condition(m, counting) for m in flt.matchers)
     return out
 
 
-def _label_condition(matcher: Matcher) -> Any:
+def _label_condition(matcher: Matcher, counting: bool) -> Any:
     """An incident's values for a label are those of its alerts ("" when none carries it).
 
     A positive matcher (=, =~) holds when some value matches; a negative one (!=, !~) when no
     value matches its positive counterpart. So ``model!="x"`` finds incidents with no alert
     on model x, and ``model=""`` those whose alerts have no model label, as in Alertmanager.
+
+    Two equivalent forms (Postgres plans both as the same semi-join; SQLite follows the text).
     """
     positive = matcher.op in (MatchOp.EQ, MatchOp.RE)
-    same = and_(IncidentLabel.incident_id == Incident.id, IncidentLabel.name == matcher.name)
     if matcher.op in (MatchOp.EQ, MatchOp.NE):
         value_matches = IncidentLabel.value == matcher.value
         empty_matches = matcher.value == ""
     else:
         value_matches = IncidentLabel.value.regexp_match(matcher.anchored)
         empty_matches = re.fullmatch(matcher.value, "") is not None
-    hit = exists().where(same, value_matches)
-    if empty_matches:
-        hit = or_(hit, ~exists().where(same))
+    if counting:
+        # ``id IN (incidents with the label)``: one pass over the (name, value, incident_id)
+        # index, where a probe per incident would visit every incident
+        named = select(IncidentLabel.incident_id).where(IncidentLabel.name == matcher.name)
+        hit = Incident.id.in_(named.where(value_matches))
+        if empty_matches:
+            hit = or_(hit, Incident.id.not_in(named))
+    else:
+        # a probe per incident while walking the newest first, until the page is full (the
+        # IN form would fetch and sort every match of a common label first)
+        same = and_(IncidentLabel.incident_id == Incident.id, IncidentLabel.name == matcher.name)
+        hit = exists().where(same, value_matches)
+        if empty_matches:
+            hit = or_(hit, ~exists().where(same))
     return hit if positive else ~hit
 
 
@@ -413,10 +508,11 @@ def _notified(session: Session, incident_ids: list[int]) -> dict[int, list[str]]
     return {i: [m for m in order if m in marks] for i, marks in out.items()}
 
 
-def _tally(values: Any) -> list[tuple[str, int]]:
+def _tally(pairs: Any) -> list[tuple[str, int]]:
+    """(key, count) pairs summed per key, most first."""
     counts: dict[str, int] = {}
-    for value in values:
-        counts[value] = counts.get(value, 0) + 1
+    for key, n in pairs:
+        counts[key] = counts.get(key, 0) + n
     return sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
 
 

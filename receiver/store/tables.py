@@ -20,6 +20,7 @@ from sqlalchemy import (
     TypeDecorator,
     UniqueConstraint,
     false,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -83,6 +84,51 @@ class Incident(Base):
     __table_args__ = (
         Index("ix_incidents_opened_at_id", "opened_at", "id"),
         Index("ix_incidents_status_opened_at", "status", "opened_at"),
+        # The UI's list, its counts per status and the overview (docs/benchmarks.md says which
+        # query each serves): the filtered column first, then what the counts read, so counting
+        # never touches the wide rows.
+        Index("ix_incidents_status_severity", "status", "severity", "acknowledged_at", "id"),
+        Index(
+            "ix_incidents_severity_opened_at", "severity", "opened_at", "status", "acknowledged_at"
+        ),
+        Index(
+            "ix_incidents_alertname_opened_at",
+            "alertname",
+            "opened_at",
+            "status",
+            "acknowledged_at",
+        ),
+        Index(
+            "ix_incidents_receiver_opened_at", "receiver", "opened_at", "status", "acknowledged_at"
+        ),
+        Index(
+            "ix_incidents_opened_at_resolved_at",
+            "opened_at",
+            "resolved_at",
+            "status",
+            "acknowledged_at",
+            "flapping",
+            "alertname",
+        ),
+        # The text filter (search_text LIKE '%...%') has no portable index: Postgres gets a
+        # trigram index, SQLite a narrow copy of what the list and its counts read, to scan
+        # instead of the wide rows. Each is empty (WHERE false) on the other database.
+        Index(
+            "ix_incidents_search_text_trgm",
+            "search_text",
+            postgresql_using="gin",
+            postgresql_ops={"search_text": "gin_trgm_ops"},
+            sqlite_where=false(),
+        ),
+        Index(
+            "ix_incidents_text_scan",
+            "opened_at",
+            "id",
+            "search_text",
+            "status",
+            "acknowledged_at",
+            postgresql_where=false(),
+        ),
     )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
@@ -123,7 +169,11 @@ class IncidentLabel(Base):
     """Every (name, value) carried by any alert of an incident: for label matcher filters."""
 
     __tablename__ = "incident_labels"
-    __table_args__ = (Index("ix_incident_labels_name_value", "name", "value"),)
+    __table_args__ = (
+        Index("ix_incident_labels_name_value", "name", "value"),
+        # label filters: the incidents with a label, from the index alone
+        Index("ix_incident_labels_name_value_incident_id", "name", "value", "incident_id"),
+    )
 
     incident_id: Mapped[int] = mapped_column(
         ForeignKey("incidents.id", ondelete="CASCADE"), primary_key=True
@@ -136,7 +186,19 @@ class AlertEpisode(Base):
     """One firing of one alert series: (group, fingerprint, startsAt)."""
 
     __tablename__ = "alert_episodes"
-    __table_args__ = (UniqueConstraint("group_id", "fingerprint", "starts_at"),)
+    __table_args__ = (
+        UniqueConstraint("group_id", "fingerprint", "starts_at"),
+        # the overview: noisiest alerts, and alerts without a runbook (also `runbooks missing`)
+        Index("ix_alert_episodes_starts_at", "starts_at", "alertname", "incident_id"),
+        Index(
+            "ix_alert_episodes_runbook_missing",
+            "first_received_at",
+            "alertname",
+            "incident_id",
+            postgresql_where=text("runbook_url IS NULL"),
+            sqlite_where=text("runbook_url IS NULL"),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     group_id: Mapped[int] = mapped_column(ForeignKey("alert_groups.id"))
