@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Engine
 
+from receiver.alertmanager import AlertmanagerClient
 from receiver.enrich.context import ContextConfig, ContextConfigError
 from receiver.enrich.enricher import ContextEnricher
 from receiver.enrich.prometheus import ContextEvaluator, PrometheusClient
@@ -20,11 +21,13 @@ from receiver.model.routing import Route, Router
 from receiver.notify import build_notifier
 from receiver.notify.outbox import DeliveryWorker
 from receiver.notify.slack import SlackNotifier
+from receiver.reconcile import Reconciler
 from receiver.service import IntakeRules
 from receiver.settings import ConfigError, Settings
 from receiver.store.db import make_engine
 from receiver.store.queries import IncidentQueries
 from receiver.store.unit_of_work import UnitOfWork
+from receiver.watchdog import Watchdog
 
 
 def utc_now() -> datetime:
@@ -89,6 +92,7 @@ class Container:
             router=self.router,
             receiver_kinds={name: r.type for name, r in self.settings.receivers.items()},
             coalesce=timedelta(seconds=self.settings.delivery.coalesce_seconds),
+            heartbeat_alertname=self.settings.watchdog.alertname or None,
         )
 
 
@@ -138,6 +142,23 @@ def build_delivery_worker(container: Container) -> DeliveryWorker | None:
         secrets=settings.secret_values(),
         on_result=on_result,
     )
+
+
+def build_reconciler(container: Container) -> Reconciler | None:
+    """The Alertmanager reconciliation step, or None when no Alertmanager URL is configured."""
+    settings = container.settings.alertmanager
+    if not settings.urls:
+        return None
+    client = AlertmanagerClient(settings)
+    return Reconciler(container.uow, client, container.intake_rules, settings, container.clock)
+
+
+def build_watchdog(container: Container) -> Watchdog | None:
+    """The dead man's switch, or None when it is off."""
+    settings = container.settings.watchdog
+    if not settings.enabled:
+        return None
+    return Watchdog(container.uow, container.intake_rules, settings, container.clock)
 
 
 def load_catalogues(settings: Settings) -> tuple[RunbookCatalogue, ContextConfig]:

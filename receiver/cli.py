@@ -120,13 +120,40 @@ def db_prune(config: str | None) -> None:
     click.echo(f"pruned {deleted} raw payload(s) older than {days:g} days")
 
 
+@main.command("reconcile")
+@click.option("--config", "-c", help=CONFIG_HELP)
+def reconcile_command(config: str | None) -> None:
+    """Check open incidents against Alertmanager now (the worker does it on a schedule)."""
+    from receiver.alertmanager import AlertmanagerUnavailable
+    from receiver.bootstrap import build_reconciler
+
+    with _container(_settings(config)) as container:
+        reconciler = build_reconciler(container)
+        if reconciler is None:
+            raise click.ClickException("no Alertmanager configured (alertmanager.urls)")
+        try:
+            report = reconciler.run_once()
+        except AlertmanagerUnavailable as exc:
+            raise click.ClickException(f"no Alertmanager answered: {exc}") from None
+        finally:
+            reconciler.client.close()
+    grace = container.settings.alertmanager.stale_grace_minutes
+    click.echo(f"{report.checked} firing alert(s) checked against Alertmanager")
+    click.echo(f"{len(report.marked_stale)} newly stale (resolved after {grace:g} min unless back)")
+    click.echo(f"{len(report.cleared)} reported again, {len(report.resolved)} resolved")
+    if report.incidents:
+        click.echo("incidents changed: " + ", ".join(str(i) for i in report.incidents))
+    for failure in report.unavailable:
+        click.echo(f"not answering: {failure}", err=True)
+
+
 @main.command()
 @click.option("--config", "-c", help=CONFIG_HELP)
 @click.option("--poll", default=0.5, show_default=True, help="seconds between passes")
 @click.option("--once", is_flag=True, help="one pass, then exit")
 @click.option("--metrics-port", type=int, help="serve the worker's metrics on 127.0.0.1:PORT")
 def worker(config: str | None, poll: float, once: bool, metrics_port: int | None) -> None:
-    """Background work: context snapshots from Prometheus, raw payload retention."""
+    """Background work: context, deliveries, Watchdog, reconciliation, retention."""
     settings = _settings(config)
     configure_logging(settings.log_level)
     stop = threading.Event()

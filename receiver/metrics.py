@@ -39,6 +39,24 @@ class Metrics:
             ["kind", "outcome"],
             registry=self.registry,
         )
+        self.reconcile = Counter(
+            "receiver_reconcile_runs_total",
+            "Reconciliation passes against Alertmanager by outcome (ok, unavailable).",
+            ["outcome"],
+            registry=self.registry,
+        )
+        self.stale = Counter(
+            "receiver_stale_alerts_total",
+            "Firing alerts Alertmanager stopped reporting: marked stale, back again, resolved.",
+            ["action"],
+            registry=self.registry,
+        )
+        self.watchdog = Counter(
+            "receiver_watchdog_checks_total",
+            "Dead man's switch checks by result (ok, missing, opened, resolved).",
+            ["result"],
+            registry=self.registry,
+        )
         self.intake_seconds = Histogram(
             "receiver_intake_duration_seconds",
             "Time to validate and durably store one webhook.",

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
 
 from receiver.enrich.runbooks import RunbookCatalogue
+from receiver.intake import parse_webhook
 from receiver.model.alerts import AlertEvent, AlertStatus, Notification
 from receiver.model.dedup import (
     AlertOutcome,
@@ -42,6 +47,7 @@ class IntakeRules:
     router: Router = field(default_factory=Router)
     receiver_kinds: dict[str, str] = field(default_factory=dict)
     coalesce: timedelta = timedelta(seconds=2)
+    heartbeat_alertname: str | None = None  # the Watchdog: recorded, never an incident
 
 
 @dataclass(frozen=True)
@@ -64,6 +70,7 @@ class IntakeResult:
     incident_ids: list[int] = field(default_factory=list)
     receipt_id: int | None = None
     missing_runbooks: list[str] = field(default_factory=list)  # alertnames of new episodes
+    heartbeats: int = 0
 
     def as_json(self) -> dict[str, object]:
         c = self.counts
@@ -75,6 +82,7 @@ class IntakeResult:
             "duplicate": c[AlertOutcome.REPEAT] + c[AlertOutcome.DUPLICATE_RESOLVED],
             "resolved": c[AlertOutcome.RESOLVED] + c[AlertOutcome.RESOLVED_UNSEEN],
             "stale": c[AlertOutcome.STALE_FIRING],
+            "heartbeats": self.heartbeats,
             "incidents": self.incident_ids,
             "receipt": self.receipt_id,
         }
@@ -91,7 +99,7 @@ def handle_webhook(
     for attempt in range(1, RACE_RETRIES + 1):
         try:
             with uow_factory() as uow:
-                result = _apply(uow, notification, raw, clock(), rules)
+                result = apply_notification(uow, notification, raw, clock(), rules)
                 uow.commit()
             _log_changes(result)
             return result
@@ -107,6 +115,22 @@ def handle_webhook(
         except SQLAlchemyError as exc:
             raise StorageUnavailable(_db_reason(exc)) from exc
     raise StorageUnavailable(f"conflicting concurrent writes: {_db_reason(last_error)}")
+
+
+def apply_conclusion(
+    uow: UnitOfWork, payload: dict[str, Any], now: datetime, rules: IntakeRules, source: str
+) -> IntakeResult:
+    """Store what the receiver concluded itself (a lost resolve, a missing Watchdog) exactly as
+    a webhook with this body: same rules, same timeline and outbox, and exported and replayed
+    like any other payload. Runs inside the caller's transaction."""
+    body = json.dumps(payload, separators=(",", ":")).encode()
+    raw = RawRequest(body, hashlib.sha256(body).hexdigest(), None, f"receiver-{source}")
+    return apply_notification(uow, parse_webhook(body), raw, now, rules)
+
+
+def rfc3339(at: datetime) -> str:
+    """A time as Alertmanager writes it."""
+    return at.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def _log_changes(result: IntakeResult) -> None:
@@ -128,9 +152,10 @@ def _db_reason(exc: Exception) -> str:
     return type(orig).__name__
 
 
-def _apply(
+def apply_notification(
     uow: UnitOfWork, n: Notification, raw: RawRequest, now: datetime, rules: IntakeRules
 ) -> IntakeResult:
+    """The intake inside the caller's transaction: receipt, episodes, incidents, outbox."""
     group = uow.groups.lock_or_create(
         n.receiver, n.group_key, n.group_key_sha256, n.group_key_derived, n.group_labels, now
     )
@@ -147,11 +172,21 @@ def _apply(
             summary={},
         ),
     )
+    result = IntakeResult(receiver=n.receiver, accepted=len(n.alerts), receipt_id=receipt.id)
+    beats = [a for a in n.alerts if a.alertname == rules.heartbeat_alertname]
+    if beats:
+        uow.heartbeats.beat(beats[0].alertname, n.receiver, now)
+        result.heartbeats = len(beats)
+        n = dataclasses.replace(
+            n, alerts=[a for a in n.alerts if a.alertname != rules.heartbeat_alertname]
+        )
+    if not n.alerts:
+        receipt.summary = result.as_json()
+        return result
     writer = IncidentWriter(uow, group, n, receipt.id, now, rules.runbooks, rules.context_enabled)
     policy = rules.flapping
     since = min(a.starts_at for a in n.alerts) - policy.window
     known = uow.episodes.find(group.id, ((a.fingerprint, a.starts_at) for a in n.alerts), since)
-    result = IntakeResult(receiver=n.receiver, accepted=len(n.alerts), receipt_id=receipt.id)
     seen: set[tuple[str, datetime]] = set()
     # Firing alerts first: a payload that resolves one alert and fires another keeps the group's
     # incident open instead of closing it and opening a new one.

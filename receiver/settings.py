@@ -175,6 +175,48 @@ class RouteSettings(_Section):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
 
+class AlertmanagerSettings(_Section):
+    """Alertmanager's API, asked which alerts are still active (lost resolves; see reconcile)."""
+
+    # every Alertmanager of the cluster (an HA pair: both); none turns reconciliation off
+    urls: list[Annotated[str, Field(pattern=r"^https?://")]] = Field(default_factory=list)
+    timeout_seconds: float = Field(5, gt=0, le=60)
+    reconcile_interval_seconds: float = Field(60, gt=0)
+    # an alert Alertmanager no longer reports is "stale"; after this long it is resolved
+    stale_grace_minutes: float = Field(10, ge=0)
+    # alerts younger than this are not judged (Alertmanager may not have processed them yet)
+    min_age_seconds: float = Field(120, ge=0)
+    bearer_token: SecretStr | None = None
+    basic_auth: BasicAuthSettings | None = None
+    ca_bundle: str | None = None
+    tls_skip_verify: bool = False
+
+    @field_validator("urls", mode="before")
+    @classmethod
+    def _split_urls(cls, value: Any) -> Any:
+        if isinstance(value, str):  # RECEIVER_ALERTMANAGER__URLS=http://am-0:9093,http://am-1:9093
+            return [u.strip() for u in value.split(",") if u.strip()]
+        return value
+
+
+class WatchdogSettings(_Section):
+    """The dead man's switch: Alertmanager's always-firing alert must keep arriving."""
+
+    # alerts with this name never open incidents; they only prove the pipeline works ("" = off)
+    alertname: str = "Watchdog"
+    # open an incident when none has arrived for this long (0: never; Alertmanager re-sends it
+    # every repeat_interval, so give it a few of those)
+    missing_after_minutes: float = Field(0, ge=0)
+    # the labels of the incident it opens (routed like any other alert)
+    labels: dict[str, str] = Field(
+        default_factory=lambda: {"alertname": "WatchdogMissing", "severity": "critical"}
+    )
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.alertname) and self.missing_after_minutes > 0
+
+
 class DeliverySettings(_Section):
     """The outbox: retries with exponential backoff and jitter until ``max_age_minutes``."""
 
@@ -211,6 +253,8 @@ class Settings(_Section):
     intake: IntakeSettings = Field(default_factory=IntakeSettings)
     flapping: FlappingSettings = Field(default_factory=FlappingSettings)
     prometheus: PrometheusSettings = Field(default_factory=PrometheusSettings)
+    alertmanager: AlertmanagerSettings = Field(default_factory=AlertmanagerSettings)
+    watchdog: WatchdogSettings = Field(default_factory=WatchdogSettings)
     runbooks_path: str | None = None
     context_path: str | None = None
     receivers: dict[str, Receiver] = Field(default_factory=dict)

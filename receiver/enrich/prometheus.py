@@ -21,6 +21,7 @@ from typing import Any
 import requests
 
 from receiver.enrich.context import ContextConfig, ContextSpec, format_value
+from receiver.http import upstream_session
 from receiver.settings import PrometheusSettings
 
 log = logging.getLogger(__name__)
@@ -48,14 +49,7 @@ class PrometheusClient:
             raise ValueError("no Prometheus URL configured")
         self.base = settings.url.rstrip("/")
         self.timeout = min(settings.timeout_seconds, settings.budget_seconds)
-        self.session = requests.Session()
-        if settings.bearer_token is not None:
-            token = settings.bearer_token.get_secret_value()
-            self.session.headers["Authorization"] = f"Bearer {token}"
-        elif settings.basic_auth is not None:
-            basic = settings.basic_auth
-            self.session.auth = (basic.username, basic.password.get_secret_value())
-        self.session.verify = False if settings.tls_skip_verify else (settings.ca_bundle or True)
+        self.session = upstream_session(settings)
 
     def query(self, promql: str, at: datetime) -> list[Sample]:
         """An instant query; raise PrometheusError with a reason fit for an on-call page."""

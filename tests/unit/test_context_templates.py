@@ -254,5 +254,5 @@ def test_the_shipped_file_charts_the_gpu_and_queue_items_over_half_an_hour():
 def test_a_series_step_below_one_second_is_refused(tmp_path):
     path = tmp_path / "context.yaml"
     path.write_text("series: {range_minutes: 30, step_seconds: 0}\nitems: []\n")
-    with pytest.raises(ContextConfigError, match="series.step_seconds"):
+    with pytest.raises(ContextConfigError, match=r"series\.step_seconds"):
         ContextConfig.load(path)
