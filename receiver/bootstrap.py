@@ -141,6 +141,7 @@ def build_delivery_worker(container: Container) -> DeliveryWorker | None:
         dry_run=delivery.dry_run,
         secrets=settings.secret_values(),
         on_result=on_result,
+        on_delivered=lambda kind, seconds: metrics.delivery_latency.labels(kind).observe(seconds),
     )
 
 

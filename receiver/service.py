@@ -31,6 +31,7 @@ from receiver.model.routing import Router
 from receiver.store.incidents import IncidentWriter
 from receiver.store.tables import AlertEpisode, Incident, WebhookReceipt
 from receiver.store.unit_of_work import UnitOfWork, UnitOfWorkFactory
+from receiver.tracing import current_traceparent
 
 log = logging.getLogger(__name__)
 RACE_RETRIES = 3
@@ -220,6 +221,7 @@ def _queue_deliveries(
     pending update absorbs later changes); a re-firing inside a hold-down cancels the held
     resolve. Resolved: a resolve, held back by the hold-down while flapping or one start short.
     """
+    trace = current_traceparent()
     for incident_id in sorted(writer.touched):
         change = writer.change_of(incident_id)
         incident = writer.incident(incident_id)
@@ -228,7 +230,7 @@ def _queue_deliveries(
         if change == "opened":
             for name in rules.router.receivers_for(incident.labels):
                 uow.deliveries.enqueue(
-                    incident, name, rules.receiver_kinds[name], "trigger", now, now
+                    incident, name, rules.receiver_kinds[name], "trigger", now, now, trace
                 )
             continue
         for name, kind in uow.deliveries.receivers_of(incident_id).items():
@@ -238,15 +240,15 @@ def _queue_deliveries(
                 # re-firing inside the hold-down updates the page instead of paging again
                 at_risk = incident.flapping or rules.flapping.may_flap(incident.flap_count)
                 hold = rules.flapping.hold_down if at_risk else timedelta(0)
-                uow.deliveries.enqueue(incident, name, kind, "resolve", now + hold, now)
+                uow.deliveries.enqueue(incident, name, kind, "resolve", now + hold, now, trace)
             elif incident.status == AlertStatus.FIRING.value:
                 held = uow.deliveries.cancel_pending(incident_id, name, ("resolve",))
                 reopened = not held and uow.deliveries.last_action(incident_id, name) == "resolve"
                 if reopened:
-                    uow.deliveries.enqueue(incident, name, kind, "trigger", now, now)
+                    uow.deliveries.enqueue(incident, name, kind, "trigger", now, now, trace)
                 elif uow.deliveries.pending(incident_id, name, "update") is None:
                     due = now + rules.coalesce
-                    uow.deliveries.enqueue(incident, name, kind, "update", due, now)
+                    uow.deliveries.enqueue(incident, name, kind, "update", due, now, trace)
 
 
 def _apply_outcome(

@@ -263,6 +263,7 @@ class Settings(_Section):
     delivery: DeliverySettings = Field(default_factory=DeliverySettings)
     ui: UISettings = Field(default_factory=UISettings)
     log_level: str = "INFO"
+    log_format: Literal["json", "text"] = "json"  # json: one object per line, with trace ids
     public_url: str | None = None
 
     @field_validator("log_level")

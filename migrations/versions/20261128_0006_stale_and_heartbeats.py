@@ -1,4 +1,4 @@
-"""stale alerts (reconciliation with Alertmanager) and heartbeats (the Watchdog)
+"""stale alerts (reconciliation), heartbeats (the Watchdog), trace context of deliveries
 
 Revision ID: 0006
 Revises: 0005
@@ -28,9 +28,13 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("alert_episodes", schema=None) as batch_op:
         batch_op.add_column(sa.Column("absent_since", sa.DateTime(timezone=True), nullable=True))
+    with op.batch_alter_table("deliveries", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("traceparent", sa.String(length=55), nullable=True))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("deliveries", schema=None) as batch_op:
+        batch_op.drop_column("traceparent")
     with op.batch_alter_table("alert_episodes", schema=None) as batch_op:
         batch_op.drop_column("absent_since")
     op.drop_table("heartbeats")

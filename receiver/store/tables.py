@@ -282,6 +282,8 @@ class Delivery(Base):
     sent_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str | None] = mapped_column(Text)
+    # the W3C trace context of the webhook that caused it: its attempts log under that trace
+    traceparent: Mapped[str | None] = mapped_column(String(55))
 
 
 class DeliveryAttempt(Base):

@@ -9,15 +9,17 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request
 from flask.typing import ResponseReturnValue
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from receiver.bootstrap import Container
 from receiver.intake import parse_webhook
+from receiver.metrics import exposition
 from receiver.model.errors import InvalidPayload, StorageUnavailable
 from receiver.service import RawRequest, handle_webhook
 from receiver.store import migrate
+from receiver.store.gauges import StoreGauges, read_gauges
 from receiver.store.tables import RejectedRequest
 from receiver.web.auth import challenge, is_authorized, ui_user
 from receiver.web.errors import ApiError, invalid_payload
@@ -189,4 +191,14 @@ def _not_ready(reason: str) -> ResponseReturnValue:
 
 @bp.get("/metrics")
 def metrics() -> ResponseReturnValue:
-    return Response(generate_latest(container().metrics.registry), mimetype=CONTENT_TYPE_LATEST)
+    c = container()
+
+    def gauges() -> StoreGauges:
+        return read_gauges(c.engine, c.clock())
+
+    try:
+        text = exposition(c.metrics, gauges)
+    except SQLAlchemyError as exc:  # the counters still tell what happened
+        log.warning("metrics without store gauges, database unavailable: %s", type(exc).__name__)
+        text = exposition(c.metrics, None)
+    return Response(text, mimetype=CONTENT_TYPE_LATEST)
