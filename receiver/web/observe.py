@@ -12,6 +12,7 @@ from flask import Flask, Response, g, request
 from receiver import tracing
 
 log = logging.getLogger("receiver.access")
+QUIET = ("/healthz", "/readyz", "/metrics")  # probes and scrapes: logged at DEBUG only
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 
@@ -37,7 +38,7 @@ def init_app(app: Flask) -> None:
         if (traceparent := tracing.current_traceparent()) is not None:
             response.headers["traceparent"] = traceparent
         level = logging.WARNING if response.status_code >= 500 else logging.INFO
-        if request.path.startswith("/ui-static/") or request.path in ("/healthz", "/metrics"):
+        if request.path.startswith("/ui-static/") or request.path in QUIET:
             level = logging.DEBUG  # the noise of probes, scrapes and static files
         log.log(
             level,
