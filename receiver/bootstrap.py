@@ -13,6 +13,7 @@ from receiver.enrich.context import ContextConfig, ContextConfigError
 from receiver.enrich.enricher import ContextEnricher
 from receiver.enrich.prometheus import ContextEvaluator, PrometheusClient
 from receiver.enrich.runbooks import CatalogueError, RunbookCatalogue
+from receiver.intake import IntakeLimits
 from receiver.metrics import Metrics
 from receiver.model.dedup import FlapPolicy
 from receiver.model.delivery import RetryPolicy
@@ -82,6 +83,13 @@ class Container:
             for r in self.settings.routes
         )
         return Router(routes, tuple(self.settings.default_receivers))
+
+    @property
+    def intake_limits(self) -> IntakeLimits:
+        i = self.settings.intake
+        return IntakeLimits(
+            i.max_alerts, i.max_labels, i.max_label_value_length, i.max_annotation_value_length
+        )
 
     @property
     def intake_rules(self) -> IntakeRules:

@@ -7,6 +7,7 @@ omit are accepted; missing identity is derived (see ``receiver.model.alerts``) a
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
@@ -115,7 +116,19 @@ _FIELD_NAMES = {
 }
 
 
-def parse_webhook(body: bytes, receiver_hint: str | None = None) -> Notification:
+@dataclass(frozen=True)
+class IntakeLimits:
+    """What one webhook may carry; beyond it the request is refused (400), never cut."""
+
+    max_alerts: int = 5000
+    max_labels: int = 128  # per alert, for labels and for annotations each
+    max_label_value: int = 4096  # characters of a label name or value
+    max_annotation_value: int = 65536  # characters of an annotation value
+
+
+def parse_webhook(
+    body: bytes, receiver_hint: str | None = None, limits: IntakeLimits = IntakeLimits()
+) -> Notification:
     """Validate a request body; raise InvalidPayload listing every offending field by path."""
     try:
         payload = WebhookIn.model_validate_json(body)
@@ -123,7 +136,33 @@ def parse_webhook(body: bytes, receiver_hint: str | None = None) -> Notification
         raise InvalidPayload(_describe(exc)) from None
     if b"\\u0000" in body and (errors := _nul_errors(payload)):
         raise InvalidPayload(errors)
+    if errors := _limit_errors(payload, limits):
+        raise InvalidPayload(errors)
     return _to_notification(payload, receiver_hint)
+
+
+def _limit_errors(payload: WebhookIn, limits: IntakeLimits) -> list[dict[str, str]]:
+    if len(payload.alerts) > limits.max_alerts:
+        message = f"{len(payload.alerts)} alerts; at most {limits.max_alerts} per request"
+        return [{"field": "alerts", "message": message}]
+    errors = []
+    for i, alert in enumerate(payload.alerts):
+        for name, pairs, longest in (
+            ("labels", alert.labels, limits.max_label_value),
+            ("annotations", alert.annotations, limits.max_annotation_value),
+        ):
+            where = f"alerts[{i}].{name}"
+            if len(pairs) > limits.max_labels:
+                message = f"{len(pairs)} entries; at most {limits.max_labels}"
+                errors.append({"field": where, "message": message})
+            for key, value in pairs.items():
+                if len(key) > limits.max_label_value or len(value) > longest:
+                    message = f"longer than the limit ({limits.max_label_value} characters for "
+                    message += f"a name, {longest} for a value)"
+                    errors.append({"field": f"{where}.{key[:64]}", "message": message})
+        if len(errors) >= 20:
+            break
+    return errors[:20]
 
 
 def _to_notification(payload: WebhookIn, receiver_hint: str | None) -> Notification:

@@ -80,6 +80,11 @@ class AuthSettings(_Section):
 
 class IntakeSettings(_Section):
     max_body_bytes: int = Field(10 * 1024 * 1024, ge=1024)
+    # beyond these a webhook is refused with 400 naming the field (and kept as rejected)
+    max_alerts: int = Field(5000, ge=1)
+    max_labels: int = Field(128, ge=1)
+    max_label_value_length: int = Field(4096, ge=64)
+    max_annotation_value_length: int = Field(65536, ge=64)
     rejected_keep: int = Field(1000, ge=0)
     rejected_body_bytes: int = Field(64 * 1024, ge=0)
     raw_retention_days: float = Field(30, gt=0)

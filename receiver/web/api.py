@@ -67,7 +67,7 @@ def receive_webhook(name: str | None) -> ResponseReturnValue:
     if body is None or len(body) > limit:
         raise _reject(c, name, _too_large(limit), keep_body=False)
     try:
-        notification = parse_webhook(body, name)
+        notification = parse_webhook(body, name, c.intake_limits)
     except InvalidPayload as exc:
         raise _reject(c, name, invalid_payload(exc)) from None
     raw = RawRequest(
