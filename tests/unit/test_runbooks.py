@@ -210,6 +210,7 @@ def shipped() -> RunbookCatalogue:
         "TritonGPUMemoryHigh",
         "TritonHighLatency",
         "TritonNoHealthyPods",
+        "TritonFewHealthyPods",
     ],
 )
 def test_the_shipped_catalogue_gives_each_triton_alert_an_https_runbook(shipped, alertname):

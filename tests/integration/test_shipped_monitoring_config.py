@@ -1,0 +1,229 @@
+"""The shipped monitoring config: Prometheus rules and Alertmanager routes, checked by their tools.
+
+promtool (Debian's ``prometheus``) checks and unit-tests config/prometheus/triton-alerts.yml;
+amtool (``prometheus-alertmanager``) checks config/alertmanager/alertmanager.yml and resolves
+its routes for every alert of the rules file.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from receiver.enrich.runbooks import RunbookCatalogue
+from tests.conftest import need
+from tests.e2e.fast_rules import fast_rules
+
+ROOT = Path(__file__).parents[2]
+RULES = ROOT / "config" / "prometheus" / "triton-alerts.yml"
+RULE_TESTS = ROOT / "tests" / "promtool" / "triton-alerts.test.yml"
+ALERTMANAGER = ROOT / "config" / "alertmanager" / "alertmanager.yml"
+RUNBOOKS = ROOT / "config" / "runbooks.yaml"
+WEBHOOK_URL = "http://127.0.0.1:9099/api/v1/alertmanager"
+WATCHDOG = "Watchdog"
+
+# The labels each alert carries besides its rule labels (checked by the promtool unit tests),
+# with example values: what Alertmanager can group by.
+CARRIED: dict[str, dict[str, str]] = {
+    "TritonHighErrorRate": {"model": "llama2_7b"},
+    "TritonHighLatency": {"model": "llama2_7b"},
+    "TritonGPUMemoryHigh": {"gpu_uuid": "GPU-0", "instance": "10.0.0.5:8002", "job": "triton"},
+    "TritonFewHealthyPods": {},
+    WATCHDOG: {},
+}
+
+
+def tool(name: str, package: str) -> str:
+    """Path of a Prometheus tool; skip (fail in CI) without it."""
+    path = shutil.which(name) or (f"/usr/bin/{name}" if Path(f"/usr/bin/{name}").exists() else None)
+    if path is None:
+        need(name, f"not installed (apt-get install {package})")
+    assert path is not None
+    return path
+
+
+def run(*args: str | Path) -> subprocess.CompletedProcess[str]:
+    """Run a tool, capturing its output; the caller checks the result."""
+    return subprocess.run(
+        [str(a) for a in args], capture_output=True, text=True, timeout=60, check=False
+    )
+
+
+def promtool(*args: str | Path) -> subprocess.CompletedProcess[str]:
+    return run(tool("promtool", "prometheus"), *args)
+
+
+def amtool(*args: str | Path) -> subprocess.CompletedProcess[str]:
+    return run(tool("amtool", "prometheus-alertmanager"), *args)
+
+
+def rules(path: Path = RULES) -> list[dict[str, Any]]:
+    """The alerting rules of a rules file, all groups in order."""
+    groups = yaml.safe_load(path.read_text(encoding="utf-8"))["groups"]
+    return [rule for group in groups for rule in group["rules"] if "alert" in rule]
+
+
+def alertmanager_config() -> dict[str, Any]:
+    return yaml.safe_load(ALERTMANAGER.read_text(encoding="utf-8"))
+
+
+def webhook_receiver(config: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """The name and webhook config of the receiver posting to this receiver's webhook URL."""
+    for receiver in config["receivers"]:
+        for hook in receiver.get("webhook_configs", []):
+            if hook["url"].rstrip("/") == WEBHOOK_URL:
+                return receiver["name"], hook
+    raise AssertionError(f"no receiver posts to {WEBHOOK_URL}")
+
+
+def matched_routes(alertname: str, labels: dict[str, str]) -> list[tuple[str, str]]:
+    """(route matchers or 'default-route', receiver) of every route the labels reach."""
+    name, _ = webhook_receiver(alertmanager_config())
+    args = [f"{k}={v}" for k, v in {"alertname": alertname, **labels}.items()]
+    result = amtool(
+        "config", "routes", "test", f"--config.file={ALERTMANAGER}", "--tree",
+        f"--verify.receivers={name}", *args,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    return re.findall(r"(default-route|\{.*\})\s+receiver: (\S+)$", result.stdout, re.MULTILINE)
+
+
+def route_for(leaf: str) -> dict[str, Any]:
+    """The route amtool names `leaf`, with the settings it inherits from the root filled in."""
+    root = alertmanager_config()["route"]
+    if leaf == "default-route":
+        return root
+    for child in root.get("routes", []):
+        if "{" + ",".join(child.get("matchers", [])) + "}" == leaf.replace(", ", ","):
+            return {**{k: v for k, v in root.items() if k != "routes"}, **child}
+    raise AssertionError(f"no route {leaf} in {ALERTMANAGER}")
+
+
+def seconds(duration: str) -> int:
+    """A simple Prometheus duration (30s, 5m, 4h) in seconds."""
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    return sum(int(n) * units[u] for n, u in re.findall(r"(\d+)([smhd])", duration))
+
+
+ALERTS = [rule["alert"] for rule in rules()]
+
+
+def test_the_shipped_rules_pass_promtool_check() -> None:
+    result = promtool("check", "rules", RULES)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"SUCCESS: {len(ALERTS)} rules found" in result.stdout
+
+
+def test_the_rules_fire_at_the_expected_times_with_the_expected_labels() -> None:
+    result = promtool("test", "rules", RULE_TESTS)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "SUCCESS" in result.stdout
+
+
+def test_the_rules_file_has_the_alerts_others_depend_on() -> None:
+    assert sorted(ALERTS) == sorted(CARRIED)
+
+
+@pytest.mark.parametrize("alert", rules(), ids=lambda rule: rule["alert"])
+def test_every_alert_has_a_severity_summary_description_and_runbook(alert: dict[str, Any]) -> None:
+    assert alert["labels"]["severity"] in {"critical", "warning", "info", "none"}
+    for key in ("summary", "description", "runbook_url"):
+        assert alert["annotations"][key].strip(), key
+    assert alert["annotations"]["runbook_url"].startswith("https://")
+    if alert["alert"] != WATCHDOG:
+        assert alert["labels"]["team"] == "inference"
+        description = alert["annotations"]["description"]
+        assert "{{ $value" in description
+        for label in set(CARRIED[alert["alert"]]) - {"job"}:
+            assert f"{{{{ $labels.{label} }}}}" in description, label
+
+
+@pytest.mark.parametrize("alertname", [a for a in ALERTS if a != WATCHDOG])
+def test_every_alert_but_the_watchdog_has_a_runbook_catalogue_entry(alertname: str) -> None:
+    runbook = RunbookCatalogue.load(RUNBOOKS).resolve({"alertname": alertname}, {})
+    assert runbook.entry is not None, f"{alertname}: no entry in {RUNBOOKS}"
+    assert runbook.url is not None and runbook.url.startswith("https://")
+    assert runbook.guidance
+
+
+def test_amtool_accepts_the_shipped_alertmanager_config() -> None:
+    # The bearer credentials_file is read per notification, so it need not exist to check.
+    result = amtool("check-config", ALERTMANAGER)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "SUCCESS" in result.stdout
+
+
+def test_the_webhook_sends_resolved_alerts_with_a_bearer_token_file_and_caps_alerts() -> None:
+    _, hook = webhook_receiver(alertmanager_config())
+    assert hook["send_resolved"] is True
+    assert 0 < hook["max_alerts"] <= 1000
+    authorization = hook["http_config"]["authorization"]
+    assert authorization["type"] == "Bearer"
+    assert authorization["credentials_file"].startswith("/")
+
+
+@pytest.mark.parametrize("alert", rules(), ids=lambda rule: rule["alert"])
+def test_each_alert_reaches_the_webhook_grouped_by_labels_it_carries(alert: dict[str, Any]) -> None:
+    name, carried = alert["alert"], CARRIED[alert["alert"]]
+    routes = matched_routes(name, {**alert["labels"], **carried})
+    assert len(routes) == 1, routes
+    route = route_for(routes[0][0])
+    group_by = set(route["group_by"])
+    # a label the alert lacks groups unrelated alerts together (all values empty)
+    assert group_by - {"alertname"} <= set(carried), (name, group_by)
+    assert "alertname" in group_by
+    if "model" in carried:
+        assert "model" in group_by  # one incident per model
+    if name == "TritonGPUMemoryHigh":
+        assert "instance" in group_by and "gpu_uuid" not in group_by  # GPUs of a node together
+    is_watchdog_route = routes[0][0] == '{alertname="Watchdog"}'
+    assert is_watchdog_route == (name == WATCHDOG)
+
+
+def test_the_watchdog_is_sent_every_few_minutes_on_its_own_route() -> None:
+    (leaf, _), *_ = matched_routes(WATCHDOG, {"severity": "none"})
+    route = route_for(leaf)
+    assert route is not alertmanager_config()["route"]
+    assert seconds(route["repeat_interval"]) <= 300
+    assert seconds(route["group_interval"]) <= seconds(route["repeat_interval"])
+    assert not route.get("continue", False)
+
+
+def test_alertnames_in_the_alertmanager_config_exist_in_the_rules_file() -> None:
+    text = ALERTMANAGER.read_text(encoding="utf-8")
+    named = {n for m in re.findall(r'alertname=~?"([^"]+)"', text) for n in m.split("|")}
+    assert named, "no alertname matchers found"
+    assert named <= set(ALERTS)
+
+
+def test_the_fast_variant_shortens_windows_and_holds_and_passes_promtool(tmp_path: Path) -> None:
+    fast = fast_rules(RULES, tmp_path / "fast.yml", window="10s", for_="2s")
+    result = promtool("check", "rules", fast)
+    assert result.returncode == 0, result.stdout + result.stderr
+    shipped = {rule["alert"]: rule for rule in rules()}
+    shortened = 0
+    for rule in rules(fast):
+        original = shipped.pop(rule["alert"])
+        if rule["alert"] == WATCHDOG:
+            assert rule == original
+            continue
+        windows = re.findall(r"\[([^\]]+)\]", rule["expr"])
+        assert set(windows) <= {"10s"}, (rule["alert"], windows)
+        shortened += len(windows)
+        assert rule["for"] == "2s"
+        expected = re.sub(r"\[[^\]]+\]", "[10s]", original["expr"])
+        assert (rule["labels"], rule["expr"]) == (original["labels"], expected)
+    assert not shipped, f"missing from the fast variant: {sorted(shipped)}"
+    assert shortened > 0
+
+
+def test_the_fast_variant_refuses_a_duration_prometheus_would_not_parse(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="10 seconds"):
+        fast_rules(RULES, tmp_path / "fast.yml", window="10 seconds")
+    assert not (tmp_path / "fast.yml").exists()
