@@ -179,9 +179,12 @@ def readyz() -> ResponseReturnValue:
         current = migrate.current_revision(container().engine)
     except SQLAlchemyError as exc:
         return _not_ready(f"database unreachable: {type(exc).__name__}")
-    if current != head:
-        return _not_ready(f"schema at {current}, expected {head}: run `receiver db upgrade`")
-    return jsonify({"status": "ready", "schema": current})
+    if current == head:
+        return jsonify({"status": "ready", "schema": current})
+    if current is not None and not migrate.is_known(current):
+        # a newer release migrated first (rolling upgrade): migrations only add, keep serving
+        return jsonify({"status": "ready", "schema": current, "note": f"newer than {head}"})
+    return _not_ready(f"schema at {current}, expected {head}: run `receiver db upgrade`")
 
 
 def _not_ready(reason: str) -> ResponseReturnValue:
