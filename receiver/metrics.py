@@ -12,7 +12,13 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterator
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    disable_created_metrics,
+    generate_latest,
+)
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
@@ -20,6 +26,7 @@ from prometheus_client.registry import Collector
 from receiver.store.gauges import StoreGauges
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+disable_created_metrics()  # no *_created series beside every counter and histogram
 
 
 class Metrics:
@@ -140,8 +147,9 @@ class _StoreCollector(Collector):
         )
         beats = GaugeMetricFamily(
             "receiver_heartbeat_last_seen_timestamp_seconds",
-            "When the always-firing Watchdog alert last arrived.",
-            labels=["alertname"],
+            "When the always-firing Watchdog alert last arrived (heartbeat=its alertname), and "
+            "when a worker last made a pass (heartbeat=receiver-worker).",
+            labels=["heartbeat"],
         )
         for name, at in sorted(g.heartbeats.items()):
             beats.add_metric([name], at)

@@ -8,6 +8,7 @@ than one pass (the context budget bounds it).
 from __future__ import annotations
 
 import logging
+import socket
 import threading
 import time
 from datetime import timedelta
@@ -26,6 +27,8 @@ from receiver.reconcile import Reconciler
 
 log = logging.getLogger(__name__)
 WATCHDOG_CHECK_SECONDS = 5.0
+WORKER_HEARTBEAT = "receiver-worker"  # its last pass: /metrics shows it, an alert watches it
+WORKER_BEAT_SECONDS = 30.0
 
 
 def prune_raw_payloads(container: Container) -> int:
@@ -49,6 +52,13 @@ class Every:
             return False
         self.next = now + self.seconds
         return True
+
+
+def record_pass(container: Container) -> None:
+    """Note that a worker is alive (the heartbeat ``receiver-worker``, host name as source)."""
+    with container.uow() as uow:
+        uow.heartbeats.beat(WORKER_HEARTBEAT, socket.gethostname(), container.clock())
+        uow.commit()
 
 
 def reconcile(container: Container, reconciler: Reconciler) -> None:
@@ -83,6 +93,7 @@ def run_worker(
     prune = Every(prune_every_seconds)
     reconcile_due = Every(container.settings.alertmanager.reconcile_interval_seconds)
     watchdog_due = Every(WATCHDOG_CHECK_SECONDS)
+    beat_due = Every(WORKER_BEAT_SECONDS)
     try:
         while True:
             try:
@@ -94,6 +105,8 @@ def run_worker(
                     container.metrics.watchdog.labels(watchdog.check()).inc()
                 if reconciler is not None and reconcile_due.due():
                     reconcile(container, reconciler)
+                if beat_due.due():
+                    record_pass(container)
                 if prune.due() and (deleted := prune_raw_payloads(container)):
                     log.info("pruned %d raw payload(s) past retention", deleted)
             except SQLAlchemyError as exc:
