@@ -54,7 +54,10 @@ def parse_time(value: Any) -> datetime | None:
         parsed = datetime.fromisoformat(f"{date}T{clock}{fraction}{zone}")
     except ValueError as exc:
         raise ValueError(f"not a valid time: {value[:64]!r} ({exc})") from None
-    return parsed.astimezone(UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:
+        raise ValueError(f"outside the years 1-9999 in UTC: {value[:64]!r}") from None
 
 
 def _required_time(value: Any) -> datetime:
@@ -116,6 +119,8 @@ _FIELD_NAMES = {
 }
 
 
+MAX_ERRORS = 20  # field errors listed in one answer
+
 @dataclass(frozen=True)
 class IntakeLimits:
     """What one webhook may carry; beyond it the request is refused (400), never cut."""
@@ -160,9 +165,9 @@ def _limit_errors(payload: WebhookIn, limits: IntakeLimits) -> list[dict[str, st
                     message = f"longer than the limit ({limits.max_label_value} characters for "
                     message += f"a name, {longest} for a value)"
                     errors.append({"field": f"{where}.{key[:64]}", "message": message})
-        if len(errors) >= 20:
+        if len(errors) >= MAX_ERRORS:
             break
-    return errors[:20]
+    return errors[:MAX_ERRORS]
 
 
 def _to_notification(payload: WebhookIn, receiver_hint: str | None) -> Notification:
@@ -226,13 +231,19 @@ def _has_nul(value: object) -> bool:
     return isinstance(value, str) and "\x00" in value
 
 
+
 def _describe(exc: ValidationError) -> list[dict[str, str]]:
-    """Turn pydantic errors into ``{"field": "alerts[3].startsAt", "message": ...}`` items."""
+    """Turn pydantic errors into ``{"field": "alerts[3].startsAt", "message": ...}`` items
+    (at most ``MAX_ERRORS``: the last says how many more there were)."""
+    errors = exc.errors(include_url=False)
+    shown = errors if len(errors) <= MAX_ERRORS else errors[: MAX_ERRORS - 1]
     out = []
-    for error in exc.errors(include_url=False):
+    for error in shown:
         if error["type"] == "json_invalid":
             return [{"field": "(body)", "message": f"malformed JSON: {error['msg']}"}]
         out.append({"field": _path(error["loc"]), "message": _message(error)})
+    if len(errors) > len(shown):
+        out.append({"field": "(body)", "message": f"{len(errors) - len(shown)} more errors"})
     return out
 
 

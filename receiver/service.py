@@ -23,6 +23,7 @@ from receiver.model.dedup import (
     IncidentView,
     Placement,
     classify_alert,
+    earlier_than,
     group_fully_resolved,
     place_new_episode,
 )
@@ -186,7 +187,7 @@ def apply_notification(
         return result
     writer = IncidentWriter(uow, group, n, receipt.id, now, rules.runbooks, rules.context_enabled)
     policy = rules.flapping
-    since = min(a.starts_at for a in n.alerts) - policy.window
+    since = earlier_than(min(a.starts_at for a in n.alerts), policy.window)
     known = uow.episodes.find(group.id, ((a.fingerprint, a.starts_at) for a in n.alerts), since)
     seen: set[tuple[str, datetime]] = set()
     # Firing alerts first: a payload that resolves one alert and fires another keeps the group's

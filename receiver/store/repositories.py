@@ -146,7 +146,8 @@ class IncidentRepository:
         rows = [
             {"incident_id": incident_id, "name": name, "value": value}
             for name, value in labels.items()
-            if len(value) <= MAX_INDEXED_LABEL_VALUE and len(name) <= 255
+            # bytes, not characters: a btree row holds at most ~2.7 kB on Postgres
+            if len(value.encode()) <= MAX_INDEXED_LABEL_VALUE and len(name.encode()) <= 255
         ]
         if rows:
             self.session.execute(

@@ -44,6 +44,9 @@ def receive_webhook(name: str | None) -> ResponseReturnValue:
     started = time.perf_counter()
     if name is not None and len(name) > MAX_RECEIVER_NAME:
         raise _reject(c, name, ApiError(400, "invalid_receiver", "receiver name too long"))
+    if name is not None and "\x00" in name:
+        message = "receiver name in the path must not contain NUL characters"
+        raise _reject(c, name, ApiError(400, "invalid_receiver", message))
     if not is_authorized(c.settings.auth, request.headers.get("Authorization")):
         error = ApiError(
             401,
@@ -55,6 +58,10 @@ def receive_webhook(name: str | None) -> ResponseReturnValue:
     limit = c.settings.intake.max_body_bytes
     if request.content_length is not None and request.content_length > limit:
         raise _reject(c, name, _too_large(limit), keep_body=False)
+    encoding = request.headers.get("Content-Encoding", "identity").strip().lower()
+    if encoding not in ("", "identity"):
+        message = f"Content-Encoding {encoding[:32]} is not supported: send the JSON body as is"
+        raise _reject(c, name, ApiError(415, "unsupported_media_type", message))
     if request.mimetype not in JSON_TYPES:
         shown = request.mimetype or "none"
         message = f"Content-Type must be application/json, got {shown}"
@@ -114,7 +121,7 @@ def _reject(c: Container, name: str | None, error: ApiError, keep_body: bool = T
         status_code=error.status,
         reason=error.code,
         errors=error.errors or [{"field": "(request)", "message": error.message}],
-        receiver=name[:255] if name else None,
+        receiver=(name or "").replace("\x00", "")[:255] or None,
         remote_addr=request.remote_addr,
         content_type=(request.content_type or "")[:255] or None,
         body_size=request.content_length,

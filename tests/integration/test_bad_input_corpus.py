@@ -267,13 +267,6 @@ def assert_still_serving_beside(client: FlaskClient) -> None:
 # -- bounded answers --------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="unbounded error list: 20,000 non-object alerts (110 KB body) get a 400 listing "
-    "20,000 errors (a 1.2 MB answer; 100,000 give 6 MB) and the whole list is stored in "
-    "rejected_requests.errors (receiver/intake.py _describe returns every pydantic error; only "
-    "_limit_errors caps at 20, and web/api.py _reject keeps error.errors whole)",
-)
 def test_a_list_of_20000_non_objects_gets_a_bounded_error_list(
     corpus_db: str, receiver_app: Build
 ) -> None:
