@@ -121,6 +121,7 @@ _FIELD_NAMES = {
 
 MAX_ERRORS = 20  # field errors listed in one answer
 
+
 @dataclass(frozen=True)
 class IntakeLimits:
     """What one webhook may carry; beyond it the request is refused (400), never cut."""
@@ -229,7 +230,6 @@ def _has_nul(value: object) -> bool:
     if isinstance(value, dict):
         return any("\x00" in k or "\x00" in v for k, v in value.items())
     return isinstance(value, str) and "\x00" in value
-
 
 
 def _describe(exc: ValidationError) -> list[dict[str, str]]:
