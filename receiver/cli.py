@@ -1,7 +1,8 @@
-"""The ``receiver`` command: serve, worker, db upgrade|check|prune, check-config, replay."""
+"""The ``receiver`` command: serve, worker, db upgrade|check|prune, check-config, replay, export."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -9,18 +10,24 @@ import subprocess
 import sys
 import tempfile
 import threading
-from datetime import timedelta
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 from prometheus_client import start_http_server
 
-from receiver.bootstrap import Container, bootstrap, load_catalogues
+from receiver.bootstrap import Container, bootstrap, load_catalogues, utc_now
 from receiver.logs import configure_logging
 from receiver.metrics import MULTIPROC_ENV
 from receiver.settings import ConfigError, Settings, load_settings
 from receiver.store import migrate
 from receiver.worker import prune_raw_payloads, run_worker
+
+if TYPE_CHECKING:
+    from receiver.replay import HttpTarget, InProcessTarget, ReplayResult
 
 CONFIG_HELP = "YAML config file (default: $RECEIVER_CONFIG; RECEIVER_* variables override it)"
 
@@ -32,9 +39,9 @@ def _settings(config: str | None, require_auth: bool = False) -> Settings:
         raise click.ClickException(str(exc)) from None
 
 
-def _container(settings: Settings) -> Container:
+def _container(settings: Settings, clock: Callable[[], datetime] = utc_now) -> Container:
     try:
-        return bootstrap(settings)
+        return bootstrap(settings, clock=clock)
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
 
@@ -355,41 +362,170 @@ def _supervise(processes: list[subprocess.Popen[bytes]], stopping: threading.Eve
 @click.option("--url", help="base URL of a running receiver; without it, replay in-process")
 @click.option("--config", "-c", help=CONFIG_HELP + " (in-process replay)")
 @click.option("--token-file", type=click.Path(exists=True), help="file holding a bearer token")
-@click.option("--timed", is_flag=True, help="keep the recorded spacing between requests")
+@click.option("--timed", is_flag=True, help="wait the recorded time between requests")
+@click.option(
+    "--speed",
+    type=click.FloatRange(min=0, min_open=True),
+    default=1.0,
+    show_default=True,
+    help="with --timed: wait N times less (in process, the receiver's clock follows the "
+    "recorded times anyway)",
+)
+@click.option(
+    "--expect",
+    "expect_path",
+    type=click.Path(exists=True, dir_okay=False),
+    help="compare the incidents and deliveries the replay made with this summary (YAML or "
+    "JSON); exit 1 with a diff when they differ",
+)
+@click.option(
+    "--write-expect",
+    "write_path",
+    type=click.Path(dir_okay=False),
+    help="write the summary of the incidents and deliveries the replay made (.json: JSON)",
+)
 def replay_command(
-    paths: tuple[str, ...], url: str | None, config: str | None, token_file: str | None, timed: bool
+    paths: tuple[str, ...],
+    url: str | None,
+    config: str | None,
+    token_file: str | None,
+    timed: bool,
+    speed: float,
+    expect_path: str | None,
+    write_path: str | None,
 ) -> None:
-    """Post recorded fixtures or webhook bodies and print what each request got."""
-    from receiver import replay
+    """Post recorded fixtures or webhook bodies and print what each request got.
 
-    items = replay.load_items(paths, warn=lambda m: click.echo(m, err=True))
+    In process, each request is handled at its recorded time after a worker pass (context, then
+    deliveries, rendered dry: nothing is ever sent), as in production. See docs/replay.md.
+    """
+    from receiver import replay
+    from receiver.fixture import FixtureError
+
+    if expect_path and write_path:
+        raise click.UsageError("--expect and --write-expect exclude each other")
+    try:
+        items = replay.load_items(paths, warn=lambda m: click.echo(m, err=True))
+    except FixtureError as exc:
+        raise click.ClickException(str(exc)) from None
     if not items:
         raise click.ClickException("nothing to replay")
-    token = os.environ.get("RECEIVER_REPLAY_TOKEN")
-    if token_file:
-        token = Path(token_file).read_text(encoding="utf-8").strip()
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
-    if url:
-        target: replay.Target = replay.HttpTarget(url, headers)
-    else:
-        target = replay.AppTarget(_in_process_app(config), headers)
-    results = replay.replay(items, target, timed=timed)
-    click.echo(replay.format_table(results))
-    failed = sum(1 for r in results if r.status >= 300)
-    click.echo(f"{len(results)} sent, {len(results) - failed} stored, {failed} not stored")
-    if failed:
+    with _replay_target(url, config, _replay_headers(token_file)) as target:
+        results = replay.replay(items, target, timed=timed, speed=speed)
+        if isinstance(target, replay.InProcessTarget):
+            waited = target.settle()
+            click.echo(
+                "in process: each request at its recorded time; deliveries rendered, not sent; "
+                f"then {waited / 60:g} more minutes for held-back deliveries"
+            )
+        click.echo(replay.format_table(results))
+        failed = sum(1 for r in results if r.status >= 300)
+        click.echo(f"{len(results)} sent, {len(results) - failed} stored, {failed} not stored")
+        differs = False
+        if expect_path or write_path:
+            differs = _expectation(target, results, expect_path, write_path, failed)
+    if failed or differs:
         sys.exit(1)
 
 
-def _in_process_app(config: str | None):  # type: ignore[no-untyped-def]
-    from receiver.app import create_app
+def _replay_headers(token_file: str | None) -> dict[str, str]:
+    token = os.environ.get("RECEIVER_REPLAY_TOKEN")
+    if token_file:
+        token = Path(token_file).read_text(encoding="utf-8").strip()
+    return {"Authorization": f"Bearer {token}"} if token else {}
 
+
+@contextmanager
+def _replay_target(
+    url: str | None, config: str | None, headers: dict[str, str]
+) -> Iterator[HttpTarget | InProcessTarget]:
+    """A running receiver, or this process on a simulated clock (auth off, schema migrated)."""
+    from receiver.replay import HttpTarget, InProcessTarget, SimulatedClock
+
+    if url:
+        http = HttpTarget(url, headers)
+        try:
+            yield http
+        finally:
+            http.close()
+        return
     settings = _settings(config)
     settings.auth.allow_unauthenticated = True
     settings.auth.bearer_tokens, settings.auth.basic_auth = [], None
-    container = _container(settings)
-    migrate.upgrade(container.engine)
-    return create_app(container=container)
+    settings.delivery.dry_run = True
+    clock = SimulatedClock()
+    with _container(settings, clock) as container:
+        migrate.upgrade(container.engine)
+        target = InProcessTarget(container, clock, headers)
+        try:
+            yield target
+        finally:
+            target.close()
+
+
+def _expectation(
+    target: HttpTarget | InProcessTarget,
+    results: list[ReplayResult],
+    expect_path: str | None,
+    write_path: str | None,
+    failed: int,
+) -> bool:
+    """Write or compare the summary of what the replay made; True when it differs."""
+    from receiver import expect
+    from receiver.replay import ReadError, touched_incidents
+
+    try:
+        details = [target.incident(i) for i in touched_incidents(results)]
+    except ReadError as exc:
+        raise click.ClickException(str(exc)) from None
+    summary = expect.summarize(details)
+    if write_path:
+        if failed:
+            raise click.ClickException(f"not writing {write_path}: {failed} request(s) not stored")
+        Path(write_path).write_text(expect.dumps(summary, write_path), encoding="utf-8")
+        click.echo(f"wrote the summary of {len(details)} incident(s) to {write_path}")
+        return False
+    assert expect_path is not None
+    try:
+        expected = expect.load(expect_path)
+    except expect.ExpectationError as exc:
+        raise click.ClickException(str(exc)) from None
+    diff = expect.differences(expected, summary, expect_path)
+    if not diff:
+        click.echo(f"as expected: {len(details)} incident(s) match {expect_path}")
+        return False
+    click.echo("\n".join(diff))
+    click.echo(f"this replay differs from {expect_path} (- expected, + this replay)", err=True)
+    return True
+
+
+@main.command(name="export")
+@click.argument("incident_id", type=int)
+@click.option("--config", "-c", help=CONFIG_HELP)
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=False),
+    help="write the fixture to this file (default: standard output)",
+)
+def export_command(incident_id: int, config: str | None, output: str | None) -> None:
+    """Write an incident's raw requests as a fixture that `receiver replay` accepts."""
+    from receiver import fixture
+    from receiver.store.export import IncidentNotFound, PayloadsPruned
+
+    with _container(_settings(config)) as container:
+        try:
+            text = fixture.export(container.engine, incident_id, container.flap_policy)
+        except IncidentNotFound:
+            raise click.ClickException(f"no incident {incident_id}") from None
+        except PayloadsPruned as exc:
+            raise click.ClickException(str(exc)) from None
+    if output is None:
+        click.echo(text, nl=False)
+        return
+    Path(output).write_text(text, encoding="utf-8")
+    count = len(json.loads(text)["items"])
+    click.echo(f"wrote incident {incident_id}: a replay fixture of {count} request(s), {output}")
 
 
 if __name__ == "__main__":

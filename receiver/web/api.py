@@ -13,6 +13,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import RequestEntityTooLarge
 
+from receiver import fixture
 from receiver.bootstrap import Container
 from receiver.intake import parse_webhook
 from receiver.metrics import exposition
@@ -20,6 +21,7 @@ from receiver.model.errors import InvalidPayload, StorageUnavailable
 from receiver.service import RawRequest, handle_webhook
 from receiver.store import migrate
 from receiver.store.gauges import StoreGauges, read_gauges
+from receiver.store.export import IncidentNotFound, PayloadsPruned
 from receiver.store.tables import RejectedRequest
 from receiver.web.auth import challenge, is_authorized, ui_user
 from receiver.web.errors import ApiError, invalid_payload
@@ -162,6 +164,20 @@ def get_incident(incident_id: int) -> ResponseReturnValue:
     if detail is None:
         raise ApiError(404, "not_found", f"no incident {incident_id}")
     return jsonify(detail)
+
+
+@bp.get("/api/v1/incidents/<int:incident_id>/fixture")
+def get_incident_fixture(incident_id: int) -> ResponseReturnValue:
+    """The incident's raw requests as one replay fixture (what ``receiver export`` writes)."""
+    c = container()
+    try:
+        text = fixture.export(c.engine, incident_id, c.flap_policy)
+    except IncidentNotFound:
+        raise ApiError(404, "not_found", f"no incident {incident_id}") from None
+    except PayloadsPruned as exc:
+        raise ApiError(410, "payloads_pruned", str(exc)) from None
+    disposition = f'attachment; filename="incident-{incident_id}.fixture.json"'
+    return Response(text, mimetype="application/json", headers={"Content-Disposition": disposition})
 
 
 @bp.get("/api/v1/payloads/<int:receipt_id>")

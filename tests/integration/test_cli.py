@@ -220,6 +220,12 @@ def test_db_prune_deletes_payloads_past_retention_and_keeps_incidents(
         conn.execute(
             update(WebhookReceipt).where(WebhookReceipt.id.in_(old)).values(received_at=long_ago)
         )
+        # replay stores requests at their recorded times: make the rest recent whatever today is
+        conn.execute(
+            update(WebhookReceipt)
+            .where(WebhookReceipt.id.in_(recent))
+            .values(received_at=datetime.now(UTC))
+        )
     result = cli("db", "prune", RECEIVER_DATABASE_URL=db_url)
     assert result.exit_code == 0, result.output
     assert "pruned 3 raw payload(s) older than 30 days" in result.stdout
