@@ -20,8 +20,8 @@ from receiver.metrics import exposition
 from receiver.model.errors import InvalidPayload, StorageUnavailable
 from receiver.service import RawRequest, handle_webhook
 from receiver.store import migrate
-from receiver.store.gauges import StoreGauges, read_gauges
 from receiver.store.export import IncidentNotFound, PayloadsPruned
+from receiver.store.gauges import StoreGauges, read_gauges
 from receiver.store.tables import RejectedRequest
 from receiver.web.auth import challenge, is_authorized, ui_user
 from receiver.web.errors import ApiError, invalid_payload
