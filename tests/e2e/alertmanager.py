@@ -5,7 +5,7 @@
 waits until both are ready, settled and list each other as peers. ``--cluster.peer-timeout=0s``
 makes every peer send at once instead of waiting for the first to gossip its send, so each
 notification reaches the receiver from both (the HA duplicates it must absorb). Helpers read
-alerts, post alerts, create silences and read metrics through the v2 API.
+alerts, post alerts, create, list and expire silences and read metrics through the v2 API.
 """
 
 from __future__ import annotations
@@ -192,6 +192,14 @@ class AlertmanagerCluster:
             "comment": comment,
         }
         return str(self._call(n, "POST", "/api/v2/silences", json=body)["silenceID"])
+
+    def silences(self, n: int = 0) -> list[dict[str, Any]]:
+        """GET /api/v2/silences: every silence node ``n`` knows, with its ``status.state``."""
+        return self._call(n, "GET", "/api/v2/silences")
+
+    def expire(self, silence_id: str, n: int = 0) -> None:
+        """DELETE /api/v2/silence/<id>: end a silence now (gossiped to peers)."""
+        self._call(n, "DELETE", f"/api/v2/silence/{silence_id}")
 
     def metric(self, n: int, name: str, **labels: str) -> float:
         """The sum of the samples of ``name`` on node ``n`` whose labels include ``labels``."""
