@@ -95,10 +95,7 @@ class Reconciler:
             if not episodes:
                 return
             everything = len(episodes) == len(uow.stale.firing_of_group(group.id))
-            result = apply_conclusion(
-                uow, _resolve_payload(group, episodes, everything), now, self.rules, "reconcile"
-            )
-            for incident_id in result.incident_ids:
+            for incident_id in sorted({e.incident_id for e in episodes}):  # why, before what
                 uow.incidents.add_event(
                     uow.incidents.get(incident_id),
                     now,
@@ -108,8 +105,10 @@ class Reconciler:
                         "(a lost resolve): resolved by the receiver",
                         "fingerprints": [e.fingerprint for e in episodes],
                     },
-                    receipt_id=result.receipt_id,
                 )
+            result = apply_conclusion(
+                uow, _resolve_payload(group, episodes, everything), now, self.rules, "reconcile"
+            )
             uow.commit()
         report.resolved += [e.id for e in episodes]
         report.incidents = sorted({*report.incidents, *result.incident_ids})
