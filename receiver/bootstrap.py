@@ -13,6 +13,7 @@ from receiver.enrich.context import ContextConfig, ContextConfigError
 from receiver.enrich.enricher import ContextEnricher
 from receiver.enrich.prometheus import ContextEvaluator, PrometheusClient
 from receiver.enrich.runbooks import CatalogueError, RunbookCatalogue
+from receiver.enrich.slo import SloCatalogue, SloConfigError
 from receiver.intake import IntakeLimits
 from receiver.metrics import Metrics
 from receiver.model.dedup import FlapPolicy
@@ -45,6 +46,7 @@ class Container:
     metrics: Metrics = field(default_factory=Metrics)
     runbooks: RunbookCatalogue = field(default_factory=RunbookCatalogue)
     context: ContextConfig = field(default_factory=ContextConfig)
+    slos: SloCatalogue = field(default_factory=SloCatalogue)
 
     def uow(self) -> UnitOfWork:
         return UnitOfWork(self.engine)
@@ -115,6 +117,7 @@ def build_enricher(container: Container) -> ContextEnricher | None:
         budget_seconds=settings.budget_seconds,
         cache_seconds=settings.cache_seconds,
         on_outcome=lambda outcome: container.metrics.context_queries.labels(outcome).inc(),
+        slos=container.slos,
     )
     return ContextEnricher(container.uow, evaluator, container.clock)
 
@@ -170,6 +173,14 @@ def build_watchdog(container: Container) -> Watchdog | None:
     return Watchdog(container.uow, container.intake_rules, settings, container.clock)
 
 
+def load_slos(settings: Settings) -> SloCatalogue:
+    """Read the per-model SLOs (none without ``slos_path``); ConfigError on a bad file."""
+    try:
+        return SloCatalogue.load(settings.slos_path)
+    except SloConfigError as exc:
+        raise ConfigError(exc.errors) from None
+
+
 def load_catalogues(settings: Settings) -> tuple[RunbookCatalogue, ContextConfig]:
     """Read the runbook catalogue and the context queries; ConfigError lists every problem."""
     errors: list[str] = []
@@ -197,10 +208,12 @@ def bootstrap(
     Raises ConfigError when the runbook catalogue or the context queries are invalid.
     """
     runbooks, context = load_catalogues(settings)
+    slos = load_slos(settings)
     return Container(
         settings=settings,
         engine=engine if engine is not None else make_engine(settings.database_url),
         clock=clock,
         runbooks=runbooks,
         context=context,
+        slos=slos,
     )

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 import click
 from prometheus_client import start_http_server
 
-from receiver.bootstrap import Container, bootstrap, load_catalogues, utc_now
+from receiver.bootstrap import Container, bootstrap, load_catalogues, load_slos, utc_now
 from receiver.logs import configure_logging
 from receiver.metrics import MULTIPROC_ENV
 from receiver.settings import ConfigError, Settings, load_settings
@@ -59,6 +59,7 @@ def check_config(config: str | None) -> None:
     try:
         settings = load_settings(config)
         runbooks, context = load_catalogues(settings)
+        slos = load_slos(settings)
     except ConfigError as exc:
         click.echo(f"configuration has {len(exc.errors)} error(s):", err=True)
         for error in exc.errors:
@@ -67,7 +68,8 @@ def check_config(config: str | None) -> None:
     prometheus = settings.prometheus.url or "none (context disabled)"
     click.echo(
         f"runbooks: {len(runbooks.entries)} catalogue entries; context: {len(context.items)} "
-        f"queries; Prometheus: {prometheus}"
+        f"queries; SLOs: {len(slos.targets)} model(s) besides the defaults; "
+        f"Prometheus: {prometheus}"
     )
     auth = settings.auth
     mode = (

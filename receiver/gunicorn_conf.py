@@ -34,7 +34,8 @@ logconfig_dict: dict[str, Any] = {
     "root": {"level": "INFO", "handlers": ["stderr"]},
     "loggers": {
         "gunicorn.error": {"level": "INFO", "handlers": ["stderr"], "propagate": False},
-        "gunicorn.access": {"level": "INFO", "handlers": ["stderr"], "propagate": False},
+        # the app writes its own access line (receiver.access, with request and trace ids)
+        "gunicorn.access": {"level": "CRITICAL", "handlers": [], "propagate": False},
     },
 }
 accesslog = None

@@ -18,6 +18,8 @@ from receiver import tracing
 # fields a call may pass with extra=..., in the order they are written
 EXTRA_FIELDS = (
     "request_id",
+    "method",
+    "path",
     "receiver",
     "model",
     "status",
@@ -29,6 +31,8 @@ EXTRA_FIELDS = (
     "action",
     "outcome",
     "attempt",
+    "remote_addr",
+    "user_agent",
 )
 
 
@@ -76,4 +80,4 @@ def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    logging.getLogger("alembic.runtime.migration").setLevel(logging.WARNING)
+    logging.getLogger("alembic").setLevel(logging.WARNING)

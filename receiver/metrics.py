@@ -31,6 +31,8 @@ disable_created_metrics()  # no *_created series beside every counter and histog
 
 class Metrics:
     def __init__(self) -> None:
+        if directory := os.environ.get(MULTIPROC_ENV):
+            os.makedirs(directory, exist_ok=True)  # each process writes its files there
         self.registry = CollectorRegistry(auto_describe=True)
         self.webhooks = Counter(
             "receiver_webhooks_total",

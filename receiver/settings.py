@@ -33,7 +33,7 @@ FILE_SUFFIX = "_file"
 # RECEIVER_* variables that are not settings: read by the commands and the tests themselves
 RESERVED_ENV = {"CONFIG", "MIGRATIONS_DIR", "REPLAY_TOKEN"}
 RESERVED_ENV_PREFIX = "TEST_"  # RECEIVER_TEST_*: test-suite knobs
-PATH_KEYS = ("runbooks_path", "context_path")
+PATH_KEYS = ("runbooks_path", "context_path", "slos_path")
 
 
 class ConfigError(Exception):
@@ -262,6 +262,7 @@ class Settings(_Section):
     watchdog: WatchdogSettings = Field(default_factory=WatchdogSettings)
     runbooks_path: str | None = None
     context_path: str | None = None
+    slos_path: str | None = None  # per-model SLOs: the context shows each model's error budget
     receivers: dict[str, Receiver] = Field(default_factory=dict)
     routes: list[RouteSettings] = Field(default_factory=list)
     default_receivers: list[str] = Field(default_factory=list)

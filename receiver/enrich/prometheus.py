@@ -21,6 +21,7 @@ from typing import Any
 import requests
 
 from receiver.enrich.context import ContextConfig, ContextSpec, format_value
+from receiver.enrich.slo import SloCatalogue, describe
 from receiver.http import upstream_session
 from receiver.settings import PrometheusSettings
 
@@ -147,9 +148,11 @@ class ContextEvaluator:
         cache_seconds: float = 30,
         on_outcome: Callable[[str], None] = lambda _outcome: None,
         monotonic: Callable[[], float] = time.monotonic,
+        slos: SloCatalogue | None = None,
     ):
         self.client, self.config, self.budget = client, config, budget_seconds
         self.cache_seconds, self.on_outcome, self.monotonic = cache_seconds, on_outcome, monotonic
+        self.slos = slos or SloCatalogue()
         self._cache: OrderedDict[tuple[str, float, bool], tuple[float, Any]] = OrderedDict()
         self._lock = threading.Lock()
         self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="context")
@@ -159,9 +162,14 @@ class ContextEvaluator:
 
     def evaluate(self, episodes: list[EpisodeQuery]) -> list[list[dict[str, Any]]]:
         """Items for each episode, in order; never raises, never exceeds the budget."""
-        params = self.config.param_map
+        params = [{**self.config.param_map, **self.slos.params_for(e.labels)} for e in episodes]
         plans = [
-            [(spec, spec.render(e.labels, params)) for spec in self.config.items] for e in episodes
+            [
+                (spec, spec.render(e.labels, p))
+                for spec in self.config.items
+                if not spec.slo or "slo_target" in p  # SLO items only for a model with an SLO
+            ]
+            for e, p in zip(episodes, params, strict=True)
         ]
         wanted: set[Ask] = set()
         for e, plan in zip(episodes, plans, strict=True):
@@ -180,12 +188,12 @@ class ContextEvaluator:
                     e.at,
                     answers.get((query, e.at, False)),
                     evaluated_at,
-                    params,
+                    p,
                     answers.get((query, e.at, True)) if spec.series else None,
                 )
                 for spec, query in plan
             ]
-            for e, plan in zip(episodes, plans, strict=True)
+            for e, p, plan in zip(episodes, params, plans, strict=True)
         ]
 
     def _run(self, ask: Ask) -> Any:
@@ -295,6 +303,14 @@ def _item(
     }
     if isinstance(series, list) and series:
         item["series"] = _chart(series, at, factor)
+    if spec.slo and params:
+        item["objective"] = describe(params)
+        if spec.unit == "budget":
+            minutes = float(params["slo_budget_minutes"])
+            for v in item["values"]:
+                if v["value"] is not None:
+                    left = v["value"] * minutes
+                    v["display"] += f" ({left:.1f} of {minutes:.1f} min)"
     return item
 
 

@@ -38,7 +38,8 @@ def init_app(app: Flask) -> None:
         if (traceparent := tracing.current_traceparent()) is not None:
             response.headers["traceparent"] = traceparent
         level = logging.WARNING if response.status_code >= 500 else logging.INFO
-        if request.path.startswith("/ui-static/") or request.path in QUIET:
+        quiet = request.path.startswith("/ui-static/") or request.path in QUIET
+        if quiet and response.status_code < 500:
             level = logging.DEBUG  # the noise of probes, scrapes and static files
         log.log(
             level,
@@ -47,8 +48,12 @@ def init_app(app: Flask) -> None:
             request.path,
             response.status_code,
             extra={
+                "method": request.method,
+                "path": request.path,
                 "status": response.status_code,
                 "latency_ms": round((time.perf_counter() - g.started) * 1000, 2),
+                "remote_addr": request.remote_addr,
+                "user_agent": (request.user_agent.string or "")[:200] or None,
             },
         )
         return response
