@@ -1,7 +1,8 @@
 # One image for every process of the receiver (docs/operations.md):
 #   docker build -t receiver .
-#   web:      docker run ... --entrypoint gunicorn receiver -c /app/deploy/gunicorn.conf.py receiver.wsgi:app
-#   worker:   docker run ... receiver worker --metrics-port 9100
+#   web:      docker run ... -e PROMETHEUS_MULTIPROC_DIR=/tmp/metrics --entrypoint gunicorn
+#               receiver -c /app/deploy/gunicorn.conf.py receiver.wsgi:app
+#   worker:   docker run ... receiver worker --metrics-port 9100 --metrics-address 0.0.0.0
 #   schema:   docker run ... receiver db upgrade        (before the web and the worker start)
 #   one node: docker run ... receiver                   (`receiver serve`: gunicorn + worker)
 # Configuration comes at run time only: RECEIVER_CONFIG=/etc/receiver/receiver.yaml, RECEIVER_*
@@ -44,7 +45,7 @@ COPY --from=builder /opt/venv /opt/venv
 COPY migrations /app/migrations
 # The runbook catalogue and the context queries shipped with the source, as defaults a
 # configuration may name (runbooks_path: /app/config/runbooks.yaml); mount your own to change them.
-COPY config/runbooks.yaml config/context.yaml /app/config/
+COPY config/runbooks.yaml config/context.yaml config/slos.yaml /app/config/
 COPY deploy/gunicorn.conf.py deploy/healthcheck.py /app/deploy/
 # var/ holds the default SQLite database (single node only): mount a volume there to keep it.
 RUN mkdir -p /app/var && chown receiver:receiver /app/var

@@ -8,10 +8,13 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Engine
 
+from receiver.alertmanager import AlertmanagerClient
 from receiver.enrich.context import ContextConfig, ContextConfigError
 from receiver.enrich.enricher import ContextEnricher
 from receiver.enrich.prometheus import ContextEvaluator, PrometheusClient
 from receiver.enrich.runbooks import CatalogueError, RunbookCatalogue
+from receiver.enrich.slo import SloCatalogue, SloConfigError
+from receiver.intake import IntakeLimits
 from receiver.metrics import Metrics
 from receiver.model.dedup import FlapPolicy
 from receiver.model.delivery import RetryPolicy
@@ -20,11 +23,13 @@ from receiver.model.routing import Route, Router
 from receiver.notify import build_notifier
 from receiver.notify.outbox import DeliveryWorker
 from receiver.notify.slack import SlackNotifier
+from receiver.reconcile import Reconciler
 from receiver.service import IntakeRules
 from receiver.settings import ConfigError, Settings
 from receiver.store.db import make_engine
 from receiver.store.queries import IncidentQueries
 from receiver.store.unit_of_work import UnitOfWork
+from receiver.watchdog import Watchdog
 
 
 def utc_now() -> datetime:
@@ -41,6 +46,7 @@ class Container:
     metrics: Metrics = field(default_factory=Metrics)
     runbooks: RunbookCatalogue = field(default_factory=RunbookCatalogue)
     context: ContextConfig = field(default_factory=ContextConfig)
+    slos: SloCatalogue = field(default_factory=SloCatalogue)
 
     def uow(self) -> UnitOfWork:
         return UnitOfWork(self.engine)
@@ -81,6 +87,13 @@ class Container:
         return Router(routes, tuple(self.settings.default_receivers))
 
     @property
+    def intake_limits(self) -> IntakeLimits:
+        i = self.settings.intake
+        return IntakeLimits(
+            i.max_alerts, i.max_labels, i.max_label_value_length, i.max_annotation_value_length
+        )
+
+    @property
     def intake_rules(self) -> IntakeRules:
         return IntakeRules(
             self.flap_policy,
@@ -89,6 +102,7 @@ class Container:
             router=self.router,
             receiver_kinds={name: r.type for name, r in self.settings.receivers.items()},
             coalesce=timedelta(seconds=self.settings.delivery.coalesce_seconds),
+            heartbeat_alertname=self.settings.watchdog.alertname or None,
         )
 
 
@@ -103,6 +117,7 @@ def build_enricher(container: Container) -> ContextEnricher | None:
         budget_seconds=settings.budget_seconds,
         cache_seconds=settings.cache_seconds,
         on_outcome=lambda outcome: container.metrics.context_queries.labels(outcome).inc(),
+        slos=container.slos,
     )
     return ContextEnricher(container.uow, evaluator, container.clock)
 
@@ -137,7 +152,33 @@ def build_delivery_worker(container: Container) -> DeliveryWorker | None:
         dry_run=delivery.dry_run,
         secrets=settings.secret_values(),
         on_result=on_result,
+        on_delivered=lambda kind, seconds: metrics.delivery_latency.labels(kind).observe(seconds),
     )
+
+
+def build_reconciler(container: Container) -> Reconciler | None:
+    """The Alertmanager reconciliation step, or None when no Alertmanager URL is configured."""
+    settings = container.settings.alertmanager
+    if not settings.urls:
+        return None
+    client = AlertmanagerClient(settings)
+    return Reconciler(container.uow, client, container.intake_rules, settings, container.clock)
+
+
+def build_watchdog(container: Container) -> Watchdog | None:
+    """The dead man's switch, or None when it is off."""
+    settings = container.settings.watchdog
+    if not settings.enabled:
+        return None
+    return Watchdog(container.uow, container.intake_rules, settings, container.clock)
+
+
+def load_slos(settings: Settings) -> SloCatalogue:
+    """Read the per-model SLOs (none without ``slos_path``); ConfigError on a bad file."""
+    try:
+        return SloCatalogue.load(settings.slos_path)
+    except SloConfigError as exc:
+        raise ConfigError(exc.errors) from None
 
 
 def load_catalogues(settings: Settings) -> tuple[RunbookCatalogue, ContextConfig]:
@@ -167,10 +208,12 @@ def bootstrap(
     Raises ConfigError when the runbook catalogue or the context queries are invalid.
     """
     runbooks, context = load_catalogues(settings)
+    slos = load_slos(settings)
     return Container(
         settings=settings,
         engine=engine if engine is not None else make_engine(settings.database_url),
         clock=clock,
         runbooks=runbooks,
         context=context,
+        slos=slos,
     )

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -17,8 +19,9 @@ from typing import TYPE_CHECKING
 import click
 from prometheus_client import start_http_server
 
-from receiver.bootstrap import Container, bootstrap, load_catalogues, utc_now
+from receiver.bootstrap import Container, bootstrap, load_catalogues, load_slos, utc_now
 from receiver.logs import configure_logging
+from receiver.metrics import MULTIPROC_ENV
 from receiver.settings import ConfigError, Settings, load_settings
 from receiver.store import migrate
 from receiver.worker import prune_raw_payloads, run_worker
@@ -56,6 +59,7 @@ def check_config(config: str | None) -> None:
     try:
         settings = load_settings(config)
         runbooks, context = load_catalogues(settings)
+        slos = load_slos(settings)
     except ConfigError as exc:
         click.echo(f"configuration has {len(exc.errors)} error(s):", err=True)
         for error in exc.errors:
@@ -64,7 +68,8 @@ def check_config(config: str | None) -> None:
     prometheus = settings.prometheus.url or "none (context disabled)"
     click.echo(
         f"runbooks: {len(runbooks.entries)} catalogue entries; context: {len(context.items)} "
-        f"queries; Prometheus: {prometheus}"
+        f"queries; SLOs: {len(slos.targets)} model(s) besides the defaults; "
+        f"Prometheus: {prometheus}"
     )
     auth = settings.auth
     mode = (
@@ -127,15 +132,50 @@ def db_prune(config: str | None) -> None:
     click.echo(f"pruned {deleted} raw payload(s) older than {days:g} days")
 
 
+@main.command("reconcile")
+@click.option("--config", "-c", help=CONFIG_HELP)
+def reconcile_command(config: str | None) -> None:
+    """Check open incidents against Alertmanager now (the worker does it on a schedule)."""
+    from receiver.alertmanager import AlertmanagerUnavailable
+    from receiver.bootstrap import build_reconciler
+
+    with _container(_settings(config)) as container:
+        reconciler = build_reconciler(container)
+        if reconciler is None:
+            raise click.ClickException("no Alertmanager configured (alertmanager.urls)")
+        try:
+            report = reconciler.run_once()
+        except AlertmanagerUnavailable as exc:
+            raise click.ClickException(f"no Alertmanager answered: {exc}") from None
+        finally:
+            reconciler.client.close()
+    grace = container.settings.alertmanager.stale_grace_minutes
+    click.echo(f"{report.checked} firing alert(s) checked against Alertmanager")
+    click.echo(f"{len(report.marked_stale)} newly stale (resolved after {grace:g} min unless back)")
+    click.echo(f"{len(report.cleared)} reported again, {len(report.resolved)} resolved")
+    if report.incidents:
+        click.echo("incidents changed: " + ", ".join(str(i) for i in report.incidents))
+    for failure in report.unavailable:
+        click.echo(f"not answering: {failure}", err=True)
+
+
 @main.command()
 @click.option("--config", "-c", help=CONFIG_HELP)
 @click.option("--poll", default=0.5, show_default=True, help="seconds between passes")
 @click.option("--once", is_flag=True, help="one pass, then exit")
-@click.option("--metrics-port", type=int, help="serve the worker's metrics on 127.0.0.1:PORT")
-def worker(config: str | None, poll: float, once: bool, metrics_port: int | None) -> None:
-    """Background work: context snapshots from Prometheus, raw payload retention."""
+@click.option("--metrics-port", type=int, help="serve the worker's metrics on this port")
+@click.option(
+    "--metrics-address",
+    default="127.0.0.1",
+    show_default=True,
+    help="address for --metrics-port (0.0.0.0 in a container, for the ServiceMonitor)",
+)
+def worker(
+    config: str | None, poll: float, once: bool, metrics_port: int | None, metrics_address: str
+) -> None:
+    """Background work: context, deliveries, Watchdog, reconciliation, retention."""
     settings = _settings(config)
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     stop = threading.Event()
     if once:
         stop.set()
@@ -143,7 +183,8 @@ def worker(config: str | None, poll: float, once: bool, metrics_port: int | None
         signal.signal(signum, lambda *_: stop.set())
     with _container(settings) as container:
         if metrics_port is not None:
-            start_http_server(metrics_port, addr="127.0.0.1", registry=container.metrics.registry)
+            registry = container.metrics.registry
+            start_http_server(metrics_port, addr=metrics_address, registry=registry)
         run_worker(container, stop, poll_seconds=poll)
 
 
@@ -241,14 +282,18 @@ def serve(config: str | None) -> None:
     click.echo(f"receiver: serving on http://{listen.host}:{listen.port}  (Ctrl-C to stop)")
     command = [
         sys.executable, "-m", "gunicorn",
+        "--config", "python:receiver.gunicorn_conf",
         "--bind", f"{listen.host}:{listen.port}",
         "--workers", str(listen.workers),
-        "--graceful-timeout", "10",
-        "--access-logfile", "-",
-        "--no-control-socket",
         "receiver.wsgi:app",
     ]  # fmt: skip
     worker_command = [sys.executable, "-m", "receiver.cli", "worker"]
+    # web and worker processes count into one directory; /metrics adds them up
+    metrics_dir = None
+    if not env.get(MULTIPROC_ENV):
+        metrics_dir = tempfile.mkdtemp(prefix="receiver-metrics-")
+        env[MULTIPROC_ENV] = metrics_dir
+    env.setdefault("RECEIVER_LOG_FORMAT", settings.log_format)
     processes = [
         subprocess.Popen(command, env=env, preexec_fn=_die_with_parent),
         subprocess.Popen(worker_command, env=env, preexec_fn=_die_with_parent),
@@ -265,7 +310,10 @@ def serve(config: str | None) -> None:
     # a closed terminal (HUP) or QUIT stops everything too: no orphan keeps serving the port
     for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT):
         signal.signal(signum, _stop)
-    sys.exit(_supervise(processes, stopping))
+    code = _supervise(processes, stopping)
+    if metrics_dir:
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+    sys.exit(code)
 
 
 def _die_with_parent() -> None:

@@ -7,6 +7,7 @@ omit are accepted; missing identity is derived (see ``receiver.model.alerts``) a
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
@@ -53,7 +54,10 @@ def parse_time(value: Any) -> datetime | None:
         parsed = datetime.fromisoformat(f"{date}T{clock}{fraction}{zone}")
     except ValueError as exc:
         raise ValueError(f"not a valid time: {value[:64]!r} ({exc})") from None
-    return parsed.astimezone(UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:
+        raise ValueError(f"outside the years 1-9999 in UTC: {value[:64]!r}") from None
 
 
 def _required_time(value: Any) -> datetime:
@@ -115,7 +119,22 @@ _FIELD_NAMES = {
 }
 
 
-def parse_webhook(body: bytes, receiver_hint: str | None = None) -> Notification:
+MAX_ERRORS = 20  # field errors listed in one answer
+
+
+@dataclass(frozen=True)
+class IntakeLimits:
+    """What one webhook may carry; beyond it the request is refused (400), never cut."""
+
+    max_alerts: int = 5000
+    max_labels: int = 128  # per alert, for labels and for annotations each
+    max_label_value: int = 4096  # characters of a label name or value
+    max_annotation_value: int = 65536  # characters of an annotation value
+
+
+def parse_webhook(
+    body: bytes, receiver_hint: str | None = None, limits: IntakeLimits = IntakeLimits()
+) -> Notification:
     """Validate a request body; raise InvalidPayload listing every offending field by path."""
     try:
         payload = WebhookIn.model_validate_json(body)
@@ -123,7 +142,33 @@ def parse_webhook(body: bytes, receiver_hint: str | None = None) -> Notification
         raise InvalidPayload(_describe(exc)) from None
     if b"\\u0000" in body and (errors := _nul_errors(payload)):
         raise InvalidPayload(errors)
+    if errors := _limit_errors(payload, limits):
+        raise InvalidPayload(errors)
     return _to_notification(payload, receiver_hint)
+
+
+def _limit_errors(payload: WebhookIn, limits: IntakeLimits) -> list[dict[str, str]]:
+    if len(payload.alerts) > limits.max_alerts:
+        message = f"{len(payload.alerts)} alerts; at most {limits.max_alerts} per request"
+        return [{"field": "alerts", "message": message}]
+    errors = []
+    for i, alert in enumerate(payload.alerts):
+        for name, pairs, longest in (
+            ("labels", alert.labels, limits.max_label_value),
+            ("annotations", alert.annotations, limits.max_annotation_value),
+        ):
+            where = f"alerts[{i}].{name}"
+            if len(pairs) > limits.max_labels:
+                message = f"{len(pairs)} entries; at most {limits.max_labels}"
+                errors.append({"field": where, "message": message})
+            for key, value in pairs.items():
+                if len(key) > limits.max_label_value or len(value) > longest:
+                    message = f"longer than the limit ({limits.max_label_value} characters for "
+                    message += f"a name, {longest} for a value)"
+                    errors.append({"field": f"{where}.{key[:64]}", "message": message})
+        if len(errors) >= MAX_ERRORS:
+            break
+    return errors[:MAX_ERRORS]
 
 
 def _to_notification(payload: WebhookIn, receiver_hint: str | None) -> Notification:
@@ -188,12 +233,17 @@ def _has_nul(value: object) -> bool:
 
 
 def _describe(exc: ValidationError) -> list[dict[str, str]]:
-    """Turn pydantic errors into ``{"field": "alerts[3].startsAt", "message": ...}`` items."""
+    """Turn pydantic errors into ``{"field": "alerts[3].startsAt", "message": ...}`` items
+    (at most ``MAX_ERRORS``: the last says how many more there were)."""
+    errors = exc.errors(include_url=False)
+    shown = errors if len(errors) <= MAX_ERRORS else errors[: MAX_ERRORS - 1]
     out = []
-    for error in exc.errors(include_url=False):
+    for error in shown:
         if error["type"] == "json_invalid":
             return [{"field": "(body)", "message": f"malformed JSON: {error['msg']}"}]
         out.append({"field": _path(error["loc"]), "message": _message(error)})
+    if len(errors) > len(shown):
+        out.append({"field": "(body)", "message": f"{len(errors) - len(shown)} more errors"})
     return out
 
 

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
 
 from receiver.enrich.runbooks import RunbookCatalogue
+from receiver.intake import parse_webhook
 from receiver.model.alerts import AlertEvent, AlertStatus, Notification
 from receiver.model.dedup import (
     AlertOutcome,
@@ -18,6 +23,7 @@ from receiver.model.dedup import (
     IncidentView,
     Placement,
     classify_alert,
+    earlier_than,
     group_fully_resolved,
     place_new_episode,
 )
@@ -26,6 +32,7 @@ from receiver.model.routing import Router
 from receiver.store.incidents import IncidentWriter
 from receiver.store.tables import AlertEpisode, Incident, WebhookReceipt
 from receiver.store.unit_of_work import UnitOfWork, UnitOfWorkFactory
+from receiver.tracing import current_traceparent
 
 log = logging.getLogger(__name__)
 RACE_RETRIES = 3
@@ -42,6 +49,7 @@ class IntakeRules:
     router: Router = field(default_factory=Router)
     receiver_kinds: dict[str, str] = field(default_factory=dict)
     coalesce: timedelta = timedelta(seconds=2)
+    heartbeat_alertname: str | None = None  # the Watchdog: recorded, never an incident
 
 
 @dataclass(frozen=True)
@@ -64,6 +72,7 @@ class IntakeResult:
     incident_ids: list[int] = field(default_factory=list)
     receipt_id: int | None = None
     missing_runbooks: list[str] = field(default_factory=list)  # alertnames of new episodes
+    heartbeats: int = 0
 
     def as_json(self) -> dict[str, object]:
         c = self.counts
@@ -75,6 +84,7 @@ class IntakeResult:
             "duplicate": c[AlertOutcome.REPEAT] + c[AlertOutcome.DUPLICATE_RESOLVED],
             "resolved": c[AlertOutcome.RESOLVED] + c[AlertOutcome.RESOLVED_UNSEEN],
             "stale": c[AlertOutcome.STALE_FIRING],
+            "heartbeats": self.heartbeats,
             "incidents": self.incident_ids,
             "receipt": self.receipt_id,
         }
@@ -91,7 +101,7 @@ def handle_webhook(
     for attempt in range(1, RACE_RETRIES + 1):
         try:
             with uow_factory() as uow:
-                result = _apply(uow, notification, raw, clock(), rules)
+                result = apply_notification(uow, notification, raw, clock(), rules)
                 uow.commit()
             _log_changes(result)
             return result
@@ -107,6 +117,22 @@ def handle_webhook(
         except SQLAlchemyError as exc:
             raise StorageUnavailable(_db_reason(exc)) from exc
     raise StorageUnavailable(f"conflicting concurrent writes: {_db_reason(last_error)}")
+
+
+def apply_conclusion(
+    uow: UnitOfWork, payload: dict[str, Any], now: datetime, rules: IntakeRules, source: str
+) -> IntakeResult:
+    """Store what the receiver concluded itself (a lost resolve, a missing Watchdog) exactly as
+    a webhook with this body: same rules, same timeline and outbox, and exported and replayed
+    like any other payload. Runs inside the caller's transaction."""
+    body = json.dumps(payload, separators=(",", ":")).encode()
+    raw = RawRequest(body, hashlib.sha256(body).hexdigest(), None, f"receiver-{source}")
+    return apply_notification(uow, parse_webhook(body), raw, now, rules)
+
+
+def rfc3339(at: datetime) -> str:
+    """A time as Alertmanager writes it."""
+    return at.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def _log_changes(result: IntakeResult) -> None:
@@ -128,9 +154,10 @@ def _db_reason(exc: Exception) -> str:
     return type(orig).__name__
 
 
-def _apply(
+def apply_notification(
     uow: UnitOfWork, n: Notification, raw: RawRequest, now: datetime, rules: IntakeRules
 ) -> IntakeResult:
+    """The intake inside the caller's transaction: receipt, episodes, incidents, outbox."""
     group = uow.groups.lock_or_create(
         n.receiver, n.group_key, n.group_key_sha256, n.group_key_derived, n.group_labels, now
     )
@@ -147,11 +174,21 @@ def _apply(
             summary={},
         ),
     )
+    result = IntakeResult(receiver=n.receiver, accepted=len(n.alerts), receipt_id=receipt.id)
+    beats = [a for a in n.alerts if a.alertname == rules.heartbeat_alertname]
+    if beats:
+        uow.heartbeats.beat(beats[0].alertname, n.receiver, now)
+        result.heartbeats = len(beats)
+        n = dataclasses.replace(
+            n, alerts=[a for a in n.alerts if a.alertname != rules.heartbeat_alertname]
+        )
+    if not n.alerts:
+        receipt.summary = result.as_json()
+        return result
     writer = IncidentWriter(uow, group, n, receipt.id, now, rules.runbooks, rules.context_enabled)
     policy = rules.flapping
-    since = min(a.starts_at for a in n.alerts) - policy.window
+    since = earlier_than(min(a.starts_at for a in n.alerts), policy.window)
     known = uow.episodes.find(group.id, ((a.fingerprint, a.starts_at) for a in n.alerts), since)
-    result = IntakeResult(receiver=n.receiver, accepted=len(n.alerts), receipt_id=receipt.id)
     seen: set[tuple[str, datetime]] = set()
     # Firing alerts first: a payload that resolves one alert and fires another keeps the group's
     # incident open instead of closing it and opening a new one.
@@ -185,6 +222,7 @@ def _queue_deliveries(
     pending update absorbs later changes); a re-firing inside a hold-down cancels the held
     resolve. Resolved: a resolve, held back by the hold-down while flapping or one start short.
     """
+    trace = current_traceparent()
     for incident_id in sorted(writer.touched):
         change = writer.change_of(incident_id)
         incident = writer.incident(incident_id)
@@ -193,7 +231,7 @@ def _queue_deliveries(
         if change == "opened":
             for name in rules.router.receivers_for(incident.labels):
                 uow.deliveries.enqueue(
-                    incident, name, rules.receiver_kinds[name], "trigger", now, now
+                    incident, name, rules.receiver_kinds[name], "trigger", now, now, trace
                 )
             continue
         for name, kind in uow.deliveries.receivers_of(incident_id).items():
@@ -203,15 +241,15 @@ def _queue_deliveries(
                 # re-firing inside the hold-down updates the page instead of paging again
                 at_risk = incident.flapping or rules.flapping.may_flap(incident.flap_count)
                 hold = rules.flapping.hold_down if at_risk else timedelta(0)
-                uow.deliveries.enqueue(incident, name, kind, "resolve", now + hold, now)
+                uow.deliveries.enqueue(incident, name, kind, "resolve", now + hold, now, trace)
             elif incident.status == AlertStatus.FIRING.value:
                 held = uow.deliveries.cancel_pending(incident_id, name, ("resolve",))
                 reopened = not held and uow.deliveries.last_action(incident_id, name) == "resolve"
                 if reopened:
-                    uow.deliveries.enqueue(incident, name, kind, "trigger", now, now)
+                    uow.deliveries.enqueue(incident, name, kind, "trigger", now, now, trace)
                 elif uow.deliveries.pending(incident_id, name, "update") is None:
                     due = now + rules.coalesce
-                    uow.deliveries.enqueue(incident, name, kind, "update", due, now)
+                    uow.deliveries.enqueue(incident, name, kind, "update", due, now, trace)
 
 
 def _apply_outcome(

@@ -33,7 +33,7 @@ FILE_SUFFIX = "_file"
 # RECEIVER_* variables that are not settings: read by the commands and the tests themselves
 RESERVED_ENV = {"CONFIG", "MIGRATIONS_DIR", "REPLAY_TOKEN"}
 RESERVED_ENV_PREFIX = "TEST_"  # RECEIVER_TEST_*: test-suite knobs
-PATH_KEYS = ("runbooks_path", "context_path")
+PATH_KEYS = ("runbooks_path", "context_path", "slos_path")
 
 
 class ConfigError(Exception):
@@ -80,6 +80,11 @@ class AuthSettings(_Section):
 
 class IntakeSettings(_Section):
     max_body_bytes: int = Field(10 * 1024 * 1024, ge=1024)
+    # beyond these a webhook is refused with 400 naming the field (and kept as rejected)
+    max_alerts: int = Field(5000, ge=1)
+    max_labels: int = Field(128, ge=1)
+    max_label_value_length: int = Field(4096, ge=64)
+    max_annotation_value_length: int = Field(65536, ge=64)
     rejected_keep: int = Field(1000, ge=0)
     rejected_body_bytes: int = Field(64 * 1024, ge=0)
     raw_retention_days: float = Field(30, gt=0)
@@ -175,6 +180,48 @@ class RouteSettings(_Section):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
 
+class AlertmanagerSettings(_Section):
+    """Alertmanager's API, asked which alerts are still active (lost resolves; see reconcile)."""
+
+    # every Alertmanager of the cluster (an HA pair: both); none turns reconciliation off
+    urls: list[Annotated[str, Field(pattern=r"^https?://")]] = Field(default_factory=list)
+    timeout_seconds: float = Field(5, gt=0, le=60)
+    reconcile_interval_seconds: float = Field(60, gt=0)
+    # an alert Alertmanager no longer reports is "stale"; after this long it is resolved
+    stale_grace_minutes: float = Field(10, ge=0)
+    # alerts younger than this are not judged (Alertmanager may not have processed them yet)
+    min_age_seconds: float = Field(120, ge=0)
+    bearer_token: SecretStr | None = None
+    basic_auth: BasicAuthSettings | None = None
+    ca_bundle: str | None = None
+    tls_skip_verify: bool = False
+
+    @field_validator("urls", mode="before")
+    @classmethod
+    def _split_urls(cls, value: Any) -> Any:
+        if isinstance(value, str):  # RECEIVER_ALERTMANAGER__URLS=http://am-0:9093,http://am-1:9093
+            return [u.strip() for u in value.split(",") if u.strip()]
+        return value
+
+
+class WatchdogSettings(_Section):
+    """The dead man's switch: Alertmanager's always-firing alert must keep arriving."""
+
+    # alerts with this name never open incidents; they only prove the pipeline works ("" = off)
+    alertname: str = "Watchdog"
+    # open an incident when none has arrived for this long (0: never; Alertmanager re-sends it
+    # every repeat_interval, so give it a few of those)
+    missing_after_minutes: float = Field(0, ge=0)
+    # the labels of the incident it opens (routed like any other alert)
+    labels: dict[str, str] = Field(
+        default_factory=lambda: {"alertname": "WatchdogMissing", "severity": "critical"}
+    )
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.alertname) and self.missing_after_minutes > 0
+
+
 class DeliverySettings(_Section):
     """The outbox: retries with exponential backoff and jitter until ``max_age_minutes``."""
 
@@ -211,14 +258,18 @@ class Settings(_Section):
     intake: IntakeSettings = Field(default_factory=IntakeSettings)
     flapping: FlappingSettings = Field(default_factory=FlappingSettings)
     prometheus: PrometheusSettings = Field(default_factory=PrometheusSettings)
+    alertmanager: AlertmanagerSettings = Field(default_factory=AlertmanagerSettings)
+    watchdog: WatchdogSettings = Field(default_factory=WatchdogSettings)
     runbooks_path: str | None = None
     context_path: str | None = None
+    slos_path: str | None = None  # per-model SLOs: the context shows each model's error budget
     receivers: dict[str, Receiver] = Field(default_factory=dict)
     routes: list[RouteSettings] = Field(default_factory=list)
     default_receivers: list[str] = Field(default_factory=list)
     delivery: DeliverySettings = Field(default_factory=DeliverySettings)
     ui: UISettings = Field(default_factory=UISettings)
     log_level: str = "INFO"
+    log_format: Literal["json", "text"] = "json"  # json: one object per line, with trace ids
     public_url: str | None = None
 
     @field_validator("log_level")

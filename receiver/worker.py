@@ -1,4 +1,5 @@
-"""The background worker: context for new episodes, then due deliveries, then retention.
+"""The background worker: context for new episodes, due deliveries, the Watchdog check,
+reconciliation with Alertmanager, then retention.
 
 Context comes first so a page usually carries it; a delivery never waits for context longer
 than one pass (the context budget bounds it).
@@ -7,15 +8,27 @@ than one pass (the context budget bounds it).
 from __future__ import annotations
 
 import logging
+import socket
 import threading
 import time
 from datetime import timedelta
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from receiver.bootstrap import Container, build_delivery_worker, build_enricher
+from receiver.alertmanager import AlertmanagerUnavailable
+from receiver.bootstrap import (
+    Container,
+    build_delivery_worker,
+    build_enricher,
+    build_reconciler,
+    build_watchdog,
+)
+from receiver.reconcile import Reconciler
 
 log = logging.getLogger(__name__)
+WATCHDOG_CHECK_SECONDS = 5.0
+WORKER_HEARTBEAT = "receiver-worker"  # its last pass: /metrics shows it, an alert watches it
+WORKER_BEAT_SECONDS = 30.0
 
 
 def prune_raw_payloads(container: Container) -> int:
@@ -25,6 +38,42 @@ def prune_raw_payloads(container: Container) -> int:
         deleted = uow.receipts.prune(container.clock() - timedelta(days=days))
         uow.commit()
     return deleted
+
+
+class Every:
+    """True once per ``seconds`` (first call included), on the monotonic clock."""
+
+    def __init__(self, seconds: float):
+        self.seconds, self.next = seconds, 0.0
+
+    def due(self) -> bool:
+        now = time.monotonic()
+        if now < self.next:
+            return False
+        self.next = now + self.seconds
+        return True
+
+
+def record_pass(container: Container) -> None:
+    """Note that a worker is alive (the heartbeat ``receiver-worker``, host name as source)."""
+    with container.uow() as uow:
+        uow.heartbeats.beat(WORKER_HEARTBEAT, socket.gethostname(), container.clock())
+        uow.commit()
+
+
+def reconcile(container: Container, reconciler: Reconciler) -> None:
+    """One reconciliation pass, counted; an unreachable Alertmanager only skips it."""
+    metrics = container.metrics
+    try:
+        report = reconciler.run_once()
+    except AlertmanagerUnavailable as exc:
+        metrics.reconcile.labels("unavailable").inc()
+        log.warning("reconcile skipped: no Alertmanager answered (%s)", exc)
+        return
+    metrics.reconcile.labels("ok").inc()
+    metrics.stale.labels("marked").inc(len(report.marked_stale))
+    metrics.stale.labels("cleared").inc(len(report.cleared))
+    metrics.stale.labels("resolved").inc(len(report.resolved))
 
 
 def run_worker(
@@ -39,7 +88,12 @@ def run_worker(
     """
     enricher = build_enricher(container)
     deliverer = build_delivery_worker(container)
-    next_prune = time.monotonic()
+    reconciler = build_reconciler(container)
+    watchdog = build_watchdog(container)
+    prune = Every(prune_every_seconds)
+    reconcile_due = Every(container.settings.alertmanager.reconcile_interval_seconds)
+    watchdog_due = Every(WATCHDOG_CHECK_SECONDS)
+    beat_due = Every(WORKER_BEAT_SECONDS)
     try:
         while True:
             try:
@@ -47,10 +101,14 @@ def run_worker(
                     enricher.drain()
                 if deliverer is not None:
                     deliverer.drain()
-                if time.monotonic() >= next_prune:
-                    next_prune = time.monotonic() + prune_every_seconds
-                    if deleted := prune_raw_payloads(container):
-                        log.info("pruned %d raw payload(s) past retention", deleted)
+                if watchdog is not None and watchdog_due.due():
+                    container.metrics.watchdog.labels(watchdog.check()).inc()
+                if reconciler is not None and reconcile_due.due():
+                    reconcile(container, reconciler)
+                if beat_due.due():
+                    record_pass(container)
+                if prune.due() and (deleted := prune_raw_payloads(container)):
+                    log.info("pruned %d raw payload(s) past retention", deleted)
             except SQLAlchemyError as exc:
                 log.warning("worker pass skipped, database unavailable: %s", type(exc).__name__)
             if stop.wait(poll_seconds):
@@ -60,3 +118,5 @@ def run_worker(
             enricher.evaluator.close()
         if deliverer is not None:
             deliverer.close()
+        if reconciler is not None:
+            reconciler.client.close()

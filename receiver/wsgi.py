@@ -5,5 +5,5 @@ from receiver.logs import configure_logging
 from receiver.settings import load_settings
 
 settings = load_settings()
-configure_logging(settings.log_level)
+configure_logging(settings.log_level, settings.log_format)
 app = create_app(settings)

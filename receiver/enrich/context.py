@@ -20,7 +20,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from receiver.settings import dotted
 
 _PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
-Unit = Literal["percent", "bytes", "ms", "req_per_s", "count", "none"]
+# budget: the share of an SLO's error budget left (1 = untouched, < 0 = overspent); burn: a
+# burn rate (1 = spending the budget exactly over the SLO window)
+Unit = Literal["percent", "bytes", "ms", "req_per_s", "count", "budget", "burn", "none"]
 Scale = Literal["auto", "ratio", "none"]
 
 
@@ -38,6 +40,7 @@ class _ItemIn(BaseModel):
     unit: Unit = "none"
     scale: Scale = "none"
     series: bool = False
+    slo: bool = False
     queries: list[str] = Field(min_length=1)
 
 
@@ -75,6 +78,7 @@ class ContextSpec:
     unit: Unit = "none"
     scale: Scale = "none"
     series: bool = False  # also keep the series before the alert started, for a chart
+    slo: bool = False  # uses the model's SLO parameters: left out when the alert has none
 
     def render(self, labels: dict[str, str], params: dict[str, str]) -> str | None:
         """The first variant whose placeholders are all known, filled in; None if none is."""
@@ -144,7 +148,7 @@ class ContextConfig:
         if duplicates := sorted({k for k in keys if keys.count(k) > 1}):
             raise ContextConfigError([f"{path}: duplicate item keys: {', '.join(duplicates)}"])
         specs = tuple(
-            ContextSpec(i.key, i.title, tuple(i.queries), i.unit, i.scale, i.series)
+            ContextSpec(i.key, i.title, tuple(i.queries), i.unit, i.scale, i.series, i.slo)
             for i in parsed.items
         )
         window = SeriesWindow(
@@ -166,6 +170,10 @@ def format_value(value: float, unit: Unit) -> str:
         return f"{value:.1f} ms" if value < 1000 else f"{value / 1000:.2f} s"
     if unit == "req_per_s":
         return f"{value:.2f} req/s"
+    if unit == "burn":
+        return f"{value:.2f}x"
+    if unit == "budget":
+        return f"{value * 100:.1f} % left"
     if unit == "count":
         return f"{value:.0f}" if value == int(value) else f"{value:.2f}"
     return f"{value:.4g}"

@@ -21,6 +21,8 @@ from typing import Any
 import requests
 
 from receiver.enrich.context import ContextConfig, ContextSpec, format_value
+from receiver.enrich.slo import SloCatalogue, describe
+from receiver.http import upstream_session
 from receiver.settings import PrometheusSettings
 
 log = logging.getLogger(__name__)
@@ -48,14 +50,7 @@ class PrometheusClient:
             raise ValueError("no Prometheus URL configured")
         self.base = settings.url.rstrip("/")
         self.timeout = min(settings.timeout_seconds, settings.budget_seconds)
-        self.session = requests.Session()
-        if settings.bearer_token is not None:
-            token = settings.bearer_token.get_secret_value()
-            self.session.headers["Authorization"] = f"Bearer {token}"
-        elif settings.basic_auth is not None:
-            basic = settings.basic_auth
-            self.session.auth = (basic.username, basic.password.get_secret_value())
-        self.session.verify = False if settings.tls_skip_verify else (settings.ca_bundle or True)
+        self.session = upstream_session(settings)
 
     def query(self, promql: str, at: datetime) -> list[Sample]:
         """An instant query; raise PrometheusError with a reason fit for an on-call page."""
@@ -153,9 +148,11 @@ class ContextEvaluator:
         cache_seconds: float = 30,
         on_outcome: Callable[[str], None] = lambda _outcome: None,
         monotonic: Callable[[], float] = time.monotonic,
+        slos: SloCatalogue | None = None,
     ):
         self.client, self.config, self.budget = client, config, budget_seconds
         self.cache_seconds, self.on_outcome, self.monotonic = cache_seconds, on_outcome, monotonic
+        self.slos = slos or SloCatalogue()
         self._cache: OrderedDict[tuple[str, float, bool], tuple[float, Any]] = OrderedDict()
         self._lock = threading.Lock()
         self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="context")
@@ -165,9 +162,14 @@ class ContextEvaluator:
 
     def evaluate(self, episodes: list[EpisodeQuery]) -> list[list[dict[str, Any]]]:
         """Items for each episode, in order; never raises, never exceeds the budget."""
-        params = self.config.param_map
+        params = [{**self.config.param_map, **self.slos.params_for(e.labels)} for e in episodes]
         plans = [
-            [(spec, spec.render(e.labels, params)) for spec in self.config.items] for e in episodes
+            [
+                (spec, spec.render(e.labels, p))
+                for spec in self.config.items
+                if not spec.slo or "slo_target" in p  # SLO items only for a model with an SLO
+            ]
+            for e, p in zip(episodes, params, strict=True)
         ]
         wanted: set[Ask] = set()
         for e, plan in zip(episodes, plans, strict=True):
@@ -186,12 +188,12 @@ class ContextEvaluator:
                     e.at,
                     answers.get((query, e.at, False)),
                     evaluated_at,
-                    params,
+                    p,
                     answers.get((query, e.at, True)) if spec.series else None,
                 )
                 for spec, query in plan
             ]
-            for e, plan in zip(episodes, plans, strict=True)
+            for e, p, plan in zip(episodes, params, plans, strict=True)
         ]
 
     def _run(self, ask: Ask) -> Any:
@@ -301,6 +303,14 @@ def _item(
     }
     if isinstance(series, list) and series:
         item["series"] = _chart(series, at, factor)
+    if spec.slo and params:
+        item["objective"] = describe(params)
+        if spec.unit == "budget":
+            minutes = float(params["slo_budget_minutes"])
+            for v in item["values"]:
+                if v["value"] is not None:
+                    left = v["value"] * minutes
+                    v["display"] += f" ({left:.1f} of {minutes:.1f} min)"
     return item
 
 

@@ -6,7 +6,7 @@ group = (receiver, groupKey); alert series = fingerprint; episode = (fingerprint
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
 from receiver.model.alerts import AlertEvent, AlertStatus
@@ -54,7 +54,7 @@ class FlapPolicy:
 
     def starts_in_window(self, earlier_starts: list[datetime], new_start: datetime) -> int:
         """How many starts (the new one included) fall within the window ending at it."""
-        since = new_start - self.window
+        since = earlier_than(new_start, self.window)
         return 1 + sum(1 for s in earlier_starts if since <= s < new_start)
 
     def is_flapping(self, starts_in_window: int) -> bool:
@@ -115,3 +115,9 @@ def group_fully_resolved(status: AlertStatus, truncated_alerts: int) -> bool:
     ``resolved`` notification proves it.
     """
     return status is AlertStatus.RESOLVED and truncated_alerts == 0
+
+
+def earlier_than(moment: datetime, delta: timedelta) -> datetime:
+    """``moment - delta``, or the earliest time there is (an alert may start in year 1)."""
+    earliest = datetime.min.replace(tzinfo=UTC)
+    return moment - delta if moment - earliest > delta else earliest

@@ -17,11 +17,13 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
+from receiver import tracing
 from receiver.model.delivery import Outcome, RetryPolicy, SendResult
 from receiver.notify import DeliveryJob, Notifier, redact
 from receiver.store.queries import IncidentQueries
 from receiver.store.tables import Delivery, DeliveryAttempt
 from receiver.store.unit_of_work import UnitOfWork
+from receiver.tracing import TraceContext
 
 log = logging.getLogger(__name__)
 CLAIM_TIMEOUT = timedelta(seconds=60)  # longer than any notifier timeout
@@ -40,12 +42,13 @@ class DeliveryWorker:
         dry_run: bool = False,
         secrets: tuple[str, ...] = (),
         on_result: Callable[[str, str, float], None] = lambda kind, outcome, seconds: None,
+        on_delivered: Callable[[str, float], None] = lambda kind, seconds: None,
         rand: Callable[[], float] = random.random,
     ):
         self.uow_factory, self.queries, self.notifiers = uow_factory, queries, notifiers
         self.policy, self.clock, self.public_url = policy, clock, public_url
         self.dry_run, self.secrets = dry_run, secrets
-        self.on_result, self.rand = on_result, rand
+        self.on_result, self.on_delivered, self.rand = on_result, on_delivered, rand
 
     def close(self) -> None:
         for notifier in self.notifiers.values():
@@ -75,6 +78,11 @@ class DeliveryWorker:
 
     def _deliver(self, delivery_id: int, reclaimed: bool) -> None:
         job, delivery = self._job(delivery_id, reclaimed)
+        trace = TraceContext.continue_from(delivery["traceparent"])  # the webhook's trace
+        with tracing.scope(trace, delivery_id=delivery_id, receiver=delivery["receiver"]):
+            self._send(job, delivery)
+
+    def _send(self, job: DeliveryJob, delivery: dict[str, Any]) -> None:
         notifier = self.notifiers.get(delivery["receiver"])
         started = time.perf_counter()
         if notifier is None:
@@ -93,15 +101,35 @@ class DeliveryWorker:
             reason=redact(result.reason, list(self.secrets)),
             excerpt=redact(result.excerpt, list(self.secrets)),
         )
-        self._settle(delivery_id, job, result, elapsed)
+        self._settle(job.delivery_id, job, result, elapsed)
         if result.attempted:
             self.on_result(delivery["kind"], result.outcome.value, elapsed)
+            log.info(
+                "%s %s of incident %s: %s (%s)",
+                delivery["kind"],
+                job.action,
+                delivery["incident_id"],
+                result.outcome.value,
+                result.reason,
+                extra={
+                    "incident_id": delivery["incident_id"],
+                    "action": job.action,
+                    "outcome": result.outcome.value,
+                    "status": result.status_code,
+                    "latency_ms": round(elapsed * 1000, 2),
+                },
+            )
 
     def _job(self, delivery_id: int, reclaimed: bool) -> tuple[DeliveryJob, dict[str, Any]]:
         with self.uow_factory() as uow:
             d = uow.deliveries.get(delivery_id)
             thread = uow.deliveries.thread(d.incident_id, d.receiver)
-            delivery = {"receiver": d.receiver, "kind": d.kind, "incident_id": d.incident_id}
+            delivery = {
+                "receiver": d.receiver,
+                "kind": d.kind,
+                "incident_id": d.incident_id,
+                "traceparent": d.traceparent,
+            }
             action, key = d.action, d.idempotency_key
             external = dict(thread.external) if thread else {}
             last = thread.last_event_id if thread else 0
@@ -136,6 +164,7 @@ class DeliveryWorker:
                 delivery = uow.deliveries.get(delivery_id)
             self._transition(delivery, result, now)
             if result.outcome is Outcome.OK:
+                self.on_delivered(delivery.kind, (now - delivery.created_at).total_seconds())
                 told = job.incident.get("timeline", []) if result.told_changes else []
                 last_event = max((e["id"] for e in told), default=0)
                 uow.deliveries.remember(

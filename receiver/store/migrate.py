@@ -37,6 +37,11 @@ def current_revision(engine: Engine) -> str | None:
         return MigrationContext.configure(conn).get_current_revision()
 
 
+def is_known(revision: str) -> bool:
+    """Whether this code's migrations contain ``revision`` (a newer release's are unknown)."""
+    return revision in {s.revision for s in ScriptDirectory(str(migrations_dir())).walk_revisions()}
+
+
 def upgrade(engine: Engine, revision: str = "head") -> None:
     command.upgrade(alembic_config(engine), revision)
 

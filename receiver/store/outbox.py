@@ -27,6 +27,7 @@ class DeliveryRepository:
         action: str,
         due_at: datetime,
         now: datetime,
+        traceparent: str | None = None,
     ) -> Delivery:
         seq = (
             self.session.scalar(
@@ -47,6 +48,7 @@ class DeliveryRepository:
             due_at=due_at,
             created_at=now,
             attempts=0,
+            traceparent=traceparent,
         )
         self.session.add(delivery)
         self.session.flush()

@@ -472,6 +472,7 @@ def _alerts(episodes: Any) -> list[dict[str, Any]]:
                 "last_received_at": e.last_received_at.isoformat(),
                 "seen_count": e.seen_count,
                 "stale_firing_count": e.stale_firing_count,
+                "absent_since": e.absent_since.isoformat() if e.absent_since else None,
                 "annotations": e.annotations,
                 "generator_url": e.generator_url,
                 "runbook": {

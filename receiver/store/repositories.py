@@ -74,6 +74,19 @@ class GroupRepository:
         group.last_seen_at = now
         return group
 
+    def lock(self, group_id: int) -> AlertGroup:
+        """The group row, locked for this transaction like ``lock_or_create`` does."""
+        return self.session.scalars(
+            select(AlertGroup).where(AlertGroup.id == group_id).with_for_update()
+        ).one()
+
+    def find(self, receiver: str, group_key_sha256: str) -> AlertGroup | None:
+        return self.session.scalars(
+            select(AlertGroup).where(
+                AlertGroup.receiver == receiver, AlertGroup.group_key_sha256 == group_key_sha256
+            )
+        ).one_or_none()
+
 
 class IncidentRepository:
     def __init__(self, session: Session):
@@ -133,7 +146,8 @@ class IncidentRepository:
         rows = [
             {"incident_id": incident_id, "name": name, "value": value}
             for name, value in labels.items()
-            if len(value) <= MAX_INDEXED_LABEL_VALUE and len(name) <= 255
+            # bytes, not characters: a btree row holds at most ~2.7 kB on Postgres
+            if len(value.encode()) <= MAX_INDEXED_LABEL_VALUE and len(name.encode()) <= 255
         ]
         if rows:
             self.session.execute(

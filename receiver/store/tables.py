@@ -219,6 +219,8 @@ class AlertEpisode(Base):
     last_received_at: Mapped[datetime] = mapped_column(UtcDateTime)
     seen_count: Mapped[int] = mapped_column(Integer, default=1)
     stale_firing_count: Mapped[int] = mapped_column(Integer, default=0)
+    # while firing here: since when Alertmanager no longer reports it active (a lost resolve?)
+    absent_since: Mapped[datetime | None] = mapped_column(UtcDateTime)
     runbook_url: Mapped[str | None] = mapped_column(Text)
     runbook_source: Mapped[str | None] = mapped_column(String(16))  # annotation | catalogue
     guidance: Mapped[str | None] = mapped_column(Text)
@@ -228,6 +230,18 @@ class AlertEpisode(Base):
     )
     context_claimed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     context: Mapped[list[dict[str, Any]] | None] = mapped_column(JsonDoc)
+
+
+class Heartbeat(Base):
+    """The last arrival of an always-firing alert (the Watchdog): proof the pipeline works."""
+
+    __tablename__ = "heartbeats"
+
+    name: Mapped[str] = mapped_column(String(255), primary_key=True)
+    first_seen_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    last_seen_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    receiver: Mapped[str | None] = mapped_column(String(255))
+    count: Mapped[int] = mapped_column(BigInteger, default=0)
 
 
 class IncidentEvent(Base):
@@ -330,6 +344,8 @@ class Delivery(Base):
     sent_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str | None] = mapped_column(Text)
+    # the W3C trace context of the webhook that caused it: its attempts log under that trace
+    traceparent: Mapped[str | None] = mapped_column(String(55))
 
 
 class DeliveryAttempt(Base):

@@ -17,6 +17,7 @@ from receiver.store.repositories import (
     ReceiptRepository,
     RejectedRepository,
 )
+from receiver.store.watch import HeartbeatRepository, StaleRepository
 
 
 class UnitOfWork:
@@ -34,6 +35,8 @@ class UnitOfWork:
         self.receipts = ReceiptRepository(self.session)
         self.rejected = RejectedRepository(self.session)
         self.deliveries = DeliveryRepository(self.session)
+        self.heartbeats = HeartbeatRepository(self.session)
+        self.stale = StaleRepository(self.session)
         return self
 
     def __exit__(

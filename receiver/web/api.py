@@ -9,17 +9,19 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request
 from flask.typing import ResponseReturnValue
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from receiver import fixture
 from receiver.bootstrap import Container
 from receiver.intake import parse_webhook
+from receiver.metrics import exposition
 from receiver.model.errors import InvalidPayload, StorageUnavailable
 from receiver.service import RawRequest, handle_webhook
 from receiver.store import migrate
 from receiver.store.export import IncidentNotFound, PayloadsPruned
+from receiver.store.gauges import StoreGauges, read_gauges
 from receiver.store.tables import RejectedRequest
 from receiver.web.auth import challenge, is_authorized, ui_user
 from receiver.web.errors import ApiError, invalid_payload
@@ -44,6 +46,9 @@ def receive_webhook(name: str | None) -> ResponseReturnValue:
     started = time.perf_counter()
     if name is not None and len(name) > MAX_RECEIVER_NAME:
         raise _reject(c, name, ApiError(400, "invalid_receiver", "receiver name too long"))
+    if name is not None and "\x00" in name:
+        message = "receiver name in the path must not contain NUL characters"
+        raise _reject(c, name, ApiError(400, "invalid_receiver", message))
     if not is_authorized(c.settings.auth, request.headers.get("Authorization")):
         error = ApiError(
             401,
@@ -55,6 +60,10 @@ def receive_webhook(name: str | None) -> ResponseReturnValue:
     limit = c.settings.intake.max_body_bytes
     if request.content_length is not None and request.content_length > limit:
         raise _reject(c, name, _too_large(limit), keep_body=False)
+    encoding = request.headers.get("Content-Encoding", "identity").strip().lower()
+    if encoding not in ("", "identity"):
+        message = f"Content-Encoding {encoding[:32]} is not supported: send the JSON body as is"
+        raise _reject(c, name, ApiError(415, "unsupported_media_type", message))
     if request.mimetype not in JSON_TYPES:
         shown = request.mimetype or "none"
         message = f"Content-Type must be application/json, got {shown}"
@@ -67,7 +76,7 @@ def receive_webhook(name: str | None) -> ResponseReturnValue:
     if body is None or len(body) > limit:
         raise _reject(c, name, _too_large(limit), keep_body=False)
     try:
-        notification = parse_webhook(body, name)
+        notification = parse_webhook(body, name, c.intake_limits)
     except InvalidPayload as exc:
         raise _reject(c, name, invalid_payload(exc)) from None
     raw = RawRequest(
@@ -114,7 +123,7 @@ def _reject(c: Container, name: str | None, error: ApiError, keep_body: bool = T
         status_code=error.status,
         reason=error.code,
         errors=error.errors or [{"field": "(request)", "message": error.message}],
-        receiver=name[:255] if name else None,
+        receiver=(name or "").replace("\x00", "")[:255] or None,
         remote_addr=request.remote_addr,
         content_type=(request.content_type or "")[:255] or None,
         body_size=request.content_length,
@@ -193,9 +202,12 @@ def readyz() -> ResponseReturnValue:
         current = migrate.current_revision(container().engine)
     except SQLAlchemyError as exc:
         return _not_ready(f"database unreachable: {type(exc).__name__}")
-    if current != head:
-        return _not_ready(f"schema at {current}, expected {head}: run `receiver db upgrade`")
-    return jsonify({"status": "ready", "schema": current})
+    if current == head:
+        return jsonify({"status": "ready", "schema": current})
+    if current is not None and not migrate.is_known(current):
+        # a newer release migrated first (rolling upgrade): migrations only add, keep serving
+        return jsonify({"status": "ready", "schema": current, "note": f"newer than {head}"})
+    return _not_ready(f"schema at {current}, expected {head}: run `receiver db upgrade`")
 
 
 def _not_ready(reason: str) -> ResponseReturnValue:
@@ -205,4 +217,14 @@ def _not_ready(reason: str) -> ResponseReturnValue:
 
 @bp.get("/metrics")
 def metrics() -> ResponseReturnValue:
-    return Response(generate_latest(container().metrics.registry), mimetype=CONTENT_TYPE_LATEST)
+    c = container()
+
+    def gauges() -> StoreGauges:
+        return read_gauges(c.engine, c.clock())
+
+    try:
+        text = exposition(c.metrics, gauges)
+    except SQLAlchemyError as exc:  # the counters still tell what happened
+        log.warning("metrics without store gauges, database unavailable: %s", type(exc).__name__)
+        text = exposition(c.metrics, None)
+    return Response(text, mimetype=CONTENT_TYPE_LATEST)

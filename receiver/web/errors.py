@@ -85,4 +85,7 @@ def init_app(app: Flask) -> None:
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception) -> ResponseReturnValue:
         log.exception("unexpected error")
+        if request.path.startswith("/api/v1/alertmanager"):
+            receiver = app.extensions["receiver"]
+            receiver.metrics.webhooks.labels("internal_error", "").inc()
         return jsonify({"error": "internal_error", "message": "unexpected error; see logs"}), 500

@@ -26,6 +26,11 @@ SLACK_CHANNEL = "C0E2ETEST"
 FLAP_HOLD_DOWN_SECONDS = 15.0  # longer than a re-firing takes to arrive (~6 s)
 
 # group_wait, group_interval, repeat_interval of every route (minutes and hours become seconds)
+# a firing alert Alertmanager no longer holds resolves after this (the worker checks every 1 s);
+# longer than a real resolve takes to arrive, so only a lost one is resolved by the receiver
+STALE_GRACE_SECONDS = 10
+# the Watchdog arrives every repeat_interval (10 s): missing after twice that
+WATCHDOG_MISSING_SECONDS = 20
 FAST_TIMINGS = {"group_wait": "1s", "group_interval": "2s", "repeat_interval": "10s"}
 
 
@@ -58,9 +63,11 @@ def receiver_config(
     prometheus_url: str,
     pagerduty: PagerDutyStandIn,
     slack: SlackStandIn,
+    alertmanager_urls: list[str],
 ) -> Path:
     """Write the receiver's config: every incident to both stand-ins, fast delivery, short
-    flapping hold-down; the database and webhook token come from the environment."""
+    flapping hold-down, fast reconciliation with the Alertmanagers and a watched Watchdog; the
+    database and webhook token come from the environment."""
     config = {
         "runbooks_path": str(REPO_ROOT / "config" / "runbooks.yaml"),
         "context_path": str(REPO_ROOT / "config" / "context.yaml"),
@@ -94,6 +101,13 @@ def receiver_config(
             "backoff_max_seconds": 2,
             "slack_min_interval_seconds": 1,
         },
+        "alertmanager": {
+            "urls": alertmanager_urls,
+            "reconcile_interval_seconds": 1,
+            "stale_grace_minutes": STALE_GRACE_SECONDS / 60,
+            "min_age_seconds": 2,
+        },
+        "watchdog": {"missing_after_minutes": WATCHDOG_MISSING_SECONDS / 60},
         "log_level": "INFO",
     }
     path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import requests
+from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy.engine import make_url
 
 from tests.conftest import TOKEN
@@ -98,6 +99,9 @@ class Stack:
         )
 
 
+HEARTBEAT = "receiver_heartbeat_last_seen_timestamp_seconds"
+
+
 def with_lock_timeout(database_url: str, milliseconds: int) -> str:
     """The Postgres URL with a libpq ``options`` setting lock_timeout for every session."""
     url = make_url(database_url)
@@ -128,7 +132,9 @@ def running_stack(tmp_dir: Path, database_url: str) -> Iterator[Stack]:
                 extra_args=["--rules.alert.resend-delay=1s"],
             )
         )
-        config = receiver_config(tmp_dir / "receiver.yaml", prometheus.url, pagerduty, slack)
+        config = receiver_config(
+            tmp_dir / "receiver.yaml", prometheus.url, pagerduty, slack, alertmanagers.urls
+        )
         intake_url = with_lock_timeout(database_url, INTAKE_LOCK_TIMEOUT_MS)
         receiver = stack.enter_context(gunicorn(intake_url, config=config, workers=2))
         worker = stack.enter_context(started(WORKER, receiver_env(database_url, config=config)))
@@ -150,7 +156,7 @@ def running_stack(tmp_dir: Path, database_url: str) -> Iterator[Stack]:
 
 
 def _wait_for_watchdog(stack: Stack, timeout: float = 60.0) -> None:
-    """Prometheus sends to both Alertmanagers and the receiver holds the firing Watchdog."""
+    """Prometheus sends to both Alertmanagers and the receiver has had a Watchdog heartbeat."""
     deadline = time.monotonic() + timeout
     wanted = {url + "/api/v2/alerts" for url in stack.alertmanagers.urls}
     last: Any = None
@@ -158,11 +164,19 @@ def _wait_for_watchdog(stack: Stack, timeout: float = 60.0) -> None:
         if dead := stack.dead():
             raise RuntimeError(f"{dead} exited while the stack started{stack.output()}")
         active = stack.prometheus.active_alertmanagers()
-        listed = requests.get(
-            stack.receiver.url + "/api/v1/incidents", params={"alertname": "Watchdog"}, timeout=10
-        ).json()["incidents"]
-        last = (sorted(active), listed)
-        if active >= wanted and [i["status"] for i in listed] == ["firing"]:
+        beat = watchdog_heartbeat(stack)
+        last = (sorted(active), beat)
+        if active >= wanted and beat is not None:
             return
         time.sleep(0.2)
-    raise RuntimeError(f"no Watchdog incident within {timeout:g} s: {last}{stack.output()}")
+    raise RuntimeError(f"no Watchdog heartbeat within {timeout:g} s: {last}{stack.output()}")
+
+
+def watchdog_heartbeat(stack: Stack) -> float | None:
+    """When the receiver last got the Watchdog (its /metrics gauge), or None."""
+    text = requests.get(stack.receiver.url + "/metrics", timeout=10).text
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == HEARTBEAT and sample.labels.get("heartbeat") == "Watchdog":
+                return sample.value
+    return None

@@ -297,3 +297,48 @@ def test_a_charted_item_keeps_what_prometheus_held_before_the_start(
     assert all(-60 <= t <= 0 for t in offsets) and offsets[-1] == pytest.approx(0, abs=0.01)
     assert [v for _, v in line["points"]] == pytest.approx([50.0] * len(offsets))  # as percent
     assert "series" not in items["gpu_memory_total"]  # not marked series: true
+
+
+def test_a_model_alert_carries_its_slo_status_as_calculated_by_hand(
+    make_container, tmp_path, prometheus, scraped_sim
+):
+    model = f"llama_slo_{tmp_path.name[-12:]}"  # its own counters: nobody else's history
+    scraped_sim.set_model(model, success_per_s=19, failure_per_s=1)  # 5 % of requests fail
+    prometheus.wait_for(
+        f'count_over_time(nv_inference_request_failure{{model="{model}"}}[1m])',
+        lambda r: r and r[0][1] >= 8,
+        timeout=40,
+    )
+    slos = tmp_path / "slos.yaml"
+    slos.write_text(
+        yaml.safe_dump(
+            {
+                "defaults": {"window": "10m", "burn_window": "20s"},
+                "models": {model: {"availability": {"target": 0.9}}},
+            }
+        )
+    )
+    container = make_container(prometheus.url, slos_path=str(slos))
+    client = create_app(container=container).test_client()
+    at = datetime.now(UTC)
+    body = webhook(
+        alert("TritonHighErrorRate", at, model=model),
+        alert("TritonGPUMemoryHigh", at, gpu_uuid="GPU-no-model"),
+    )
+    incident = post_webhook(client, body, "ctx").get_json()["incidents"][0]
+    build_enricher(container).drain()
+    detail = client.get(f"/api/v1/incidents/{incident}").get_json()
+    fps = {a["labels"]["alertname"]: a["fingerprint"] for a in detail["alerts"]}
+    items = items_by_key(detail["context"], fps["TritonHighErrorRate"])
+
+    # by hand: 1 failure in 20 requests; objective 90 % leaves a 10 % error budget, of which
+    # 5 % is spent: half the budget left, 0.5 of the 1 minute (10 % of 10 minutes) of outage
+    assert only_value(items["slo_availability"]) == pytest.approx(95.0, abs=0.1)
+    assert only_value(items["slo_budget_remaining"]) == pytest.approx(0.5, abs=0.02)
+    shown = items["slo_budget_remaining"]["values"][0]["display"]
+    assert shown.startswith(("49.", "50.")) and shown.endswith("(0.5 of 1.0 min)"), shown
+    assert only_value(items["slo_burn_rate"]) == pytest.approx(0.5, abs=0.05)
+    assert items["slo_budget_remaining"]["objective"] == "90 % over 10m"
+    # a GPU alert names no model: no SLO items for it
+    gpu = items_by_key(detail["context"], fps["TritonGPUMemoryHigh"])
+    assert not {k for k in gpu if k.startswith("slo_")}

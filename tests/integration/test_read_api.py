@@ -18,6 +18,7 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
+from sqlalchemy import text
 
 from receiver.app import create_app
 from receiver.bootstrap import bootstrap
@@ -396,3 +397,24 @@ def test_readiness_fails_on_a_database_that_was_never_migrated(tmp_path: Path) -
     answer = response.get_json()
     assert answer["status"] == "unavailable"
     assert "receiver db upgrade" in answer["reason"]
+
+
+@pytest.mark.parametrize(
+    ("revision", "status"),
+    [("0001", 503), ("9999_from_a_newer_release", 200)],
+    ids=["behind: not ready", "ahead (rolling upgrade): ready"],
+)
+def test_readiness_waits_for_a_schema_behind_but_serves_on_one_a_newer_release_migrated(
+    tmp_path: Path, revision: str, status: int
+) -> None:
+    url = f"sqlite:///{tmp_path / 'r.db'}"
+    container = bootstrap(_settings(url))
+    try:
+        migrate.upgrade(container.engine)
+        with container.engine.begin() as conn:
+            conn.execute(text("UPDATE alembic_version SET version_num = :v"), {"v": revision})
+        response = create_app(container=container).test_client().get("/readyz")
+    finally:
+        container.engine.dispose()
+    assert response.status_code == status
+    assert response.get_json()["schema" if status == 200 else "reason"].count(revision) == 1

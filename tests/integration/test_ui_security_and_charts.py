@@ -142,3 +142,30 @@ def test_the_overview_draws_one_bar_per_day_without_inline_styles(browser):
     html = browser.get("/overview").get_data(as_text=True)
     assert len(re.findall(r'<rect class="bar"', html)) == 30
     assert AUTH  # the webhook credentials exist, yet the overview needed the UI login (fixture)
+
+
+def budget_item(left: float) -> dict:
+    return {
+        "key": "slo_budget_remaining",
+        "title": "Error budget remaining",
+        "unit": "budget",
+        "query": "1 - ...",
+        "time": "2026-11-28T00:10:00+00:00",
+        "evaluated_at": "2026-11-28T00:10:01+00:00",
+        "status": "ok",
+        "objective": "99.9 % over 30d",
+        "values": [{"labels": {}, "value": left, "display": f"{left * 100:.1f} % left"}],
+    }
+
+
+@pytest.mark.parametrize(
+    ("left", "width", "low"), [(0.62, "74.4", False), (0.1, "12.0", True), (-3.0, "0", True)]
+)
+def test_the_error_budget_left_is_drawn_as_a_bar_red_when_low(ui_app, browser, left, width, low):
+    store_context(ui_app, 1, [budget_item(left)])
+    html = browser.get("/incidents/1").get_data(as_text=True)
+    bar = re.search(r'<svg class="budget( budget-low)?".*?</svg>', html, re.S)
+    assert bar, "no budget bar"
+    assert bool(bar.group(1)) is low
+    assert f'<rect class="budget-left" x="0" y="0" width="{width}"' in bar.group(0)
+    assert "objective 99.9 % over 30d" in html

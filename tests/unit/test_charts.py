@@ -11,7 +11,7 @@ def test_a_sparkline_spans_the_window_and_puts_the_peak_at_the_top():
     series = [{"labels": {"gpu": "0"}, "points": [[-600, 0.0], [-300, 50.0], [0, 100.0]]}]
     chart = sparkline(series, 600)
     (line,) = chart.lines
-    (x0, y0), (x1, y1), (x2, y2) = coords(line.points)
+    (x0, y0), (x1, _), (x2, y2) = coords(line.points)
     assert (x0, x2) == (PAD, WIDTH - PAD)  # -600 s at the left edge, the start at the right
     assert x1 == (x0 + x2) / 2
     assert (y0, y2) == (HEIGHT - PAD, PAD)  # zero at the bottom, the peak at the top

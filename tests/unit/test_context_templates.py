@@ -211,6 +211,14 @@ def test_the_shipped_file_has_the_gpu_and_queue_items_in_order(shipped):
         "compute_time",
         "request_rate",
         "failure_rate",
+        "slo_availability",
+        "slo_budget_remaining",
+        "slo_burn_rate",
+    ]
+    assert [spec.key for spec in shipped.items if spec.slo] == [
+        "slo_availability",
+        "slo_budget_remaining",
+        "slo_burn_rate",
     ]
     assert shipped.param_map == {"window": "5m"}
 
@@ -240,7 +248,7 @@ def test_a_model_alert_queries_its_model_over_the_window(shipped):
 def test_an_alert_without_gpu_model_or_instance_renders_no_query(shipped):
     queries = rendered(shipped, {"alertname": "TritonNoHealthyPods", "job": "triton"})
     assert queries == dict.fromkeys(queries)
-    assert len(queries) == 9
+    assert len(queries) == len(shipped.items) == 12
 
 
 def test_the_shipped_file_charts_the_gpu_and_queue_items_over_half_an_hour():
@@ -254,5 +262,5 @@ def test_the_shipped_file_charts_the_gpu_and_queue_items_over_half_an_hour():
 def test_a_series_step_below_one_second_is_refused(tmp_path):
     path = tmp_path / "context.yaml"
     path.write_text("series: {range_minutes: 30, step_seconds: 0}\nitems: []\n")
-    with pytest.raises(ContextConfigError, match="series.step_seconds"):
+    with pytest.raises(ContextConfigError, match=r"series\.step_seconds"):
         ContextConfig.load(path)

@@ -234,3 +234,26 @@ def test_the_episode_strategy_keys_each_firing_and_the_alert_strategy_each_serie
         by_episode.close()
     assert len(alert_events) == 2  # the latest firing of each series
     assert [e["event_action"] for e in episode_events] == ["resolve", "trigger", "trigger"]
+
+
+def test_the_slo_status_reaches_pagerduty_and_slack_as_context_lines():
+    from receiver.notify.pagerduty import _details
+    from receiver.notify.slack_blocks import _context_lines
+
+    budget = {
+        "key": "slo_budget_remaining",
+        "title": "Error budget remaining",
+        "status": "ok",
+        "values": [{"labels": {}, "value": 0.5, "display": "50.0 % left (21.6 of 43.2 min)"}],
+    }
+    burn = {"key": "slo_burn_rate", "title": "Error budget burn rate (current)", "status": "ok",
+            "values": [{"labels": {}, "value": 14.4, "display": "14.40x"}]}  # fmt: skip
+    incident = {
+        "status": "firing", "labels": {}, "annotations": {}, "counts": {}, "flapping": False,
+        "alerts": [], "context": {"items": [budget, burn]},
+    }  # fmt: skip
+    details = _details(incident)["context"]
+    assert details["Error budget remaining"] == "50.0 % left (21.6 of 43.2 min)"
+    assert details["Error budget burn rate (current)"] == "14.40x"
+    lines = _context_lines(incident)
+    assert "• Error budget remaining: 50.0 % left (21.6 of 43.2 min)" in lines

@@ -1,0 +1,48 @@
+"""gunicorn settings for ``receiver serve`` and the container image (``-c python:...``).
+
+Logs go out as the receiver's JSON lines (the app writes its own access line per request, with
+the request id and trace, so gunicorn's access log stays off), and a worker that exits has its
+metric files marked dead, so /metrics keeps adding up the live processes only.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from prometheus_client import multiprocess
+
+from receiver.metrics import MULTIPROC_ENV
+
+_format = os.environ.get("RECEIVER_LOG_FORMAT", "json").lower()
+logconfig_dict: dict[str, Any] = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "filters": {"context": {"()": "receiver.logs.ContextFilter"}},
+    "formatters": {
+        "json": {"()": "receiver.logs.JsonFormatter"},
+        "text": {"format": "%(asctime)s %(levelname)s %(name)s [%(process)d] %(message)s"},
+    },
+    "handlers": {
+        "stderr": {
+            "class": "logging.StreamHandler",
+            "formatter": "text" if _format == "text" else "json",
+            "filters": ["context"],
+            "stream": "ext://sys.stderr",
+        }
+    },
+    "root": {"level": "INFO", "handlers": ["stderr"]},
+    "loggers": {
+        "gunicorn.error": {"level": "INFO", "handlers": ["stderr"], "propagate": False},
+        # the app writes its own access line (receiver.access, with request and trace ids)
+        "gunicorn.access": {"level": "CRITICAL", "handlers": [], "propagate": False},
+    },
+}
+accesslog = None
+graceful_timeout = 10
+control_socket_disable = True
+
+
+def child_exit(_server: Any, worker: Any) -> None:
+    if os.environ.get(MULTIPROC_ENV):
+        multiprocess.mark_process_dead(worker.pid)

@@ -1,0 +1,34 @@
+"""The dead man's switch end to end: while the Watchdog is silenced in Alertmanager, the
+receiver opens a WatchdogMissing incident and pages; when the Watchdog is back, it resolves."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.e2e.stack import Stack, watchdog_heartbeat
+from tests.e2e.timeline import delivered, eventually, incidents, pd_actions
+
+pytestmark = [pytest.mark.slow, pytest.mark.postgres]
+
+
+def test_a_missing_watchdog_pages_and_its_return_resolves_the_page(stack: Stack):
+    assert incidents(stack, "Watchdog") == []  # a heartbeat, never an incident
+    before = watchdog_heartbeat(stack)
+    silence = stack.alertmanagers.silence({"alertname": "Watchdog"}, minutes=10)
+    try:
+        opened = eventually(
+            stack,
+            "a WatchdogMissing incident",
+            lambda: incidents(stack, "WatchdogMissing"),
+            timeout=60,
+        )[0]
+        page = delivered(stack, opened["id"])
+        assert pd_actions(stack, page) == ["trigger"]
+        assert page["severity"] == "critical" and page["status"] == "firing"
+        assert "alerting may be down" in page["annotations"]["summary"]
+    finally:
+        stack.alertmanagers.expire(silence)
+    done = delivered(stack, opened["id"], "resolved")
+    assert pd_actions(stack, done) == ["trigger", "resolve"]
+    assert watchdog_heartbeat(stack) > before
+    assert [i["id"] for i in incidents(stack, "WatchdogMissing")] == [opened["id"]]

@@ -1,0 +1,267 @@
+"""Reconciliation with a REAL Alertmanager: alerts it no longer holds go stale, then resolve."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from receiver.alertmanager import AlertmanagerUnavailable
+from receiver.app import create_app
+from receiver.bootstrap import bootstrap, build_reconciler
+from receiver.cli import main
+from tests.conftest import need, post_webhook
+from tests.e2e.alertmanager import AlertmanagerCluster, alertmanager_binary, rfc3339
+from tests.integration.servers import disposing_engines, free_port
+
+pytestmark = pytest.mark.slow
+# Alertmanager holds the alerts; it notifies nobody (a receiver without integrations)
+SILENT = {"route": {"receiver": "nobody"}, "receivers": [{"name": "nobody"}]}
+ROUTED = {
+    "receivers": {
+        "pd": {"type": "pagerduty", "routing_key": "r" * 32, "base_url": "https://127.0.0.1:9"}
+    },
+    "routes": [{"matchers": ['severity="critical"'], "receivers": ["pd"]}],
+}
+
+
+@pytest.fixture(scope="module")
+def alertmanager(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AlertmanagerCluster]:
+    if alertmanager_binary() is None:
+        need("Alertmanager", "no alertmanager binary (apt-get install prometheus-alertmanager)")
+    with AlertmanagerCluster(SILENT, size=1, tmp_dir=tmp_path_factory.mktemp("am")) as cluster:
+        yield cluster
+
+
+class Env:
+    """The receiver (in-process, fake clock) reconciling against the real Alertmanager."""
+
+    def __init__(self, make_settings: Any, clock: Any, urls: list[str], grace: float = 10):
+        settings = make_settings(
+            {
+                **ROUTED,
+                "alertmanager.urls": urls,
+                "alertmanager.stale_grace_minutes": grace,
+                "alertmanager.min_age_seconds": 60,
+                "alertmanager.timeout_seconds": 2,
+            }
+        )
+        self.clock = clock
+        self.container = bootstrap(settings, clock=clock)
+        self.client = create_app(container=self.container).test_client()
+        self.reconciler = build_reconciler(self.container)
+        self.test_id = uuid.uuid4().hex[:8]
+
+    def labels(self, name: str, **extra: str) -> dict[str, str]:
+        return {"alertname": name, "severity": "critical", "test": self.test_id, **extra}
+
+    def fire(self, *label_sets: dict[str, str]) -> int:
+        """Alertmanager notifies these firing alerts as one group: our incident's id."""
+        body = {
+            "version": "4",
+            "receiver": "triton",
+            "status": "firing",
+            "groupKey": f'{{}}:{{test="{self.test_id}"}}',
+            "groupLabels": {"test": self.test_id},
+            "alerts": [
+                {"status": "firing", "labels": labels, "startsAt": rfc3339(self.clock.now)}
+                for labels in label_sets
+            ],
+        }  # no fingerprint: the receiver derives Alertmanager's own
+        answer = post_webhook(self.client, json.dumps(body), "triton").get_json()
+        return answer["incidents"][0]
+
+    def incident(self, incident_id: int) -> dict[str, Any]:
+        return self.client.get(f"/api/v1/incidents/{incident_id}").get_json()
+
+    def timeline(self, incident_id: int) -> list[str]:
+        return [e["kind"] for e in self.incident(incident_id)["timeline"]]
+
+    def close(self) -> None:
+        self.reconciler.client.close()
+        self.container.engine.dispose()
+
+
+@pytest.fixture
+def make_env(make_settings, clock, alertmanager) -> Iterator[Any]:
+    made: list[Env] = []
+
+    def build(urls: list[str] | None = None, grace: float = 10) -> Env:
+        made.append(Env(make_settings, clock, urls or alertmanager.urls, grace))
+        return made[-1]
+
+    yield build
+    for env in made:
+        env.close()
+
+
+def hold(alertmanager: AlertmanagerCluster, *label_sets: dict[str, str]) -> None:
+    """Prometheus's part: tell Alertmanager these alerts are active (real time)."""
+    now, later = datetime.now(UTC), datetime.now(UTC) + timedelta(hours=1)
+    alertmanager.post_alerts(
+        [{"labels": s, "startsAt": rfc3339(now), "endsAt": rfc3339(later)} for s in label_sets]
+    )
+
+
+def release(alertmanager: AlertmanagerCluster, *label_sets: dict[str, str]) -> None:
+    """The alerts resolve in Alertmanager (whose resolve notification then gets lost)."""
+    now = datetime.now(UTC)
+    alertmanager.post_alerts(
+        [
+            {
+                "labels": labels,
+                "startsAt": rfc3339(now - timedelta(minutes=5)),
+                "endsAt": rfc3339(now - timedelta(seconds=1)),
+            }
+            for labels in label_sets
+        ]
+    )
+
+
+def test_an_alert_alertmanager_still_holds_stays_open(make_env, alertmanager):
+    env = make_env()
+    held = env.labels("TritonHighErrorRate", model="llama")
+    hold(alertmanager, held)
+    incident = env.fire(held)
+    env.clock.advance(minutes=2)
+    report = env.reconciler.run_once()
+    assert report.checked >= 1 and env.incident(incident)["status"] == "firing"
+    assert incident not in report.incidents and "stale" not in env.timeline(incident)
+
+
+def test_a_lost_resolve_goes_stale_then_resolves_after_the_grace_with_a_resolve_queued(
+    make_env, alertmanager
+):
+    env = make_env(grace=10)
+    lost = env.labels("TritonGPUMemoryHigh", gpu_uuid="GPU-1")
+    hold(alertmanager, lost)
+    incident = env.fire(lost)
+    release(alertmanager, lost)
+    env.clock.advance(minutes=2)
+
+    first = env.reconciler.run_once()
+    stale_at = env.clock.now
+    page = env.incident(incident)
+    assert page["status"] == "firing" and len(first.marked_stale) == 1
+    assert page["alerts"][0]["episodes"][0]["absent_since"] == stale_at.isoformat()
+    stale = next(e for e in page["timeline"] if e["kind"] == "stale")
+    assert "no longer reports it active" in stale["detail"]["reason"]
+    assert stale["detail"]["resolve_at"] == rfc3339(stale_at + timedelta(minutes=10))
+
+    env.clock.advance(minutes=9)
+    assert env.reconciler.run_once().resolved == []  # within the grace: still open
+    assert env.incident(incident)["status"] == "firing"
+
+    env.clock.advance(minutes=1)
+    last = env.reconciler.run_once()
+    page = env.incident(incident)
+    assert last.incidents == [incident] and page["status"] == "resolved"
+    assert page["resolved_at"] == stale_at.isoformat()  # when Alertmanager stopped holding it
+    reconciled = next(e for e in page["timeline"] if e["kind"] == "reconciled")
+    assert "lost resolve" in reconciled["detail"]["reason"]
+    assert [d["action"] for d in page["deliveries"]] == ["trigger", "resolve"]
+    assert page["payloads"][-1]["user_agent"] == "receiver-reconcile"
+    assert env.reconciler.run_once().resolved == []  # nothing left to do
+
+
+def test_an_alert_that_comes_back_within_the_grace_is_no_longer_stale(make_env, alertmanager):
+    env = make_env(grace=10)
+    flaky = env.labels("TritonHighLatency", model="mistral")
+    incident = env.fire(flaky)  # Alertmanager does not hold it (yet)
+    env.clock.advance(minutes=2)
+    assert len(env.reconciler.run_once().marked_stale) == 1
+
+    hold(alertmanager, flaky)  # e.g. Alertmanager restarted and Prometheus re-sent it
+    assert len(env.reconciler.run_once().cleared) == 1
+    env.clock.advance(minutes=30)
+    assert env.reconciler.run_once().resolved == []
+    assert env.incident(incident)["status"] == "firing"
+    assert env.timeline(incident)[-2:] == ["stale", "stale_cleared"]
+
+
+def test_a_silenced_alert_is_still_active_and_not_stale(make_env, alertmanager):
+    env = make_env(grace=0)
+    silenced = env.labels("TritonFewHealthyPods")
+    hold(alertmanager, silenced)
+    alertmanager.silence({"test": env.test_id})
+    incident = env.fire(silenced)
+    env.clock.advance(minutes=2)
+    assert env.reconciler.run_once().marked_stale == []
+    assert env.incident(incident)["status"] == "firing"
+
+
+def test_only_the_lost_alerts_of_a_group_resolve_and_the_incident_stays_open(
+    make_env, alertmanager
+):
+    env = make_env(grace=0)
+    kept, lost = (env.labels("TritonGPUMemoryHigh", gpu_uuid=g) for g in ("GPU-a", "GPU-b"))
+    hold(alertmanager, kept)
+    incident = env.fire(kept, lost)
+    env.clock.advance(minutes=2)
+    report = env.reconciler.run_once()
+    assert len(report.resolved) == 1 and report.incidents == [incident]
+    page = env.incident(incident)
+    states = {a["labels"]["gpu_uuid"]: a["episodes"][-1]["status"] for a in page["alerts"]}
+    assert states == {"GPU-a": "firing", "GPU-b": "resolved"}
+    assert page["status"] == "firing"
+
+
+def test_alerts_younger_than_the_minimum_age_are_not_judged(make_env, alertmanager):
+    env = make_env(grace=0)
+    incident = env.fire(env.labels("TritonHighErrorRate", model="new"))
+    env.clock.advance(seconds=59)
+    assert env.reconciler.run_once().marked_stale == []
+    env.clock.advance(seconds=1)
+    assert env.reconciler.run_once().incidents == [incident]
+
+
+def test_nothing_is_concluded_when_no_alertmanager_answers(make_env):
+    env = make_env(urls=[f"http://127.0.0.1:{free_port()}"], grace=0)
+    incident = env.fire(env.labels("TritonHighErrorRate", model="x"))
+    env.clock.advance(minutes=5)
+    with pytest.raises(AlertmanagerUnavailable, match="unreachable"):
+        env.reconciler.run_once()
+    assert env.incident(incident)["status"] == "firing"
+    assert "stale" not in env.timeline(incident)
+
+
+def test_one_alertmanager_of_the_pair_down_is_reported_and_the_other_answers(
+    make_env, alertmanager
+):
+    dead = f"http://127.0.0.1:{free_port()}"
+    env = make_env(urls=[dead, *alertmanager.urls], grace=0)
+    held = env.labels("TritonHighErrorRate", model="pair")
+    hold(alertmanager, held)
+    incident = env.fire(held)
+    env.clock.advance(minutes=2)
+    report = env.reconciler.run_once()
+    assert report.unavailable and report.unavailable[0].startswith(dead.removeprefix("http://"))
+    assert env.incident(incident)["status"] == "firing"
+
+
+def test_receiver_reconcile_runs_one_pass_and_says_what_it_did(make_env, db_url, alertmanager):
+    env = make_env()
+    incident = env.fire(env.labels("TritonHighErrorRate", model="cli"))  # never held: lost
+    environment = {
+        "RECEIVER_DATABASE_URL": db_url,
+        "RECEIVER_ALERTMANAGER__URLS": ",".join(alertmanager.urls),
+        "RECEIVER_ALERTMANAGER__STALE_GRACE_MINUTES": "0",
+    }
+    with disposing_engines():
+        result = CliRunner().invoke(main, ["reconcile"], env=environment)
+    assert result.exit_code == 0, result.output
+    assert "1 newly stale (resolved after 0 min unless back)" in result.output
+    assert f"incidents changed: {incident}" in result.output
+    assert env.incident(incident)["status"] == "resolved"
+
+
+def test_receiver_reconcile_without_an_alertmanager_says_so(db_url):
+    with disposing_engines():
+        result = CliRunner().invoke(main, ["reconcile"], env={"RECEIVER_DATABASE_URL": db_url})
+    assert result.exit_code == 1
+    assert "no Alertmanager configured (alertmanager.urls)" in result.output
