@@ -128,6 +128,10 @@ def decode_cursor(cursor: str) -> tuple[datetime, int]:
 
 class IncidentQueries:
     def __init__(self, engine: Engine):
+        # Every read of a page or document sees one snapshot: a webhook committing meanwhile
+        # can never show in half of it (SQLite: one deferred transaction reads one snapshot).
+        if engine.dialect.name == "postgresql":
+            engine = engine.execution_options(isolation_level="REPEATABLE READ")
         self.engine = engine
 
     def list_incidents(

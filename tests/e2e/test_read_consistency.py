@@ -1,9 +1,10 @@
 """An incident read while HA duplicates of its notification arrive is one consistent snapshot.
 
 Found by the HA scenario: ``GET /api/v1/incidents/<id>`` reads the incident row and then, in
-later statements, its payloads; on Postgres (READ COMMITTED) a notification committed in between
-shows in ``payloads`` but not yet in ``counts``. Here the receiver's gunicorn gets the same
-notification again and again (as from HA peers and re-sends) while two readers read the detail.
+later statements, its payloads; under READ COMMITTED a notification committed in between showed in
+``payloads`` but not yet in ``counts``. The reads now share one REPEATABLE READ snapshot on
+Postgres. Here the receiver's gunicorn gets the same notification again and again (as from HA
+peers and re-sends) while two readers read the detail.
 """
 
 from __future__ import annotations
@@ -40,11 +41,6 @@ def torn(detail: dict[str, Any]) -> str | None:
     return None
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="receiver bug: the incident detail is read in several READ COMMITTED statements on "
-    "Postgres, so counts can lag behind the payloads listed in the same document",
-)
 def test_an_incident_read_while_duplicates_arrive_is_one_consistent_snapshot(
     stack: Stack,
 ) -> None:
