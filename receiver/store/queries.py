@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql.functions import FunctionElement
 
 from receiver.model.matchers import Matcher, MatchOp
+from receiver.store.budgets import slo_budgets
 from receiver.store.tables import (
     AlertEpisode,
     AlertGroup,
@@ -237,6 +238,10 @@ class IncidentQueries:
         detail["payloads"] = [_receipt(r, size) for r, size in receipts]
         detail["deliveries"] = _deliveries(deliveries, attempts)
         return detail
+
+    def slo_budgets(self, now: datetime, days: int = 30) -> list[dict[str, Any]]:
+        """Per model, the error budget stored with its latest incident and its incidents."""
+        return slo_budgets(self.engine, now, days)
 
     def overview(self, now: datetime, days: int = 30) -> dict[str, Any]:
         """Open incidents by severity and model, the last ``days`` per day, time to resolve,

@@ -193,7 +193,10 @@ def incidents() -> ResponseReturnValue:
 @login_required
 def overview() -> ResponseReturnValue:
     c = container()
-    return render_template("overview.html", overview=c.queries.overview(c.clock()))
+    now = c.clock()
+    return render_template(
+        "overview.html", overview=c.queries.overview(now), budgets=c.queries.slo_budgets(now)
+    )
 
 
 @bp.get("/incidents/<int:incident_id>")
