@@ -14,10 +14,9 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
-from receiver.settings import dotted
+from receiver.enrich.files import FileProblems, read_model
 
 _PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
 # budget: the share of an SLO's error budget left (1 = untouched, < 0 = overspent); burn: a
@@ -134,16 +133,9 @@ class ContextConfig:
         if path is None:
             return cls()
         try:
-            doc = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
-            parsed = _FileIn.model_validate(doc)
-        except OSError as exc:
-            raise ContextConfigError([f"{path}: cannot read: {exc.strerror}"]) from None
-        except yaml.YAMLError as exc:
-            raise ContextConfigError([f"{path}: not valid YAML: {exc}"]) from None
-        except ValidationError as exc:
-            raise ContextConfigError(
-                [f"{path}: {(dotted(e['loc']) or '(file)')}: {e['msg']}" for e in exc.errors()]
-            ) from None
+            parsed = read_model(path, _FileIn)
+        except FileProblems as exc:
+            raise ContextConfigError(exc.errors) from None
         keys = [i.key for i in parsed.items]
         if duplicates := sorted({k for k in keys if keys.count(k) > 1}):
             raise ContextConfigError([f"{path}: duplicate item keys: {', '.join(duplicates)}"])

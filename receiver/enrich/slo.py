@@ -14,10 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
-from receiver.settings import dotted
+from receiver.enrich.files import FileProblems, read_model
 
 _DURATION = re.compile(r"^(?:(\d+)y)?(?:(\d+)w)?(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
 _SECONDS = (365 * 86400, 7 * 86400, 86400, 3600, 60, 1)
@@ -75,18 +74,11 @@ class SloCatalogue:
         if path is None:
             return cls()
         try:
-            doc = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
-            parsed = _FileIn.model_validate(doc)
+            parsed = read_model(path, _FileIn)
             for name in ("window", "burn_window"):
                 duration_seconds(getattr(parsed.defaults, name))
-        except OSError as exc:
-            raise SloConfigError([f"{path}: cannot read: {exc.strerror}"]) from None
-        except yaml.YAMLError as exc:
-            raise SloConfigError([f"{path}: not valid YAML: {exc}"]) from None
-        except ValidationError as exc:
-            raise SloConfigError(
-                [f"{path}: {(dotted(e['loc']) or '(file)')}: {e['msg']}" for e in exc.errors()]
-            ) from None
+        except FileProblems as exc:
+            raise SloConfigError(exc.errors) from None
         except ValueError as exc:
             raise SloConfigError([f"{path}: defaults: {exc}"]) from None
         default = parsed.defaults.availability
