@@ -194,6 +194,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--max-load", type=float, default=1.0)
     parser.add_argument("--max-wait", type=float, default=120)
     parser.add_argument("--results", help="append the run as a JSON line to this file")
+    parser.add_argument(
+        "--profile", help="py-spy the worker process (wall time) while measured: raw stacks here"
+    )
     args = parser.parse_args(argv)
 
     WORK.mkdir(parents=True, exist_ok=True)
@@ -249,10 +252,25 @@ def main(argv: list[str] | None = None) -> None:
                 pg = postgres_pids() if kind == "postgres" else []
                 cpu0 = cpu_seconds([worker.pid])
                 web0, pg0 = cpu_seconds(gunicorn_pids), cpu_seconds(pg)
+                spy = None
+                if args.profile:
+                    Path(args.profile).mkdir(parents=True, exist_ok=True)
+                    out = Path(args.profile) / f"delivery-{kind}-{args.rate:g}-worker.txt"
+                    command = [
+                        str(Path(sys.executable).parent / "py-spy"), "record",
+                        "--pid", str(worker.pid), "--duration", f"{args.seconds:g}",
+                        "--rate", "200", "--idle", "--nonblocking", "--format", "raw",
+                        "--output", str(out),
+                    ]  # fmt: skip
+                    spy = subprocess.Popen(
+                        command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+                    )
                 plan = send_at_rate(
                     server.url, args.rate, args.seconds, args.senders, secrets.token_hex(2)
                 )
                 sent_done = time.monotonic()
+                if spy is not None:
+                    spy.wait(timeout=120)
                 received = wait_delivered(pd, plan, args.drain_timeout)
                 drained = max(received.values(), default=sent_done) - sent_done
                 worker_cpu = cpu_seconds([worker.pid]) - cpu0

@@ -526,15 +526,15 @@ def component(leaf: str) -> str:
     return "other (stdlib, uuid, hashlib, ...)"
 
 
-def profile_summary(files: list[Path], top: int = 25) -> str:
-    """Inclusive and self shares of wall time inside gunicorn's handle_request."""
+def profile_summary(files: list[Path], top: int = 25, root: str = REQUEST_FRAME) -> str:
+    """Inclusive and self shares of the samples inside ``root`` (gunicorn's handle_request)."""
     stacks = load_stacks(files)
     inclusive: Counter[str] = Counter()
     own: Counter[str] = Counter()
     parts: Counter[str] = Counter()
     total = 0
     for frames, count in stacks:
-        idx = next((i for i, f in enumerate(frames) if f.startswith(REQUEST_FRAME + " ")), None)
+        idx = next((i for i, f in enumerate(frames) if f.startswith(root + " ")), None)
         if idx is None:
             continue
         inside = frames[idx:]
@@ -545,7 +545,7 @@ def profile_summary(files: list[Path], top: int = 25) -> str:
         parts[component(inside[-1])] += count
     all_samples = sum(c for _, c in stacks)
     lines = [
-        f"samples: {all_samples}, inside handle_request: {total} "
+        f"samples: {all_samples}, inside {root}: {total} "
         f"({100 * total / max(all_samples, 1):.1f} %; the rest: accept, or idle between requests)",
         "",
         "by component (self time of the leaf frame):",
@@ -654,12 +654,13 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--report", help="print the tables from a --results file, then exit")
     parser.add_argument("--summarise", nargs="+", help="print the top functions of py-spy files")
+    parser.add_argument("--root", default=REQUEST_FRAME, help="--summarise: samples inside this")
     args = parser.parse_args(argv)
     if args.report:
         print(report(Path(args.report)))
         return
     if args.summarise:
-        print(profile_summary([Path(f) for f in args.summarise]))
+        print(profile_summary([Path(f) for f in args.summarise], root=args.root))
         return
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is missing: apt-get install -y wrk")
