@@ -112,6 +112,18 @@ def cpu_seconds(pids: list[int]) -> float:
     return total / CLK_TCK
 
 
+def cpu_times() -> list[int]:
+    """The machine's jiffies: user nice system idle iowait irq softirq steal (``/proc/stat``)."""
+    return [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+
+
+def busy_and_steal(before: list[int], after: list[int]) -> tuple[float, float]:
+    """Share of the machine's CPU time that was busy, and that the hypervisor took (steal)."""
+    delta = [b - a for a, b in zip(before, after, strict=True)]
+    total = sum(delta) or 1
+    return 1 - (delta[3] + delta[4]) / total, delta[7] / total
+
+
 def postgres_pids() -> list[int]:
     out = subprocess.run(["pgrep", "-x", "postgres"], capture_output=True, text=True).stdout
     return [int(p) for p in out.split()]
@@ -383,7 +395,7 @@ def run_one(plan: Plan, args: argparse.Namespace, scratch: Path) -> dict[str, An
             salt = secrets.token_hex(2)
         workers = server.workers
         pg = postgres_pids() if kind == "postgres" else []
-        cpu0, pg0 = cpu_seconds(workers), cpu_seconds(pg)
+        cpu0, pg0, machine0 = cpu_seconds(workers), cpu_seconds(pg), cpu_times()
         spies = start_profilers(server, args, plan, kind) if args.profile else []
         started = time.monotonic()
         result = run_wrk(
@@ -391,6 +403,7 @@ def run_one(plan: Plan, args: argparse.Namespace, scratch: Path) -> dict[str, An
         )
         elapsed = time.monotonic() - started
         cpu1, pg1 = cpu_seconds(workers), cpu_seconds(pg)
+        busy, steal = busy_and_steal(machine0, cpu_times())
         for spy in spies:
             spy.wait(timeout=60)
         rss = [status_kib(p, "VmRSS") for p in workers]
@@ -426,6 +439,8 @@ def run_one(plan: Plan, args: argparse.Namespace, scratch: Path) -> dict[str, An
         "worker_cpu_share": round((cpu1 - cpu0) / elapsed / args.workers, 3),
         "postgres_cpu_ms_per_req": round((pg1 - pg0) * 1000 / max(requests, 1), 3) if pg else None,
         "wrk_cpu_s": result["wrk_cpu_s"],
+        "machine_busy": round(busy, 3),
+        "machine_steal": round(steal, 4),
         "worker_rss_mib": [round(k / 1024, 1) for k in rss],
         "worker_peak_rss_mib": [round(k / 1024, 1) for k in hwm],
         "rows_before": rows_before,
