@@ -14,7 +14,9 @@ to, and context off.
 Then it posts ``--rate`` webhooks per second for ``--seconds`` (open loop: request i is due at
 ``i / rate``; ``--senders`` threads post, one connection per request), each a new critical alert
 of a new pod (``bench/payloads.py``), so each opens an incident and queues one PagerDuty trigger
-whose dedup key is sha256(groupKey). A webhook's latency is the stand-in's receive time of its
+whose dedup key is sha256(groupKey). With ``--new-share 0.1`` only every tenth webhook is new;
+the others repeat an earlier body byte for byte (duplicates: nothing to send) and only the new
+ones are timed. A webhook's latency is the stand-in's receive time of its
 trigger minus the moment its POST started (one monotonic clock: the stand-in runs in this
 process). A warm-up of ``--warmup`` seconds at the same rate comes first and is not counted.
 After the run: latency percentiles overall and per 10 s window (a growing backlog shows there),
@@ -30,6 +32,7 @@ import http.client
 import json
 import math
 import os
+import random
 import secrets
 import signal
 import statistics
@@ -70,6 +73,7 @@ ROUTING_KEY = "R" * 32
 class Sent:
     uid: str
     due: float
+    new: bool = True  # a new alert (pages); else a repeat of an earlier body (pages nothing)
     posted: float = 0.0
     answered: float = 0.0
     status: int = 0
@@ -103,9 +107,18 @@ def post(base: str, sent: Sent) -> None:
         conn.close()
 
 
-def send_at_rate(base: str, rate: float, seconds: float, senders: int, salt: str) -> list[Sent]:
-    """Open loop: webhook i is due at start + i / rate, posted by the next free sender."""
+def send_at_rate(
+    base: str, rate: float, seconds: float, senders: int, salt: str, new_share: float = 1.0
+) -> list[Sent]:
+    """Open loop: webhook i is due at start + i / rate, posted by the next free sender.
+
+    With ``new_share`` below 1, only that share are new alerts; the others re-send the body of
+    one of the last 100 new ones (byte for byte: a duplicate, as Alertmanager's repeat_interval
+    and HA peers send them), chosen at random with a fixed seed."""
     count = round(rate * seconds)
+    every = max(1, round(1 / new_share))
+    rng = random.Random(1)
+    news: list[str] = []
     plan: list[Sent] = []
     with ThreadPoolExecutor(max_workers=senders) as pool:
         start = time.monotonic() + 0.2
@@ -114,7 +127,11 @@ def send_at_rate(base: str, rate: float, seconds: float, senders: int, salt: str
             delay = due - time.monotonic()
             if delay > 0:
                 time.sleep(delay)
-            sent = Sent(f"{salt}{i:012x}", due)
+            if i % every == 0 or not news:
+                sent = Sent(f"{salt}{i:012x}", due)
+                news = [*news[-99:], sent.uid]
+            else:
+                sent = Sent(rng.choice(news), due, new=False)
             plan.append(sent)
             pool.submit(post, base, sent)
     return plan
@@ -126,7 +143,7 @@ def dedup_key(uid: str) -> str:
 
 def wait_delivered(pd: PagerDutyStandIn, plan: list[Sent], timeout: float) -> dict[str, float]:
     """Receive time of the first trigger for each webhook (dedup key -> stand-in clock)."""
-    wanted = {dedup_key(s.uid) for s in plan}
+    wanted = {dedup_key(s.uid) for s in plan if s.new}
     deadline = time.monotonic() + timeout
     seen: dict[str, float] = {}
     while time.monotonic() < deadline:
@@ -146,6 +163,8 @@ def summarise(plan: list[Sent], received: dict[str, float], window: float) -> di
     latencies, by_window = [], {}
     t0 = plan[0].due if plan else 0.0
     for s in ok:
+        if not s.new:
+            continue
         at = received.get(dedup_key(s.uid))
         if at is None:
             continue
@@ -159,6 +178,7 @@ def summarise(plan: list[Sent], received: dict[str, float], window: float) -> di
         "webhooks": len(plan),
         "stored": len(ok),
         "failed": len(plan) - len(ok),
+        "new_alerts": sum(1 for s in plan if s.new),
         "delivered": len(latencies),
         "offered_rate": round(len(plan) / span, 1) if span else None,
         "sender_late_p99_ms": round(percentile(late, 99) * 1000, 1),
@@ -188,6 +208,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seconds", type=float, default=60, help="measured seconds")
     parser.add_argument("--warmup", type=float, default=5, help="seconds at the rate first")
     parser.add_argument("--senders", type=int, default=16, help="posting threads")
+    parser.add_argument(
+        "--new-share", type=float, default=1.0, help="share of webhooks that are new alerts"
+    )
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers")
     parser.add_argument("--poll", type=float, default=0.5, help="receiver worker --poll")
     parser.add_argument("--drain-timeout", type=float, default=300, help="wait for the rest")
@@ -225,7 +248,8 @@ def main(argv: list[str] | None = None) -> None:
         env = receiver_env(url, scratch, config)
         load_before, waited = wait_for_quiet(args.max_load, args.max_wait)
         print(
-            f"-- delivery {kind}: {args.rate:g} webhooks/s for {args.seconds:g} s; "
+            f"-- delivery {kind}: {args.rate:g} webhooks/s ({args.new_share:.0%} new) "
+            f"for {args.seconds:g} s; "
             f"load {load_before:.2f} (waited {waited:.0f} s)",
             file=sys.stderr,
         )
@@ -266,7 +290,12 @@ def main(argv: list[str] | None = None) -> None:
                         command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
                     )
                 plan = send_at_rate(
-                    server.url, args.rate, args.seconds, args.senders, secrets.token_hex(2)
+                    server.url,
+                    args.rate,
+                    args.seconds,
+                    args.senders,
+                    secrets.token_hex(2),
+                    args.new_share,
                 )
                 sent_done = time.monotonic()
                 if spy is not None:
@@ -295,6 +324,7 @@ def main(argv: list[str] | None = None) -> None:
         record = {
             "db": kind,
             "rate": args.rate,
+            "new_share": args.new_share,
             "seconds": args.seconds,
             "poll_s": args.poll,
             **summary,

@@ -26,7 +26,8 @@ Before each run the script waits (up to ``--max-wait`` s) for the 1-minute load 
 below ``--max-load`` and records it. After it: the resident size of each gunicorn worker, the
 CPU seconds the workers (and, on Postgres, every postgres process) used during the measured
 part, and the rows the database holds. Results are appended to ``--results`` as JSON lines;
-``--report`` prints the tables of docs/benchmarks.md from them.
+``--report`` prints the tables of docs/benchmarks.md from them (the median run of each
+configuration, with the range when it ran more than once).
 
 ``--profile DIR`` also runs ``py-spy record`` (200 Hz, CPU samples; with ``--profile-idle`` waiting
 threads too, so the time spent waiting for a lock or the database shows) on every gunicorn worker
@@ -579,20 +580,34 @@ def profile_summary(files: list[Path], top: int = 25, root: str = REQUEST_FRAME)
 # -- report -------------------------------------------------------------------------------------
 
 
+def _median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The run with the median throughput; ``runs``/``rps_range`` say how many and how far."""
+    ordered = sorted(runs, key=lambda r: r["rps"])
+    chosen = dict(ordered[(len(ordered) - 1) // 2])
+    chosen["runs"] = len(runs)
+    chosen["rps_range"] = (ordered[0]["rps"], ordered[-1]["rps"])
+    return chosen
+
+
 def report(path: Path) -> str:
+    """Markdown tables: the median run of each configuration (by req/s), with the range of
+    req/s over its runs when it ran more than once."""
     rows = [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
     rows = [r for r in rows if not r.get("profiled")]
-    latest: dict[tuple[Any, ...], dict[str, Any]] = {}
-    for r in rows:  # the last run of each configuration counts (a repeated run replaces)
+    grouped: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
+    for r in rows:
         key = (
             r["target"],
-            r["db"] + (f" ({r['variant']})" if r.get("variant") else ""),
+            r["db"]
+            + (f" ({r['variant']})" if r.get("variant") else "")
+            + (f" ({r['workers']} workers)" if r.get("workers", 2) != 2 else ""),
             r["history"],
             r["path"],
             r["alerts"],
             r["connections"],
         )
-        latest[key] = r
+        grouped.setdefault(key, []).append(r)
+    latest = {key: _median_run(runs) for key, runs in grouped.items()}
     ceilings = {
         (r["alerts"], r["connections"]): r for r in latest.values() if r["target"] == "ceiling"
     }
@@ -609,16 +624,18 @@ def report(path: Path) -> str:
     for key in keys:
         r = latest[key]
         ceiling = ceilings.get((r["alerts"], r["connections"]))
-        share = f"{100 * r['rps'] / ceiling['rps']:.0f} %" if ceiling else "-"
+        share = f"{100 * r['rps'] / ceiling['rps']:.1f} %" if ceiling else "-"
         cpu = r["worker_cpu_ms_per_req"]
         if r.get("postgres_cpu_ms_per_req") is not None:
-            cpu = f"{cpu:.2f} + {r['postgres_cpu_ms_per_req']:.2f}"
+            cpu = f"{cpu:.1f} + {r['postgres_cpu_ms_per_req']:.1f}"
         else:
-            cpu = f"{cpu:.2f}"
+            cpu = f"{cpu:.1f}"
         flag = " (!)" if r["non_2xx"] or r["socket_errors"] else ""
+        low, high = r["rps_range"]
+        spread = f" ({low:,.0f}-{high:,.0f}, {r['runs']} runs)" if r["runs"] > 1 else ""
         out.append(
             f"| {key[1]} | {r['history']} | {r['path']} | {r['alerts']} | {r['connections']} "
-            f"| {r['rps']:,.0f}{flag} | {r['alerts_per_s']:,.0f} | {r['p50_ms']:.1f} "
+            f"| {r['rps']:,.0f}{flag}{spread} | {r['alerts_per_s']:,.0f} | {r['p50_ms']:.1f} "
             f"| {r['p99_ms']:.1f} | {share} | {cpu} "
             f"| {' / '.join(f'{m:.0f}' for m in r['worker_rss_mib'])} | {r['load_before']:.2f} |"
         )

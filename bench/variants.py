@@ -13,6 +13,9 @@ Variants (comma-separated in ``BENCH_VARIANT``):
   ``BEGIN IMMEDIATE`` and let go when the connection goes back to the pool, so a waiting worker
   is woken by the kernel the moment the other finishes, instead of polling with SQLite's busy
   handler (sleeps of 1, 2, 5, 10, 15, 20, 25 ... 100 ms).
+- ``no-autocheckpoint``: SQLite connections of the web workers never checkpoint the WAL
+  (``PRAGMA wal_autocheckpoint=0``): a diagnosis of the latency spikes, not a setting to run
+  with (something else must checkpoint, e.g. the worker process between passes).
 
 Nothing here is used by the receiver itself.
 """
@@ -30,7 +33,7 @@ import receiver.bootstrap
 import receiver.store.db as db
 
 VARIANTS = {v.strip() for v in os.environ.get("BENCH_VARIANT", "").split(",") if v.strip()}
-KNOWN = {"no-pre-ping", "flock"}
+KNOWN = {"no-pre-ping", "flock", "no-autocheckpoint"}
 if unknown := VARIANTS - KNOWN:
     raise SystemExit(f"unknown BENCH_VARIANT {sorted(unknown)}; known: {sorted(KNOWN)}")
 
@@ -58,6 +61,10 @@ def _flock_writers(engine: Engine, database: str) -> None:
             fcntl.flock(record.info["bench_lock_fd"], fcntl.LOCK_UN)
 
 
+def _no_autocheckpoint(dbapi_connection: Any, _record: Any) -> None:
+    dbapi_connection.execute("PRAGMA wal_autocheckpoint=0")
+
+
 def make_engine(url: str, **kwargs: Any) -> Engine:
     parsed = make_url(url)
     if "no-pre-ping" in VARIANTS and parsed.get_backend_name() != "sqlite":
@@ -65,6 +72,8 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     engine = _make_engine(url, **kwargs)
     if "flock" in VARIANTS and engine.dialect.name == "sqlite" and parsed.database:
         _flock_writers(engine, parsed.database)
+    if "no-autocheckpoint" in VARIANTS and engine.dialect.name == "sqlite":
+        event.listen(engine, "connect", _no_autocheckpoint)
     return engine
 
 
