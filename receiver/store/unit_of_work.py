@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from receiver.store.db import WRITE_OPTIONS
 from receiver.store.outbox import DeliveryRepository
+from receiver.store.repeats import RepeatRepository
 from receiver.store.repositories import (
     EpisodeRepository,
     GroupRepository,
@@ -37,6 +38,7 @@ class UnitOfWork:
         self.deliveries = DeliveryRepository(self.session)
         self.heartbeats = HeartbeatRepository(self.session)
         self.stale = StaleRepository(self.session)
+        self.repeats = RepeatRepository(self.session)
         return self
 
     def __exit__(

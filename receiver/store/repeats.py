@@ -1,0 +1,169 @@
+"""The repeat path: a notification that only says again what is stored, in a handful of statements.
+
+Alertmanager re-sends a group's notification every ``repeat_interval``, and each peer of an HA
+pair sends its own copy, so most webhooks change nothing but counters. For those, the full
+intake (``receiver.service.apply_notification``) would load the group, its episodes and
+incident as ORM objects only to bump the same counters; this module does exactly those writes
+with a few Core statements instead. ``tests/unit/test_repeat_path.py`` holds the two paths to
+the same result.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, bindparam, exists, insert, select, update
+from sqlalchemy.orm import Session
+
+from receiver.store.repositories import _insert
+from receiver.store.tables import (
+    AlertEpisode,
+    AlertGroup,
+    Incident,
+    IncidentReceipt,
+    PayloadBody,
+    WebhookReceipt,
+)
+
+_groups = AlertGroup.__table__
+_episodes = AlertEpisode.__table__
+_incidents = Incident.__table__
+_bodies = PayloadBody.__table__
+_receipts = WebhookReceipt.__table__
+_links = IncidentReceipt.__table__
+g, e, i = _groups.c, _episodes.c, _incidents.c
+
+# Built once: a statement object caches its compiled form, so each execution only binds.
+LOCK_GROUP = (
+    update(_groups)
+    .where(g.receiver == bindparam("b_receiver"), g.group_key_sha256 == bindparam("b_sha256"))
+    .values(last_seen_at=bindparam("b_now"))
+    .returning(g.id)
+)
+EPISODES = select(
+    e.id,
+    e.incident_id,
+    e.fingerprint,
+    e.starts_at,
+    e.status,
+    e.annotations,
+    exists().where(_bodies.c.sha256 == bindparam("body_sha256")).label("body_known"),
+).where(
+    e.group_id == bindparam("group_id"),
+    e.fingerprint.in_(bindparam("fingerprints", expanding=True)),
+    e.starts_at.in_(bindparam("starts", expanding=True)),
+)
+COUNT_INCIDENTS = (
+    update(_incidents)
+    .where(i.id.in_(bindparam("ids", expanding=True)))
+    .values(
+        notification_count=i.notification_count + 1,
+        duplicate_count=i.duplicate_count + 1,
+        last_received_at=bindparam("b_now"),
+    )
+)
+COUNT_EPISODES = (
+    update(_episodes)
+    .where(e.id.in_(bindparam("ids", expanding=True)), e.status == "firing")
+    .values(last_received_at=bindparam("b_now"), seen_count=e.seen_count + 1)
+)
+SET_ANNOTATIONS = (
+    update(_episodes).where(e.id == bindparam("b_id")).values(annotations=bindparam("b_doc"))
+)
+ADD_RECEIPT = insert(_receipts).returning(_receipts.c.id)
+LINK = insert(_links)
+
+
+class RepeatRaced(Exception):
+    """The stored state changed under the repeat path: roll back and take the full intake."""
+
+
+@dataclass(frozen=True)
+class StoredEpisode:
+    id: int
+    incident_id: int
+    fingerprint: str
+    starts_at: datetime
+    status: str
+    annotations: dict[str, str]
+
+
+class RepeatRepository:
+    """Core statements on the session's connection (no ORM objects are loaded or flushed)."""
+
+    def __init__(self, session: Session):
+        self.session = session
+        self._connection: Connection | None = None
+
+    @property
+    def _conn(self) -> Connection:
+        if self._connection is None:  # the transaction's connection, looked up once
+            self._connection = self.session.connection()
+        return self._connection
+
+    def lock_group(self, receiver: str, group_key_sha256: str, now: datetime) -> int | None:
+        """Touch the group's row (``last_seen_at``) and so lock it, as the full intake does
+        first; its id, or None for a group never seen."""
+        params = {"b_receiver": receiver, "b_sha256": group_key_sha256, "b_now": now}
+        return self._conn.execute(LOCK_GROUP, params).scalar_one_or_none()
+
+    def episodes(
+        self, group_id: int, pairs: set[tuple[str, datetime]], body_sha256: str
+    ) -> tuple[dict[tuple[str, datetime], StoredEpisode], bool]:
+        """The stored episodes with these (fingerprint, startsAt) identities, and whether the
+        body is already stored."""
+        params = {
+            "group_id": group_id,
+            "fingerprints": sorted({fp for fp, _ in pairs}),
+            "starts": sorted({at for _, at in pairs}),
+            "body_sha256": body_sha256,
+        }
+        rows = self._conn.execute(EPISODES, params).all()
+        found = {
+            (r.fingerprint, r.starts_at): StoredEpisode(
+                r.id, r.incident_id, r.fingerprint, r.starts_at, r.status, r.annotations
+            )
+            for r in rows
+        }
+        return found, bool(rows and rows[0].body_known)
+
+    def count_repeat(
+        self, episodes: list[StoredEpisode], annotations: dict[int, dict[str, str]], now: datetime
+    ) -> None:
+        """Count one more notification on the episodes and their incidents; new annotations
+        replace the stored ones. Raises RepeatRaced if an episode is no longer firing (the
+        group lock rules that out; the caller rolls back and takes the full path)."""
+        # incidents before episodes: the order the ORM flushes in (no lock-order inversion)
+        incident_ids = sorted({ep.incident_id for ep in episodes})
+        self._conn.execute(COUNT_INCIDENTS, {"ids": incident_ids, "b_now": now})
+        ids = [ep.id for ep in episodes]
+        counted = self._conn.execute(COUNT_EPISODES, {"ids": ids, "b_now": now}).rowcount
+        if counted != len(episodes):
+            raise RepeatRaced(f"{len(episodes) - counted} episode(s) changed status")
+        for episode_id, doc in sorted(annotations.items()):
+            self._conn.execute(SET_ANNOTATIONS, {"b_id": episode_id, "b_doc": doc})
+
+    def add_receipt(
+        self, body: bytes | None, body_sha256: str, values: dict[str, Any], incident_ids: list[int]
+    ) -> int:
+        """Store the receipt (and the body when ``body`` is given: not stored yet) and link it
+        to the incidents it touched."""
+        if body is not None:
+            self._conn.execute(
+                _insert(self.session, _bodies)
+                .on_conflict_do_nothing(index_elements=["sha256"])
+                .values(
+                    sha256=body_sha256,
+                    body=body,
+                    size=len(body),
+                    first_received_at=values["received_at"],
+                )
+            )
+        receipt_id = self._conn.execute(
+            ADD_RECEIPT, {"body_sha256": body_sha256, **values}
+        ).scalar_one()
+        links = [{"incident_id": n, "receipt_id": receipt_id} for n in incident_ids]
+        self._conn.execute(LINK, links[0] if len(links) == 1 else links)
+        return receipt_id
