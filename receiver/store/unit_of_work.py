@@ -8,7 +8,7 @@ from types import TracebackType
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
-from receiver.store.db import WRITE_OPTIONS
+from receiver.store.db import WRITE_OPTIONS, writer_turn
 from receiver.store.outbox import DeliveryRepository
 from receiver.store.repeats import RepeatRepository
 from receiver.store.repositories import (
@@ -26,9 +26,13 @@ class UnitOfWork:
 
     def __init__(self, engine: Engine):
         self._engine = engine.execution_options(**WRITE_OPTIONS)
+        self._plain_engine = engine
         self.session: Session | None = None
 
     def __enter__(self) -> UnitOfWork:
+        # SQLite: wait for this process's turn to write first (see WriterTurns)
+        self._turn = writer_turn(self._plain_engine)
+        self._turn.__enter__()
         self.session = Session(self._engine, expire_on_commit=False, autoflush=True)
         self.groups = GroupRepository(self.session)
         self.incidents = IncidentRepository(self.session)
@@ -53,6 +57,7 @@ class UnitOfWork:
         finally:
             self.session.close()
             self.session = None
+            self._turn.__exit__(None, None, None)
 
     def commit(self) -> None:
         assert self.session is not None

@@ -1,8 +1,11 @@
-"""SQLite's write-ahead log is checkpointed by a thread of each process, never by a request."""
+"""SQLite engines: the write-ahead log is checkpointed by a thread of each process, never by a
+request; write transactions of all processes queue on a lock file."""
 
 from __future__ import annotations
 
 import sqlite3
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -10,6 +13,7 @@ from pathlib import Path
 from sqlalchemy import text
 
 from receiver.store.db import WalCheckpointer, make_engine
+from receiver.store.unit_of_work import UnitOfWork
 
 DEADLINE_S = 10.0
 
@@ -74,3 +78,44 @@ def test_a_checkpointer_restarts_after_a_stop(tmp_path: Path) -> None:
     assert checkpoint_threads(path) == 1
     checkpointer.stop()
     wait_for(lambda: checkpoint_threads(path) == 0, "stopped again")
+
+
+def another_process_can_take(lock_file: Path) -> bool:
+    """Whether a second process gets the writers' lock right now (without waiting)."""
+    probe = (
+        "import fcntl, os, sys\n"
+        "fd = os.open(sys.argv[1], os.O_RDWR)\n"
+        "try:\n"
+        "    fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)\n"
+        "except OSError:\n"
+        "    sys.exit(1)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe, str(lock_file)], timeout=30)
+    return done.returncode == 0
+
+
+def test_a_write_transaction_holds_the_writers_turn_until_it_ends(tmp_path: Path) -> None:
+    """The next writer (another process) blocks on the lock file, so the kernel wakes it the
+    moment the transaction ends, instead of SQLite's busy handler sleeping 1, 2, 5 ... ms."""
+    path = tmp_path / "turns.db"
+    engine = make_engine(f"sqlite:///{path}")
+    lock_file = Path(f"{path}-writers")
+    try:
+        with engine.begin() as conn:
+            conn.execute(text("CREATE TABLE t (x INTEGER)"))
+        with UnitOfWork(engine) as uow:
+            assert uow.session is not None
+            uow.session.execute(text("INSERT INTO t (x) VALUES (1)"))
+            assert lock_file.exists()
+            assert not another_process_can_take(lock_file)
+            uow.commit()
+            assert not another_process_can_take(lock_file)  # until the session is closed
+        assert another_process_can_take(lock_file)
+        with UnitOfWork(engine):  # left without commit: rolled back, the turn ends as well
+            assert not another_process_can_take(lock_file)
+        assert another_process_can_take(lock_file)
+        with engine.connect() as conn:  # readers never wait for writers
+            assert conn.execute(text("SELECT count(*) FROM t")).scalar() == 1
+            assert another_process_can_take(lock_file)
+    finally:
+        engine.dispose()
