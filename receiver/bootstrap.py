@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import cached_property
 
 from sqlalchemy import Engine
 
@@ -65,7 +66,9 @@ class Container:
     def queries(self) -> IncidentQueries:
         return IncidentQueries(self.engine)
 
-    @property
+    # The rules below are built once per process (settings do not change while it runs).
+
+    @cached_property
     def flap_policy(self) -> FlapPolicy:
         f = self.settings.flapping
         return FlapPolicy(
@@ -78,7 +81,7 @@ class Container:
     def context_enabled(self) -> bool:
         return bool(self.settings.prometheus.url and self.context.items)
 
-    @property
+    @cached_property
     def router(self) -> Router:
         routes = tuple(
             Route(tuple(Matcher.parse(m) for m in r.matchers), tuple(r.receivers), r.continue_)
@@ -86,14 +89,14 @@ class Container:
         )
         return Router(routes, tuple(self.settings.default_receivers))
 
-    @property
+    @cached_property
     def intake_limits(self) -> IntakeLimits:
         i = self.settings.intake
         return IntakeLimits(
             i.max_alerts, i.max_labels, i.max_label_value_length, i.max_annotation_value_length
         )
 
-    @property
+    @cached_property
     def intake_rules(self) -> IntakeRules:
         return IntakeRules(
             self.flap_policy,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from gunicorn.glogging import Logger
 from prometheus_client import multiprocess
 
 from receiver.metrics import MULTIPROC_ENV
@@ -39,6 +40,18 @@ logconfig_dict: dict[str, Any] = {
     },
 }
 accesslog = None
+
+
+class AppLogsAccess(Logger):
+    """gunicorn's logger without its access line: the app logs each request itself. (With a
+    logging config, gunicorn formats an access line even for a silenced logger: 3 % of a
+    repeated webhook's time, docs/benchmarks.md.)"""
+
+    def access(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+logger_class = AppLogsAccess
 graceful_timeout = 10
 control_socket_disable = True
 

@@ -30,6 +30,7 @@ from receiver.model.dedup import (
 from receiver.model.errors import InvalidPayload, StorageUnavailable
 from receiver.model.routing import Router
 from receiver.store.incidents import IncidentWriter
+from receiver.store.openings import plan_opening
 from receiver.store.repeats import RepeatRaced
 from receiver.store.tables import AlertEpisode, Incident, WebhookReceipt
 from receiver.store.unit_of_work import UnitOfWork, UnitOfWorkFactory
@@ -51,7 +52,7 @@ class IntakeRules:
     receiver_kinds: dict[str, str] = field(default_factory=dict)
     coalesce: timedelta = timedelta(seconds=2)
     heartbeat_alertname: str | None = None  # the Watchdog: recorded, never an incident
-    repeat_path: bool = True  # pure repeats take apply_repeat (tests turn it off to compare)
+    shortcuts: bool = True  # see apply_shortcut (tests turn it off to compare)
 
 
 @dataclass(frozen=True)
@@ -107,20 +108,20 @@ def handle_webhook(
 ) -> IntakeResult:
     """Store a notification durably, or raise StorageUnavailable (the sender retries)."""
     last_error: Exception | None = None
-    repeat_path = rules.repeat_path
+    shortcuts = rules.shortcuts
     for attempt in range(1, RACE_RETRIES + 1):
         try:
             with uow_factory() as uow:
                 now = clock()
-                result = apply_repeat(uow, notification, raw, now, rules) if repeat_path else None
+                result = apply_shortcut(uow, notification, raw, now, rules) if shortcuts else None
                 if result is None:
                     result = apply_notification(uow, notification, raw, now, rules)
                 uow.commit()
             _log_changes(result)
             return result
         except RepeatRaced as exc:
-            log.warning("repeat path raced on %s, full intake: %s", notification.receiver, exc)
-            repeat_path, last_error = False, exc
+            log.warning("repeat shortcut raced on %s, full intake: %s", notification.receiver, exc)
+            shortcuts, last_error = False, exc
         except IntegrityError as exc:
             # Another worker or replica created the same row first; the retry sees it.
             log.info("intake race on %s, retrying (%d): %s", notification.receiver, attempt, exc)
@@ -170,27 +171,33 @@ def _db_reason(exc: Exception) -> str:
     return type(orig).__name__
 
 
-def apply_repeat(
+def apply_shortcut(
     uow: UnitOfWork, n: Notification, raw: RawRequest, now: datetime, rules: IntakeRules
 ) -> IntakeResult | None:
-    """The repeat path: a firing notification whose alerts are all stored and firing.
-
-    For such a notification ``apply_notification`` changes nothing but counters (every alert is
-    a REPEAT: no episode starts or ends, no incident opens, resolves or changes, nothing is
-    queued) besides storing the receipt; this does the same writes directly. None, having
-    changed nothing the full path does not change too, when the notification is anything else.
+    """The two commonest notifications, each in a few Core statements instead of the full
+    intake: a repeat (every alert stored and firing: only counters change) and the first
+    notification of a group (every alert firing: one new incident). Both store exactly what
+    ``apply_notification`` would (tests/unit/test_intake_shortcuts.py). None, having changed
+    nothing the full intake does not change as well, for anything else.
     """
     if n.status is not AlertStatus.FIRING or n.truncated_alerts:
         return None
-    pairs = {(a.fingerprint, a.starts_at) for a in n.alerts}
-    if len(pairs) != len(n.alerts) or any(
+    fingerprints = {a.fingerprint for a in n.alerts}
+    if len(fingerprints) != len(n.alerts) or any(
         a.status is not AlertStatus.FIRING or a.alertname == rules.heartbeat_alertname
         for a in n.alerts
     ):
         return None
     group_id = uow.repeats.lock_group(n.receiver, n.group_key_sha256, now)
     if group_id is None:
-        return None
+        return _open_group(uow, n, raw, now, rules)
+    return _repeat(uow, n, raw, now, group_id)
+
+
+def _repeat(
+    uow: UnitOfWork, n: Notification, raw: RawRequest, now: datetime, group_id: int
+) -> IntakeResult | None:
+    pairs = {(a.fingerprint, a.starts_at) for a in n.alerts}
     stored, body_known = uow.repeats.episodes(group_id, pairs, raw.body_sha256)
     episodes = [stored.get((a.fingerprint, a.starts_at)) for a in n.alerts]
     if any(e is None or e.status != AlertStatus.FIRING.value for e in episodes):
@@ -205,7 +212,37 @@ def apply_repeat(
     result = IntakeResult(receiver=n.receiver, accepted=len(n.alerts))
     result.counts[AlertOutcome.REPEAT] = len(n.alerts)
     result.incident_ids = sorted({e.incident_id for e in known})
-    receipt = {
+    receipt = _receipt_row(n, raw, now, group_id, result)
+    body = None if body_known else raw.body
+    result.receipt_id = uow.repeats.add_receipt(body, raw.body_sha256, receipt, result.incident_ids)
+    return result
+
+
+def _open_group(
+    uow: UnitOfWork, n: Notification, raw: RawRequest, now: datetime, rules: IntakeRules
+) -> IntakeResult | None:
+    group_id = uow.openings.create_group(n, now)
+    if group_id is None:  # created meanwhile by another writer: the full intake sorts it out
+        return None
+    opening = plan_opening(n, now, rules.runbooks, rules.context_enabled)
+    incident_id = uow.openings.add_incident(group_id, opening)
+    result = IntakeResult(receiver=n.receiver, accepted=len(n.alerts))
+    result.counts[AlertOutcome.NEW] = len(n.alerts)
+    result.incident_ids = [incident_id]
+    result.missing_runbooks = opening.missing_runbooks
+    receipt = _receipt_row(n, raw, now, group_id, result)
+    result.receipt_id = uow.openings.add_receipt(raw.body, raw.body_sha256, receipt)
+    uow.openings.add_details(group_id, incident_id, result.receipt_id, opening)
+    receivers = rules.router.receivers_for(opening.incident["labels"])
+    routed = [(name, rules.receiver_kinds[name]) for name in receivers]
+    uow.openings.add_triggers(incident_id, routed, now, current_traceparent())
+    return result
+
+
+def _receipt_row(
+    n: Notification, raw: RawRequest, now: datetime, group_id: int, result: IntakeResult
+) -> dict[str, Any]:
+    return {
         "received_at": now,
         "receiver": n.receiver,
         "group_id": group_id,
@@ -214,9 +251,6 @@ def apply_repeat(
         "external_url": n.external_url,
         "summary": result.stored_summary(),
     }
-    body = None if body_known else raw.body
-    result.receipt_id = uow.repeats.add_receipt(body, raw.body_sha256, receipt, result.incident_ids)
-    return result
 
 
 def apply_notification(

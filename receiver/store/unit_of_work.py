@@ -9,6 +9,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from receiver.store.db import WRITE_OPTIONS, writer_turn
+from receiver.store.openings import OpeningRepository
 from receiver.store.outbox import DeliveryRepository
 from receiver.store.repeats import RepeatRepository
 from receiver.store.repositories import (
@@ -43,6 +44,7 @@ class UnitOfWork:
         self.heartbeats = HeartbeatRepository(self.session)
         self.stale = StaleRepository(self.session)
         self.repeats = RepeatRepository(self.session)
+        self.openings = OpeningRepository(self.session)
         return self
 
     def __exit__(

@@ -1,0 +1,310 @@
+"""The intake's shortcuts (``apply_shortcut``: repeats, receiver/store/repeats.py, and a new
+group's first notification, receiver/store/openings.py) store exactly what the full intake does.
+
+The same webhooks go through ``handle_webhook`` twice, into two empty databases: once as the
+receiver runs and once with the shortcuts off. Every row of every table must come out the
+same, for generated sequences (hypothesis, SQLite: several groups, runbooks found and missing,
+two routed receivers, context on, repeats, HA copies, resolves, stale firings, truncation,
+heartbeats) and for the recorded Alertmanager fixtures (SQLite and Postgres). And each
+shortcut must be taken: its statement count is bounded, whatever the alerts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlalchemy import Engine, event, select
+
+from receiver.bootstrap import Container, bootstrap
+from receiver.intake import parse_webhook
+from receiver.replay import ReplayItem, load_items
+from receiver.service import IntakeResult, RawRequest, handle_webhook
+from receiver.store import migrate
+from receiver.store.tables import Base
+from tests.conftest import FIXTURES, FakeClock, _admin, _admin_url, _settings
+
+CONFIG = Path(__file__).parents[2] / "config"
+SETTINGS = {
+    "watchdog.alertname": "Watchdog",
+    "runbooks_path": str(CONFIG / "runbooks.yaml"),
+    "context_path": str(CONFIG / "context.yaml"),
+    "prometheus.url": "http://127.0.0.1:9",  # context on (episodes wait for it); never asked
+    "receivers": {
+        "pd": {"type": "pagerduty", "routing_key": "R" * 32},
+        "chat": {"type": "slack", "token": "xoxb-test", "channel": "#alerts"},
+    },
+    "routes": [
+        {"matchers": ['severity="critical"'], "receivers": ["pd"], "continue": True},
+        {"matchers": ['severity=~"critical|warning"'], "receivers": ["chat"]},
+    ],
+}
+SERIES = [
+    {"alertname": "TritonHighErrorRate", "model": "llama", "severity": "critical"},
+    {"alertname": "TritonGPUMemoryHigh", "gpu": "0", "severity": "warning"},
+    {"alertname": "NoRunbookForThis", "pod": "p-1"},
+    {"alertname": "Watchdog"},  # the heartbeat: never an incident
+]
+T0 = datetime(2026, 11, 28, tzinfo=UTC)
+ZERO_TIME = "0001-01-01T00:00:00Z"
+
+
+def rfc3339(at: datetime) -> str:
+    return at.isoformat().replace("+00:00", "Z")
+
+
+def body_of(
+    group: int, entries: list[tuple[int, str, int]], status: str | None, truncated: int
+) -> bytes:
+    """A webhook of group 0, 1 or 2 (1 has a common summary, 2 common labels of its own)."""
+    alerts = []
+    for series, state, minute in entries:
+        starts = T0 + timedelta(minutes=minute)
+        ends = starts + timedelta(minutes=1) if state == "resolved" else None
+        alerts.append(
+            {
+                "status": state,
+                "labels": SERIES[series],
+                "annotations": {"summary": f"series {series}"},
+                "startsAt": rfc3339(starts),
+                "endsAt": rfc3339(ends) if ends else ZERO_TIME,
+                "generatorURL": "http://prometheus.example/graph",
+            }
+        )
+    doc: dict[str, Any] = {
+        "version": "4",
+        "receiver": "property",
+        "groupKey": f'{{}}:{{group="{group}"}}',
+        "groupLabels": {"group": str(group)},
+        "truncatedAlerts": truncated,
+        "externalURL": "http://alertmanager-1.example:9093",
+        "alerts": alerts,
+    }
+    if group == 1:
+        doc["commonAnnotations"] = {"summary": "the common summary"}
+    if group == 2:
+        doc["commonLabels"] = {"alertname": "Grouped", "severity": "critical"}
+    if status:
+        doc["status"] = status
+    return json.dumps(doc).encode()
+
+
+alert_entries = st.tuples(
+    st.sampled_from([0, 1, 2, 2, 3]),  # which series (the heartbeat less often)
+    st.sampled_from(["firing", "firing", "resolved"]),
+    st.sampled_from([0, 5]),  # startsAt, minutes after T0
+)
+steps = st.tuples(
+    st.integers(0, 2),  # the group
+    st.lists(alert_entries, min_size=1, max_size=4),
+    st.sampled_from([None, "firing", "firing", "resolved"]),  # the root status, or none
+    st.sampled_from([0, 0, 0, 2]),  # truncatedAlerts
+    st.integers(0, 1200),  # seconds on the clock before the post
+    st.booleans(),  # re-post the same bytes
+    st.booleans(),  # then a copy from the HA peer whose annotations moved on
+)
+
+
+def dump(engine: Engine) -> dict[str, list[dict[str, Any]]]:
+    """Every row of every table, in primary key order, as plain values. Group ids are numbered
+    1, 2, ... in order: on Postgres the full intake's INSERT .. ON CONFLICT DO NOTHING spends a
+    sequence number on every webhook, the repeat path does not."""
+    out = {}
+    with engine.connect() as conn:
+        for table in Base.metadata.sorted_tables:
+            rows = conn.execute(select(table).order_by(*table.primary_key.columns)).all()
+            out[table.name] = [{k: plain(v) for k, v in row._mapping.items()} for row in rows]
+    groups = {row["id"]: n for n, row in enumerate(out["alert_groups"], 1)}
+    for rows in out.values():
+        for row in rows:
+            for column in ("group_id", "open_group_id"):
+                if row.get(column) is not None:
+                    row[column] = groups[row[column]]
+    for row in out["alert_groups"]:
+        row["id"] = groups[row["id"]]
+    return out
+
+
+def plain(value: Any) -> Any:
+    """Postgres hands bytes back as memoryview."""
+    return bytes(value) if isinstance(value, memoryview) else value
+
+
+def empty(engine: Engine) -> None:
+    with engine.begin() as conn:
+        for table in reversed(Base.metadata.sorted_tables):
+            conn.execute(table.delete())
+
+
+class Intake:
+    """``handle_webhook`` on one database, with or without the repeat path."""
+
+    def __init__(self, url: str, shortcuts: bool, **overrides: Any):
+        self.clock = FakeClock()
+        self.container: Container = bootstrap(
+            _settings(url, **SETTINGS, **overrides), clock=self.clock
+        )
+        self.rules = dataclasses.replace(self.container.intake_rules, shortcuts=shortcuts)
+
+    def post(self, body: bytes, receiver: str | None = "hint") -> IntakeResult:
+        raw = RawRequest(body, hashlib.sha256(body).hexdigest(), "127.0.0.1", "t")
+        n = parse_webhook(body, receiver)
+        return handle_webhook(self.container.uow, n, raw, self.clock, self.rules)
+
+    def close(self) -> None:
+        self.container.engine.dispose()
+
+
+def migrated_sqlite(folder: Path, name: str) -> str:
+    url = f"sqlite:///{folder / name}"
+    container = bootstrap(_settings(url))
+    migrate.upgrade(container.engine)
+    container.engine.dispose()
+    return url
+
+
+@pytest.fixture(scope="module")
+def two_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Intake, Intake]]:
+    folder = Path(tmp_path_factory.mktemp("repeat-path"))
+    fast = Intake(migrated_sqlite(folder, "fast.db"), shortcuts=True)
+    full = Intake(migrated_sqlite(folder, "full.db"), shortcuts=False)
+    yield fast, full
+    fast.close()
+    full.close()
+
+
+@settings(
+    max_examples=60,
+    derandomize=True,
+    database=None,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(st.lists(steps, min_size=2, max_size=8))
+def test_generated_sequences_store_the_same_rows_with_and_without_the_shortcuts(
+    two_sqlite: tuple[Intake, Intake], sequence: list[Any]
+) -> None:
+    """The two databases must hold the same rows, and the answers be the same, after every
+    post."""
+    fast, full = two_sqlite
+    assert fast.container.context_enabled
+    for intake in (fast, full):
+        empty(intake.container.engine)
+        intake.clock.now = FakeClock().now
+    for group, entries, status, truncated, wait, repost, from_peer in sequence:
+        body = body_of(group, entries, status, truncated)
+        posts = [body] + [body] * repost
+        if from_peer:
+            posts.append(
+                body.replace(b"alertmanager-1", b"alertmanager-2").replace(b"series", b"now")
+            )
+        for post in posts:
+            for intake in (fast, full):
+                intake.clock.advance(seconds=wait)
+            answers = [intake.post(post).as_json() for intake in (fast, full)]
+            assert answers[0] == answers[1]
+            assert dump(fast.container.engine) == dump(full.container.engine)
+
+
+def fixture_items() -> list[ReplayItem]:
+    """The recorded Alertmanager 0.25 scenarios, each request in the order received."""
+    folders = sorted(p for p in FIXTURES.iterdir() if p.is_dir() and p.name != "all")
+    return load_items(folders, warn=lambda message: None)
+
+
+@pytest.fixture
+def twin_url(db_url: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A second empty database of the same kind as ``db_url``."""
+    if db_url.startswith("sqlite"):
+        yield migrated_sqlite(tmp_path, "twin.db")
+        return
+    template = request.getfixturevalue("pg_template")
+    name = f"{template}_{uuid.uuid4().hex[:8]}"
+    _admin(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+    yield _admin_url(name)
+    _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def test_the_recorded_fixtures_store_the_same_rows_with_and_without_the_shortcuts(
+    db_url: str, twin_url: str
+) -> None:
+    """Every recorded request on its recorded clock, each sent twice (an HA peer's copy), into
+    two databases of the same kind, one without the repeat path."""
+    fast = Intake(db_url, shortcuts=True)
+    full = Intake(twin_url, shortcuts=False)
+    try:
+        items = fixture_items()
+        assert len(items) >= 20
+        repeats = 0
+        for item in items:
+            assert item.recorded_at is not None
+            for _ in range(2):
+                for intake in (fast, full):
+                    intake.clock.now = datetime.fromtimestamp(item.recorded_at, UTC)
+                answers = [
+                    intake.post(item.body, item.receiver).as_json() for intake in (fast, full)
+                ]
+                assert answers[0] == answers[1]
+                repeats += answers[0]["duplicate"]
+        assert repeats >= 20
+        assert dump(fast.container.engine) == dump(full.container.engine)
+    finally:
+        fast.close()
+        full.close()
+
+
+class Statements:
+    """Counts the statements an engine sends."""
+
+    def __init__(self, engine: Engine):
+        self.sql: list[str] = []
+        event.listen(engine, "before_cursor_execute", self._seen)
+
+    def _seen(self, _conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        self.sql.append(statement.split(None, 1)[0].upper())
+
+
+def work(sql: list[str]) -> list[str]:
+    """The statements that do something (not the transaction's bounds or a pool ping)."""
+    return [s for s in sql if s not in ("BEGIN", "COMMIT", "ROLLBACK", "SELECT 1")]
+
+
+def test_each_shortcut_takes_a_few_statements_however_many_alerts(db_url: str) -> None:
+    """Group 1: one alert; group 0: three alerts (two routed receivers, one series without a
+    runbook). Opening each and repeating each takes the same few statements."""
+    intake = Intake(db_url, shortcuts=True)
+    try:
+        seen = Statements(intake.container.engine)
+        one = body_of(1, [(0, "firing", 0)], "firing", 0)
+        three = body_of(0, [(0, "firing", 0), (1, "firing", 0), (2, "firing", 0)], "firing", 0)
+        answers, statements = [], []
+        for body in (one, one, three, three):
+            seen.sql.clear()
+            answers.append(intake.post(body))
+            statements.append(work(seen.sql))
+    finally:
+        intake.close()
+
+    assert [(a.counts["new"], a.counts["duplicate"]) for a in answers] == [
+        (1, 0),
+        (1 - 1, 1),
+        (3, 0),
+        (0, 3),
+    ]
+    assert answers[0].incident_ids == answers[1].incident_ids != answers[2].incident_ids
+    opened_one, repeated_one, opened_three, repeated_three = statements
+    # probe, group, incident, body, receipt, episodes, events, labels, link, triggers
+    assert len(opened_one) <= 10, opened_one
+    assert opened_three == opened_one
+    # probe (locks the group), episodes, incidents, episodes, receipt, link
+    assert len(repeated_one) <= 6, repeated_one
+    assert repeated_three == repeated_one
