@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, SQLAlchemyError
 
 from receiver.enrich.runbooks import RunbookCatalogue
 from receiver.intake import parse_webhook
@@ -131,6 +131,13 @@ def handle_webhook(
             log.error("webhook for %s not storable: %s", notification.receiver, _db_reason(exc))
             message = f"a value cannot be stored ({_db_reason(exc)})"
             raise InvalidPayload([{"field": "(body)", "message": message}]) from exc
+        except DBAPIError as exc:
+            if not exc.connection_invalidated:
+                raise StorageUnavailable(_db_reason(exc)) from exc
+            # a pooled connection the server dropped (a restart, a failover): the pool has
+            # let it go, the retry takes a fresh one
+            log.warning("database connection lost, retrying (%d): %s", attempt, _db_reason(exc))
+            last_error = exc
         except SQLAlchemyError as exc:
             raise StorageUnavailable(_db_reason(exc)) from exc
     raise StorageUnavailable(f"conflicting concurrent writes: {_db_reason(last_error)}")

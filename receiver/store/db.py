@@ -7,6 +7,7 @@ import logging
 import os
 import sqlite3
 import threading
+import time
 import weakref
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
@@ -15,11 +16,12 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, DisconnectionError
 
 log = logging.getLogger(__name__)
 SQLITE_BUSY_TIMEOUT_MS = 5000
 CHECKPOINT_SECONDS = 1.0
+PING_AFTER_IDLE_S = 1.0  # Postgres: a pooled connection idle longer is checked before use
 WAL_SIZE_LIMIT = 64 * 1024 * 1024  # bytes a WAL file keeps after a checkpoint emptied it
 WRITE_OPTIONS = {"sqlite_begin": "IMMEDIATE"}
 
@@ -31,10 +33,38 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         return _sqlite_engine(url, parsed.database, **kwargs)
     if parsed.drivername == "postgresql":
         url = parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
-    kwargs.setdefault("pool_pre_ping", True)
     kwargs.setdefault("pool_size", 10)
     kwargs.setdefault("connect_args", {"connect_timeout": 5})
-    return create_engine(url, **kwargs)
+    engine = create_engine(url, **kwargs)
+    if not kwargs.get("pool_pre_ping"):
+        _ping_when_idle(engine)
+    return engine
+
+
+def _ping_when_idle(engine: Engine, idle_seconds: float = PING_AFTER_IDLE_S) -> None:
+    """Check a pooled connection before use only if it sat idle for a while.
+
+    ``pool_pre_ping`` would ask the server on every checkout: a round trip that was 15 % of a
+    repeated webhook's time on Postgres (docs/benchmarks.md). A connection handed back moments
+    ago is almost always alive; one the server dropped in between (a restart) fails its first
+    statement, which invalidates the pool, and the intake retries on a fresh connection.
+    """
+
+    @event.listens_for(engine, "connect")
+    @event.listens_for(engine, "checkin")
+    def _fresh(_dbapi_connection: Any, record: Any) -> None:
+        record.info["returned_at"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _check(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        if time.monotonic() - record.info.get("returned_at", 0.0) < idle_seconds:
+            return
+        try:
+            with dbapi_connection.cursor() as cursor:
+                cursor.execute("SELECT 1")
+            dbapi_connection.rollback()  # the driver opened a transaction for it
+        except Exception as exc:  # any failure: the pool connects anew and tries again
+            raise DisconnectionError(f"pooled connection unusable: {type(exc).__name__}") from exc
 
 
 def _sqlite_engine(url: str, database: str | None, **kwargs: Any) -> Engine:

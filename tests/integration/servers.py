@@ -75,14 +75,19 @@ class Process:
         return _read(self.stderr_file)
 
     def group_alive(self) -> bool:
-        """Whether any process of its group (the process or a child it forked) still exists."""
-        try:
-            os.killpg(self.pid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:  # the group id was reused by someone else's process
-            return False
-        return True
+        """Whether any process of its group (the process or a child it forked) still runs.
+
+        A killed child whose parent died first is a zombie until PID 1 reaps it, which some
+        container inits do late or never: zombies count as gone."""
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+            except OSError:  # exited while we looked
+                continue
+            state, group = fields[0], int(fields[2])
+            if group == self.pid and state != "Z":
+                return True
+        return False
 
 
 def _read(file: IO[bytes]) -> str:

@@ -7,11 +7,13 @@ Tests taking ``client`` or ``container`` run on SQLite and on Postgres.
 
 from __future__ import annotations
 
+import json
 import socket
 import sqlite3
 from collections.abc import Iterator
 from typing import Any
 
+import psycopg
 import pytest
 from sqlalchemy import Engine, text
 from sqlalchemy.engine import make_url
@@ -20,7 +22,7 @@ from receiver.app import create_app
 from receiver.bootstrap import Container, bootstrap
 from receiver.store import migrate
 from receiver.store.db import make_engine
-from tests.conftest import _settings, post_webhook
+from tests.conftest import AUTH, _settings, post_webhook
 from tests.integration.payloads import (
     VALID,
     WEBHOOKS,
@@ -284,6 +286,31 @@ def test_a_webhook_gets_503_when_postgres_is_unreachable(clock: Any) -> None:
         assert client.get("/readyz").status_code == 503
     finally:
         container.engine.dispose()
+
+
+def test_a_webhook_is_stored_after_postgres_dropped_the_pooled_connections(
+    pg_url: str, clock: Any
+) -> None:
+    """A restart or failover drops every pooled connection; the next webhook must not see a
+    503 for it: its first statement fails, the pool lets go, the intake retries afresh."""
+    container = bootstrap(_settings(pg_url), clock=clock)
+    client = create_app(container=container).test_client()
+    try:
+        first = post_webhook(client, VALID, "team-a")
+        with psycopg.connect(pg_url, autocommit=True) as admin:  # not from the pool
+            dropped = admin.execute(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            ).fetchone()[0]
+        second = post_webhook(client, json.dumps(fire(3, pod="other")), "team-a")
+        listed = client.get("/api/v1/incidents", headers=AUTH)
+    finally:
+        container.engine.dispose()
+
+    assert first.status_code == 200 and dropped >= 1
+    assert second.status_code == 200, second.get_json()
+    assert second.get_json()["new"] == 1
+    assert listed.status_code == 200 and len(listed.get_json()["incidents"]) == 2
 
 
 def short_busy_timeout(url: str) -> Engine:
