@@ -20,7 +20,11 @@ from sqlalchemy.orm import Session
 from receiver.enrich.runbooks import RunbookCatalogue
 from receiver.model.alerts import AlertStatus, Notification, most_severe
 from receiver.store.incidents import MAX_SEVERITY, MAX_TITLE, _brief, _clip, _search_text
-from receiver.store.repositories import MAX_INDEXED_LABEL_VALUE, _insert
+from receiver.store.repositories import (
+    MAX_INDEXED_LABEL_VALUE,
+    add_receipt_row,
+    insert_or_ignore,
+)
 from receiver.store.tables import (
     AlertEpisode,
     AlertGroup,
@@ -29,13 +33,11 @@ from receiver.store.tables import (
     IncidentEvent,
     IncidentLabel,
     IncidentReceipt,
-    PayloadBody,
-    WebhookReceipt,
 )
 
 FIRING = AlertStatus.FIRING.value
+_groups = AlertGroup.__table__
 ADD_INCIDENT = insert(Incident.__table__).returning(Incident.__table__.c.id)
-ADD_RECEIPT = insert(WebhookReceipt.__table__).returning(WebhookReceipt.__table__.c.id)
 ADD_EPISODES = insert(AlertEpisode.__table__)
 ADD_EVENTS = insert(IncidentEvent.__table__)
 ADD_LABELS = insert(IncidentLabel.__table__)
@@ -159,35 +161,23 @@ class OpeningRepository:
 
     def create_group(self, n: Notification, now: datetime) -> int | None:
         """Insert the group; None if it exists after all (another writer was first)."""
-        stmt = (
-            _insert(self.session, AlertGroup)
-            .values(
-                receiver=n.receiver,
-                group_key=n.group_key,
-                group_key_sha256=n.group_key_sha256,
-                group_key_derived=n.group_key_derived,
-                group_labels=n.group_labels,
-                first_seen_at=now,
-                last_seen_at=now,
-            )
-            .on_conflict_do_nothing(index_elements=["receiver", "group_key_sha256"])
-            .returning(AlertGroup.__table__.c.id)
+        stmt = insert_or_ignore(
+            self._conn.dialect.name, _groups, ("receiver", "group_key_sha256"), "id"
         )
-        return self._conn.execute(stmt).scalar_one_or_none()
+        row = {
+            "receiver": n.receiver,
+            "group_key": n.group_key,
+            "group_key_sha256": n.group_key_sha256,
+            "group_key_derived": n.group_key_derived,
+            "group_labels": n.group_labels,
+            "first_seen_at": now,
+            "last_seen_at": now,
+        }
+        return self._conn.execute(stmt, row).scalar_one_or_none()
 
     def add_receipt(self, body: bytes, body_sha256: str, values: dict[str, Any]) -> int:
         """Store the body (once per content) and the receipt."""
-        self._conn.execute(
-            _insert(self.session, PayloadBody)
-            .values(
-                sha256=body_sha256,
-                body=body,
-                size=len(body),
-                first_received_at=values["received_at"],
-            )
-            .on_conflict_do_nothing(index_elements=["sha256"])
-        )
-        return self._conn.execute(ADD_RECEIPT, {"body_sha256": body_sha256, **values}).scalar_one()
+        return add_receipt_row(self._conn, body, body_sha256, values)
 
     def add_incident(self, group_id: int, opening: Opening) -> int:
         """Insert the planned incident, open in this group; its id."""

@@ -17,21 +17,19 @@ from typing import Any
 from sqlalchemy import Connection, bindparam, exists, insert, select, update
 from sqlalchemy.orm import Session
 
-from receiver.store.repositories import _insert
+from receiver.store.repositories import add_receipt_row
 from receiver.store.tables import (
     AlertEpisode,
     AlertGroup,
     Incident,
     IncidentReceipt,
     PayloadBody,
-    WebhookReceipt,
 )
 
 _groups = AlertGroup.__table__
 _episodes = AlertEpisode.__table__
 _incidents = Incident.__table__
 _bodies = PayloadBody.__table__
-_receipts = WebhookReceipt.__table__
 _links = IncidentReceipt.__table__
 g, e, i = _groups.c, _episodes.c, _incidents.c
 
@@ -72,7 +70,6 @@ COUNT_EPISODES = (
 SET_ANNOTATIONS = (
     update(_episodes).where(e.id == bindparam("b_id")).values(annotations=bindparam("b_doc"))
 )
-ADD_RECEIPT = insert(_receipts).returning(_receipts.c.id)
 LINK = insert(_links)
 
 
@@ -150,20 +147,7 @@ class RepeatRepository:
     ) -> int:
         """Store the receipt (and the body when ``body`` is given: not stored yet) and link it
         to the incidents it touched."""
-        if body is not None:
-            self._conn.execute(
-                _insert(self.session, _bodies)
-                .on_conflict_do_nothing(index_elements=["sha256"])
-                .values(
-                    sha256=body_sha256,
-                    body=body,
-                    size=len(body),
-                    first_received_at=values["received_at"],
-                )
-            )
-        receipt_id = self._conn.execute(
-            ADD_RECEIPT, {"body_sha256": body_sha256, **values}
-        ).scalar_one()
+        receipt_id = add_receipt_row(self._conn, body, body_sha256, values)
         links = [{"incident_id": n, "receipt_id": receipt_id} for n in incident_ids]
         self._conn.execute(LINK, links[0] if len(links) == 1 else links)
         return receipt_id

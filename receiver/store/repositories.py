@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
+from functools import cache
 from typing import Any
 
-from sqlalchemy import and_, delete, func, or_, select
+from sqlalchemy import Connection, Table, and_, delete, func, insert, or_, select
 from sqlalchemy.orm import Session, aliased
 
 from receiver.store.tables import (
@@ -23,6 +24,43 @@ from receiver.store.tables import (
 
 MAX_INDEXED_LABEL_VALUE = 512
 aliased_episode = aliased(AlertEpisode)
+
+
+@cache
+def insert_or_ignore(
+    dialect: str,
+    table: Table,
+    conflict: tuple[str, ...] | None = None,
+    returning: str | None = None,
+) -> Any:
+    """``INSERT .. ON CONFLICT DO NOTHING [RETURNING column]`` for this dialect, built once per
+    process: a statement object caches its compiled form, so each execution only binds."""
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    stmt = insert(table).on_conflict_do_nothing(index_elements=list(conflict) if conflict else None)
+    return stmt.returning(table.c[returning]) if returning else stmt
+
+
+_ADD_RECEIPT = insert(WebhookReceipt.__table__).returning(WebhookReceipt.__table__.c.id)
+
+
+def add_receipt_row(
+    conn: Connection, body: bytes | None, body_sha256: str, values: dict[str, Any]
+) -> int:
+    """Core: store the body (unless None: known stored) once per content, then the receipt;
+    the receipt's id. The intake's shortcuts use it; ``ReceiptRepository`` is the ORM way."""
+    if body is not None:
+        add_body = insert_or_ignore(conn.dialect.name, PayloadBody.__table__, ("sha256",))
+        row = {
+            "sha256": body_sha256,
+            "body": body,
+            "size": len(body),
+            "first_received_at": values["received_at"],
+        }
+        conn.execute(add_body, row)
+    return conn.execute(_ADD_RECEIPT, {"body_sha256": body_sha256, **values}).scalar_one()
 
 
 def _insert(session: Session, table: Any) -> Any:
