@@ -382,6 +382,7 @@ def run_one(plan: Plan, args: argparse.Namespace, scratch: Path) -> dict[str, An
         env = receiver_env(url, scratch)
         if args.variant:
             env["BENCH_VARIANT"] = args.variant
+            app = "bench.variants:app"
     rows_before = count_rows(url) if url else {}
     log = scratch / "gunicorn.log"
     label = (
@@ -668,7 +669,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--history", default="empty", help="label of what the database holds")
     parser.add_argument("--ceiling", action="store_true", help="the bare Flask app instead")
     parser.add_argument("--app", default="receiver.wsgi:app", help="gunicorn target")
-    parser.add_argument("--variant", help="BENCH_VARIANT for --app bench.variants:app")
+    parser.add_argument("--variant", help="run bench.variants:app with this BENCH_VARIANT")
     parser.add_argument("--paths", default="repeat,new")
     parser.add_argument("--alerts", default="1,10", help="alerts per webhook")
     parser.add_argument("--connections", default="8,32")

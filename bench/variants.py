@@ -1,28 +1,26 @@
-"""What-if variants of the receiver for the intake benchmark: the same app with one change patched
-in at import time, to size an optimisation before anyone makes it in ``receiver/``.
+"""The receiver's WSGI app with one or more of its intake optimisations undone, to measure each.
 
-    BENCH_VARIANT=flock gunicorn -c python:receiver.gunicorn_conf --workers 2 bench.variants:app
-    .venv/bin/python -m bench.intake --app bench.variants:app --variant no-pre-ping ...
+    BENCH_VARIANT=busy-handler gunicorn ... bench.variants:app
+    .venv/bin/python -m bench.intake --app bench.variants:app --variant no-shortcuts ...
 
-Variants (comma-separated in ``BENCH_VARIANT``):
+Variants (comma-separated in ``BENCH_VARIANT``), each the way the receiver worked before:
 
-- ``no-pre-ping``: Postgres engines without ``pool_pre_ping`` (no extra round trip per
-  transaction; a connection the server closed fails one request with 503, which Alertmanager
-  retries).
-- ``flock``: SQLite writers queue on an exclusive ``flock`` of ``<database>-writer.lock`` before
-  ``BEGIN IMMEDIATE`` and let go when the connection goes back to the pool, so a waiting worker
-  is woken by the kernel the moment the other finishes, instead of polling with SQLite's busy
-  handler (sleeps of 1, 2, 5, 10, 15, 20, 25 ... 100 ms).
-- ``no-autocheckpoint``: SQLite connections of the web workers never checkpoint the WAL
-  (``PRAGMA wal_autocheckpoint=0``): a diagnosis of the latency spikes, not a setting to run
-  with (something else must checkpoint, e.g. the worker process between passes).
+- ``no-shortcuts``: every webhook takes the full ORM intake (``IntakeRules.shortcuts`` off),
+  repeats and new groups included.
+- ``busy-handler``: SQLite writers do not queue on the lock file; a writer that finds the
+  database locked polls with SQLite's busy handler (sleeps of 1, 2, 5, 10, 15, 20, 25 ...
+  100 ms) instead of being woken when the lock is free.
+- ``autocheckpoint``: SQLite's default checkpointing (a commit that finds the write-ahead log
+  over 1,000 pages copies it into the database) instead of the checkpoint thread.
+- ``pre-ping``: Postgres connections are checked with a round trip on every checkout
+  (``pool_pre_ping``) instead of only after a second idle.
 
 Nothing here is used by the receiver itself.
 """
 
 from __future__ import annotations
 
-import fcntl
+import dataclasses
 import os
 from typing import Any
 
@@ -33,47 +31,27 @@ import receiver.bootstrap
 import receiver.store.db as db
 
 VARIANTS = {v.strip() for v in os.environ.get("BENCH_VARIANT", "").split(",") if v.strip()}
-KNOWN = {"no-pre-ping", "flock", "no-autocheckpoint"}
+KNOWN = {"no-shortcuts", "busy-handler", "autocheckpoint", "pre-ping"}
 if unknown := VARIANTS - KNOWN:
     raise SystemExit(f"unknown BENCH_VARIANT {sorted(unknown)}; known: {sorted(KNOWN)}")
 
 _make_engine = db.make_engine
 
 
-def _flock_writers(engine: Engine, database: str) -> None:
-    lock_path = f"{database}-writer.lock"
-
-    @event.listens_for(engine, "begin", insert=True)  # before the BEGIN IMMEDIATE listener
-    def _take(conn: Any) -> None:
-        if conn.get_execution_options().get("sqlite_begin") != "IMMEDIATE":
-            return
-        info = conn.connection.info  # the pooled DBAPI connection's own dict
-        fd = info.get("bench_lock_fd")
-        if fd is None:
-            fd = info["bench_lock_fd"] = os.open(lock_path, os.O_RDWR | os.O_CREAT)
-        if not info.get("bench_locked"):
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            info["bench_locked"] = True
-
-    @event.listens_for(engine, "checkin")
-    def _release(_dbapi_connection: Any, record: Any) -> None:
-        if record.info.pop("bench_locked", False):
-            fcntl.flock(record.info["bench_lock_fd"], fcntl.LOCK_UN)
-
-
-def _no_autocheckpoint(dbapi_connection: Any, _record: Any) -> None:
-    dbapi_connection.execute("PRAGMA wal_autocheckpoint=0")
+def _default_checkpoints(dbapi_connection: Any, _record: Any) -> None:
+    dbapi_connection.execute("PRAGMA wal_autocheckpoint=1000")
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
-    parsed = make_url(url)
-    if "no-pre-ping" in VARIANTS and parsed.get_backend_name() != "sqlite":
-        kwargs.setdefault("pool_pre_ping", False)
+    if "pre-ping" in VARIANTS and make_url(url).get_backend_name() != "sqlite":
+        kwargs["pool_pre_ping"] = True
     engine = _make_engine(url, **kwargs)
-    if "flock" in VARIANTS and engine.dialect.name == "sqlite" and parsed.database:
-        _flock_writers(engine, parsed.database)
-    if "no-autocheckpoint" in VARIANTS and engine.dialect.name == "sqlite":
-        event.listen(engine, "connect", _no_autocheckpoint)
+    if engine.dialect.name == "sqlite":
+        if "busy-handler" in VARIANTS:
+            db._WRITERS.pop(engine, None)
+        if "autocheckpoint" in VARIANTS:
+            db.WalCheckpointer.ensure_running = lambda self: None  # type: ignore[method-assign]
+            event.listen(engine, "connect", _default_checkpoints)  # after the engine's own
     return engine
 
 
@@ -81,5 +59,11 @@ db.make_engine = make_engine
 receiver.bootstrap.make_engine = make_engine  # bootstrap imported the name itself
 
 from receiver.wsgi import app  # noqa: E402  (after the patch: the app builds its engine now)
+
+if "no-shortcuts" in VARIANTS:
+    _container = app.extensions["receiver"]
+    _container.__dict__["intake_rules"] = dataclasses.replace(
+        _container.intake_rules, shortcuts=False
+    )
 
 __all__ = ["app"]
