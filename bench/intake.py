@@ -208,24 +208,25 @@ def tail(path: Path, lines: int = 30) -> str:
 
 
 def migrated_sqlite_template() -> Path:
-    path = WORK / "template.db"
-    if not path.exists():
-        from receiver.store import migrate
-        from receiver.store.db import make_engine
+    """The template every SQLite run copies, migrated to the code's head (again when it moved)."""
+    from receiver.store import migrate
+    from receiver.store.db import make_engine
 
-        engine = make_engine(f"sqlite:///{path}")
-        migrate.upgrade(engine)
-        with engine.connect() as conn:
-            conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
-        engine.dispose()
+    path = WORK / "template.db"
+    engine = make_engine(f"sqlite:///{path}")
+    migrate.upgrade(engine)
+    with engine.connect() as conn:
+        conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+    engine.dispose()
     return path
 
 
 def migrated_pg_template() -> None:
     with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-        if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (PG_TEMPLATE,)).fetchone():
-            return
-        conn.execute(f'CREATE DATABASE "{PG_TEMPLATE}"')
+        if not conn.execute(
+            "SELECT 1 FROM pg_database WHERE datname = %s", (PG_TEMPLATE,)
+        ).fetchone():
+            conn.execute(f'CREATE DATABASE "{PG_TEMPLATE}"')
     from receiver.store import migrate
     from receiver.store.db import make_engine
 

@@ -130,14 +130,16 @@ class WriterTurns:
     web workers slept 43 % of the time (docs/benchmarks.md). A write transaction first takes
     this POSIX lock (``lockf``) and keeps it until the transaction is over, so the next writer
     wakes the moment it may go. SQLite's own lock still decides; this only orders the queue.
-    Locks are per process (a nested transaction in the same process does not wait for
-    itself) and die with it (a killed writer never leaves the lock held).
+    POSIX locks are per process (a nested transaction does not wait for itself) and die with it
+    (a killed writer never leaves the lock held); threads of one process queue on a lock of
+    their own first.
     """
 
     def __init__(self, path: str):
         self.path = path
         self._fd: int | None = None
         self._pid: int | None = None
+        self._threads = threading.RLock()  # re-entrant: a nested transaction never waits on itself
 
     def _descriptor(self) -> int:
         if self._pid != os.getpid():  # opened again after a fork
@@ -153,12 +155,13 @@ class WriterTurns:
 
     @contextmanager
     def turn(self) -> Iterator[None]:
-        fd = self._descriptor()
-        fcntl.lockf(fd, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.lockf(fd, fcntl.LOCK_UN)
+        with self._threads:  # threads of this process queue here (POSIX locks do not see them)
+            fd = self._descriptor()
+            fcntl.lockf(fd, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.lockf(fd, fcntl.LOCK_UN)
 
 
 def is_sqlite(engine: Engine) -> bool:

@@ -137,9 +137,9 @@ class Incident(Base):
     # the final guard that a group never has two open incidents, whatever races.
     open_group_id: Mapped[int | None] = mapped_column(Id, unique=True)
     status: Mapped[str] = mapped_column(String(16))
-    receiver: Mapped[str] = mapped_column(String(255), index=True)
-    alertname: Mapped[str] = mapped_column(String(255), index=True)
-    severity: Mapped[str | None] = mapped_column(String(32), index=True)
+    receiver: Mapped[str] = mapped_column(String(255))
+    alertname: Mapped[str] = mapped_column(String(255))
+    severity: Mapped[str | None] = mapped_column(String(32))
     title: Mapped[str] = mapped_column(Text)
     labels: Mapped[dict[str, str]] = mapped_column(JsonDoc)
     annotations: Mapped[dict[str, str]] = mapped_column(JsonDoc)
@@ -170,7 +170,6 @@ class IncidentLabel(Base):
 
     __tablename__ = "incident_labels"
     __table_args__ = (
-        Index("ix_incident_labels_name_value", "name", "value"),
         # label filters: the incidents with a label, from the index alone
         Index("ix_incident_labels_name_value_incident_id", "name", "value", "incident_id"),
     )

@@ -113,11 +113,11 @@ def test_db_upgrade_takes_an_empty_database_to_head_where_db_check_and_alembic_c
 def test_schema_drift_at_head_fails_db_check(receiver_db: RunDb, engine: Engine) -> None:
     assert receiver_db("upgrade").exit_code == 0
     with engine.begin() as conn:
-        conn.execute(text("DROP INDEX ix_incidents_receiver"))
-    assert any("ix_incidents_receiver" in d for d in migrate.drift(engine))
+        conn.execute(text("DROP INDEX ix_incidents_receiver_opened_at"))
+    assert any("ix_incidents_receiver_opened_at" in d for d in migrate.drift(engine))
     result = receiver_db("check")
     assert result.exit_code == 1
-    assert "drift:" in result.stderr and "ix_incidents_receiver" in result.stderr
+    assert "drift:" in result.stderr and "ix_incidents_receiver_opened_at" in result.stderr
 
 
 def test_downgrade_to_base_removes_the_schema_and_upgrade_rebuilds_it(
