@@ -10,72 +10,112 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, Text, cast, select
 from sqlalchemy.orm import Session
 
 from receiver.store.tables import AlertEpisode, Incident, IncidentLabel
 
 MAX_INCIDENTS = 2000  # newest first: enough for a month of one team's models
-PER_MODEL = 10
+PER_MODEL = 10  # incidents listed per model
+SCAN_PER_MODEL = 30  # newest incidents of a model looked at for an SLO status
 
 
 def slo_budgets(engine: Engine, now: datetime, days: int = 30) -> list[dict[str, Any]]:
     """Each model with SLO items in the last ``days``: budget left, burn rate, objective, and its
-    incidents newest first with the budget and burn at each one's start."""
+    incidents newest first with the budget and burn at each one's start.
+
+    Contexts are large (each item keeps its series for the chart), so only the contexts that
+    hold SLO items are decoded, and for each model only those of its newest incidents: ten,
+    then up to ``SCAN_PER_MODEL`` if fewer than ten carry a status. Decoding every context of a
+    month took 1.3 s with 100,000 incidents (docs/benchmarks.md).
+    """
     since = now - timedelta(days=days)
     with Session(engine) as session:
-        incidents = session.execute(
-            select(Incident.id, Incident.title, Incident.status, Incident.opened_at)
-            .join(IncidentLabel, IncidentLabel.incident_id == Incident.id)
-            .where(IncidentLabel.name == "model", Incident.opened_at >= since)
-            .order_by(Incident.opened_at.desc(), Incident.id.desc())
-            .limit(MAX_INCIDENTS)
-        ).all()
-        by_id = {i.id: i for i in incidents}
-        episodes = session.execute(
-            select(AlertEpisode.incident_id, AlertEpisode.labels, AlertEpisode.context).where(
-                AlertEpisode.incident_id.in_(list(by_id)), AlertEpisode.context_state == "done"
+        # newest first along the opened_at index, each with its model label (a key lookup),
+        # so the scan stops after MAX_INCIDENTS instead of sorting every model's incidents
+        model = (
+            select(IncidentLabel.value)
+            .where(IncidentLabel.incident_id == Incident.id, IncidentLabel.name == "model")
+            .limit(1)
+            .scalar_subquery()
+        )
+        newest = (
+            select(
+                Incident.id,
+                Incident.title,
+                Incident.status,
+                Incident.opened_at,
+                model.label("model"),
             )
+            .where(Incident.opened_at >= since)
+            .order_by(Incident.opened_at.desc(), Incident.id.desc())
+            .subquery()
+        )
+        incidents = session.execute(
+            select(newest).where(newest.c.model.is_not(None)).limit(MAX_INCIDENTS)
         ).all()
-    status: dict[tuple[str, int], dict[str, Any]] = {}
-    for incident_id, labels, context in episodes:
-        model = (labels or {}).get("model")
-        slo = {i["key"]: i for i in context or [] if i["key"].startswith("slo_") and _ok(i)}
-        if model and "slo_budget_remaining" in slo:
-            status.setdefault((model, incident_id), slo)
-    models: dict[str, dict[str, Any]] = {}
-    for (model, incident_id), slo in status.items():
-        incident = by_id[incident_id]
-        entry = models.setdefault(model, {"model": model, "incidents": []})
-        entry["incidents"].append(
+        of_model: dict[str, list[Any]] = {}
+        for incident in incidents:
+            of_model.setdefault(incident.model, []).append(incident)
+        out = [_budget(session, model, of_model[model]) for model in sorted(of_model)]
+    return [entry for entry in out if entry is not None]
+
+
+def _budget(session: Session, model: str, incidents: list[Any]) -> dict[str, Any] | None:
+    """The model's budget from its newest incidents with an SLO status, or None if none has."""
+    found: list[tuple[Any, dict[str, Any]]] = []
+    # the newest ten first (with SLOs configured, they are all it takes), then the rest at once
+    for chunk in (incidents[:PER_MODEL], incidents[PER_MODEL:SCAN_PER_MODEL]):
+        by_id = {i.id: i for i in chunk}
+        status = _slo_status(session, model, list(by_id)) if by_id else {}
+        found += [(by_id[i], status[i]) for i in by_id if i in status]  # newest first
+        if len(found) >= PER_MODEL:
+            break
+    if not found:
+        return None
+    _, latest = found[0]
+    budget = latest["slo_budget_remaining"]
+    return {
+        "model": model,
+        "incidents": [
             {
-                "id": incident_id,
+                "id": incident.id,
                 "title": incident.title,
                 "status": incident.status,
                 "opened_at": incident.opened_at.isoformat(),
                 "budget": _value(slo, "slo_budget_remaining"),
                 "burn": _value(slo, "slo_burn_rate"),
             }
+            for incident, slo in found[:PER_MODEL]
+        ],
+        "budget": _value(latest, "slo_budget_remaining"),
+        "budget_display": budget["values"][0]["display"],
+        "burn": _value(latest, "slo_burn_rate"),
+        "objective": budget.get("objective"),
+        "as_of": budget.get("time"),
+    }
+
+
+def _slo_status(
+    session: Session, model: str, incident_ids: list[int]
+) -> dict[int, dict[str, dict[str, Any]]]:
+    """Per incident, the SLO items (by key) of its first episode of ``model`` that has them."""
+    rows = session.execute(
+        select(AlertEpisode.incident_id, AlertEpisode.labels, AlertEpisode.context)
+        .where(
+            AlertEpisode.incident_id.in_(incident_ids),
+            # skip (without decoding) the contexts that hold no SLO status; no condition on
+            # context_state: SQLite would walk its index (all done episodes) instead
+            cast(AlertEpisode.context, Text).contains('"slo_budget_remaining"'),
         )
-        entry.setdefault("_items", []).append((incident.opened_at, incident_id, slo))
-    out = []
-    for model in sorted(models):
-        entry = models[model]
-        _, _, latest = max(entry.pop("_items"), key=lambda t: (t[0], t[1]))
-        budget = latest["slo_budget_remaining"]
-        entry["incidents"].sort(key=lambda i: (i["opened_at"], i["id"]), reverse=True)
-        entry["incidents"] = entry["incidents"][:PER_MODEL]
-        out.append(
-            {
-                **entry,
-                "budget": _value(latest, "slo_budget_remaining"),
-                "budget_display": budget["values"][0]["display"],
-                "burn": _value(latest, "slo_burn_rate"),
-                "objective": budget.get("objective"),
-                "as_of": budget.get("time"),
-            }
-        )
-    return out
+        .order_by(AlertEpisode.id)
+    ).all()
+    status: dict[int, dict[str, dict[str, Any]]] = {}
+    for incident_id, labels, context in rows:
+        slo = {i["key"]: i for i in context or [] if i["key"].startswith("slo_") and _ok(i)}
+        if (labels or {}).get("model") == model and "slo_budget_remaining" in slo:
+            status.setdefault(incident_id, slo)
+    return status
 
 
 def _ok(item: dict[str, Any]) -> bool:
