@@ -16,8 +16,7 @@ from sqlalchemy.orm import Session
 from receiver.store.tables import AlertEpisode, Incident, IncidentLabel
 
 MAX_INCIDENTS = 2000  # newest first: enough for a month of one team's models
-PER_MODEL = 10  # incidents listed per model
-SCAN_PER_MODEL = 30  # newest incidents of a model looked at for an SLO status
+PER_MODEL = 10  # the newest incidents of each model looked at (and listed if they have one)
 
 
 def slo_budgets(engine: Engine, now: datetime, days: int = 30) -> list[dict[str, Any]]:
@@ -25,9 +24,9 @@ def slo_budgets(engine: Engine, now: datetime, days: int = 30) -> list[dict[str,
     incidents newest first with the budget and burn at each one's start.
 
     Contexts are large (each item keeps its series for the chart), so only the contexts that
-    hold SLO items are decoded, and for each model only those of its newest incidents: ten,
-    then up to ``SCAN_PER_MODEL`` if fewer than ten carry a status. Decoding every context of a
-    month took 1.3 s with 100,000 incidents (docs/benchmarks.md).
+    hold SLO items are decoded, and only those of each model's ten newest incidents (with SLOs
+    configured, each has its status). Decoding every context of a month took 1.3 s with
+    100,000 incidents (docs/benchmarks.md).
     """
     since = now - timedelta(days=days)
     with Session(engine) as session:
@@ -63,14 +62,9 @@ def slo_budgets(engine: Engine, now: datetime, days: int = 30) -> list[dict[str,
 
 def _budget(session: Session, model: str, incidents: list[Any]) -> dict[str, Any] | None:
     """The model's budget from its newest incidents with an SLO status, or None if none has."""
-    found: list[tuple[Any, dict[str, Any]]] = []
-    # the newest ten first (with SLOs configured, they are all it takes), then the rest at once
-    for chunk in (incidents[:PER_MODEL], incidents[PER_MODEL:SCAN_PER_MODEL]):
-        by_id = {i.id: i for i in chunk}
-        status = _slo_status(session, model, list(by_id)) if by_id else {}
-        found += [(by_id[i], status[i]) for i in by_id if i in status]  # newest first
-        if len(found) >= PER_MODEL:
-            break
+    newest = {i.id: i for i in incidents[:PER_MODEL]}
+    status = _slo_status(session, model, list(newest))
+    found = [(newest[i], status[i]) for i in newest if i in status]  # newest first
     if not found:
         return None
     _, latest = found[0]
@@ -86,7 +80,7 @@ def _budget(session: Session, model: str, incidents: list[Any]) -> dict[str, Any
                 "budget": _value(slo, "slo_budget_remaining"),
                 "burn": _value(slo, "slo_burn_rate"),
             }
-            for incident, slo in found[:PER_MODEL]
+            for incident, slo in found
         ],
         "budget": _value(latest, "slo_budget_remaining"),
         "budget_display": budget["values"][0]["display"],
