@@ -213,6 +213,9 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers")
     parser.add_argument("--poll", type=float, default=0.5, help="receiver worker --poll")
+    parser.add_argument(
+        "--worker-processes", type=int, default=1, help="receiver workers (Postgres only: >1)"
+    )
     parser.add_argument("--drain-timeout", type=float, default=300, help="wait for the rest")
     parser.add_argument("--max-load", type=float, default=1.0)
     parser.add_argument("--max-wait", type=float, default=120)
@@ -221,6 +224,8 @@ def main(argv: list[str] | None = None) -> None:
         "--profile", help="py-spy the worker process (wall time) while measured: raw stacks here"
     )
     args = parser.parse_args(argv)
+    if args.worker_processes > 1 and args.database == "sqlite":
+        parser.error("SQLite runs one worker (docs/operations.md)")
 
     WORK.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="bench-delivery-") as tmp, PagerDutyStandIn() as pd:
@@ -258,14 +263,18 @@ def main(argv: list[str] | None = None) -> None:
             gunicorn("receiver.wsgi:app", env, args.workers, scratch / "gunicorn.log") as server,
             open(worker_log, "wb") as wlog,
         ):
-            worker = subprocess.Popen(
-                [sys.executable, "-m", "receiver.cli", "worker", "--poll", f"{args.poll:g}"],
-                env=env,
-                cwd=REPO,
-                stdout=wlog,
-                stderr=wlog,
-                start_new_session=True,
-            )
+            workers = [
+                subprocess.Popen(
+                    [sys.executable, "-m", "receiver.cli", "worker", "--poll", f"{args.poll:g}"],
+                    env=env,
+                    cwd=REPO,
+                    stdout=wlog,
+                    stderr=wlog,
+                    start_new_session=True,
+                )
+                for _ in range(args.worker_processes)
+            ]
+            worker = workers[0]
             try:
                 if args.warmup:
                     warm = send_at_rate(
@@ -274,7 +283,7 @@ def main(argv: list[str] | None = None) -> None:
                     wait_delivered(pd, warm, args.drain_timeout)
                 gunicorn_pids = server.workers
                 pg = postgres_pids() if kind == "postgres" else []
-                cpu0 = cpu_seconds([worker.pid])
+                cpu0 = cpu_seconds([w.pid for w in workers])
                 web0, pg0 = cpu_seconds(gunicorn_pids), cpu_seconds(pg)
                 spy = None
                 if args.profile:
@@ -302,24 +311,30 @@ def main(argv: list[str] | None = None) -> None:
                     spy.wait(timeout=120)
                 received = wait_delivered(pd, plan, args.drain_timeout)
                 drained = max(received.values(), default=sent_done) - sent_done
-                worker_cpu = cpu_seconds([worker.pid]) - cpu0
+                worker_cpu = cpu_seconds([w.pid for w in workers]) - cpu0
                 web_cpu = cpu_seconds(gunicorn_pids) - web0
                 pg_cpu = cpu_seconds(pg) - pg0
                 rss = {
                     "gunicorn_workers_rss_mib": [
                         round(status_kib(p, "VmRSS") / 1024, 1) for p in gunicorn_pids
                     ],
-                    "worker_rss_mib": round(status_kib(worker.pid, "VmRSS") / 1024, 1),
-                    "worker_peak_rss_mib": round(status_kib(worker.pid, "VmHWM") / 1024, 1),
+                    "worker_rss_mib": [
+                        round(status_kib(w.pid, "VmRSS") / 1024, 1) for w in workers
+                    ],
+                    "worker_peak_rss_mib": [
+                        round(status_kib(w.pid, "VmHWM") / 1024, 1) for w in workers
+                    ],
                 }
             finally:
-                with suppress(ProcessLookupError):
-                    os.killpg(worker.pid, signal.SIGTERM)
-                try:
-                    worker.wait(timeout=20)
-                except subprocess.TimeoutExpired:
-                    os.killpg(worker.pid, signal.SIGKILL)
-                    worker.wait()
+                for w in workers:
+                    with suppress(ProcessLookupError):
+                        os.killpg(w.pid, signal.SIGTERM)
+                for w in workers:
+                    try:
+                        w.wait(timeout=20)
+                    except subprocess.TimeoutExpired:
+                        os.killpg(w.pid, signal.SIGKILL)
+                        w.wait()
         summary = summarise(plan, received, 10.0)
         record = {
             "db": kind,
@@ -327,6 +342,7 @@ def main(argv: list[str] | None = None) -> None:
             "new_share": args.new_share,
             "seconds": args.seconds,
             "poll_s": args.poll,
+            "worker_processes": args.worker_processes,
             **summary,
             "drained_after_last_post_s": round(drained, 1),
             "worker_cpu_ms_per_delivery": round(
