@@ -14,14 +14,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, insert
-from sqlalchemy.orm import Session
+from sqlalchemy import insert
 
 from receiver.enrich.runbooks import RunbookCatalogue
 from receiver.model.alerts import AlertStatus, Notification, most_severe
 from receiver.store.incidents import MAX_SEVERITY, MAX_TITLE, _brief, _clip, _search_text
 from receiver.store.repositories import (
     MAX_INDEXED_LABEL_VALUE,
+    CoreRepository,
     add_receipt_row,
     insert_or_ignore,
 )
@@ -146,19 +146,7 @@ def plan_opening(
     return opening
 
 
-class OpeningRepository:
-    """Core statements on the session's connection (no ORM objects are loaded or flushed)."""
-
-    def __init__(self, session: Session):
-        self.session = session
-        self._connection: Connection | None = None
-
-    @property
-    def _conn(self) -> Connection:
-        if self._connection is None:
-            self._connection = self.session.connection()
-        return self._connection
-
+class OpeningRepository(CoreRepository):
     def create_group(self, n: Notification, now: datetime) -> int | None:
         """Insert the group; None if it exists after all (another writer was first)."""
         stmt = insert_or_ignore(

@@ -14,10 +14,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, exists, insert, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import bindparam, exists, insert, select, update
 
-from receiver.store.repositories import add_receipt_row
+from receiver.store.repositories import CoreRepository, add_receipt_row
 from receiver.store.tables import (
     AlertEpisode,
     AlertGroup,
@@ -87,19 +86,7 @@ class StoredEpisode:
     annotations: dict[str, str]
 
 
-class RepeatRepository:
-    """Core statements on the session's connection (no ORM objects are loaded or flushed)."""
-
-    def __init__(self, session: Session):
-        self.session = session
-        self._connection: Connection | None = None
-
-    @property
-    def _conn(self) -> Connection:
-        if self._connection is None:  # the transaction's connection, looked up once
-            self._connection = self.session.connection()
-        return self._connection
-
+class RepeatRepository(CoreRepository):
     def lock_group(self, receiver: str, group_key_sha256: str, now: datetime) -> int | None:
         """Touch the group's row (``last_seen_at``) and so lock it, as the full intake does
         first; its id, or None for a group never seen."""

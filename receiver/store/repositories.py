@@ -26,6 +26,20 @@ MAX_INDEXED_LABEL_VALUE = 512
 aliased_episode = aliased(AlertEpisode)
 
 
+def _dialect_insert(dialect: str) -> Any:
+    """The ``insert`` of this dialect: one that can say ON CONFLICT."""
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as dialect_insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert as dialect_insert
+    return dialect_insert
+
+
+def _insert(session: Session, table: Any) -> Any:
+    """A dialect-specific INSERT that can say ON CONFLICT DO NOTHING."""
+    return _dialect_insert(session.get_bind().dialect.name)(table)
+
+
 @cache
 def insert_or_ignore(
     dialect: str,
@@ -35,12 +49,16 @@ def insert_or_ignore(
 ) -> Any:
     """``INSERT .. ON CONFLICT DO NOTHING [RETURNING column]`` for this dialect, built once per
     process: a statement object caches its compiled form, so each execution only binds."""
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    stmt = insert(table).on_conflict_do_nothing(index_elements=list(conflict) if conflict else None)
+    stmt = _dialect_insert(dialect)(table).on_conflict_do_nothing(
+        index_elements=list(conflict) if conflict else None
+    )
     return stmt.returning(table.c[returning]) if returning else stmt
+
+
+def store_body(conn: Connection, body: bytes, body_sha256: str, received_at: datetime) -> None:
+    """Keep a raw request body, once per distinct content."""
+    row = {"sha256": body_sha256, "body": body, "size": len(body), "first_received_at": received_at}
+    conn.execute(insert_or_ignore(conn.dialect.name, PayloadBody.__table__, ("sha256",)), row)
 
 
 _ADD_RECEIPT = insert(WebhookReceipt.__table__).returning(WebhookReceipt.__table__.c.id)
@@ -49,27 +67,26 @@ _ADD_RECEIPT = insert(WebhookReceipt.__table__).returning(WebhookReceipt.__table
 def add_receipt_row(
     conn: Connection, body: bytes | None, body_sha256: str, values: dict[str, Any]
 ) -> int:
-    """Core: store the body (unless None: known stored) once per content, then the receipt;
-    the receipt's id. The intake's shortcuts use it; ``ReceiptRepository`` is the ORM way."""
+    """Core: store the body (unless None: known stored), then the receipt; the receipt's id.
+    The intake's shortcuts use it; ``ReceiptRepository`` is the ORM way."""
     if body is not None:
-        add_body = insert_or_ignore(conn.dialect.name, PayloadBody.__table__, ("sha256",))
-        row = {
-            "sha256": body_sha256,
-            "body": body,
-            "size": len(body),
-            "first_received_at": values["received_at"],
-        }
-        conn.execute(add_body, row)
+        store_body(conn, body, body_sha256, values["received_at"])
     return conn.execute(_ADD_RECEIPT, {"body_sha256": body_sha256, **values}).scalar_one()
 
 
-def _insert(session: Session, table: Any) -> Any:
-    """A dialect-specific INSERT that can say ON CONFLICT DO NOTHING."""
-    if session.get_bind().dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    return insert(table)
+class CoreRepository:
+    """Writes with Core statements on the session's connection (no ORM objects loaded or
+    flushed), inside the unit of work's transaction."""
+
+    def __init__(self, session: Session):
+        self.session = session
+        self._connection: Connection | None = None
+
+    @property
+    def _conn(self) -> Connection:
+        if self._connection is None:  # the transaction's connection, looked up once
+            self._connection = self.session.connection()
+        return self._connection
 
 
 class GroupRepository:
@@ -290,16 +307,7 @@ class ReceiptRepository:
 
     def add(self, body: bytes, body_sha256: str, receipt: WebhookReceipt) -> WebhookReceipt:
         """Store the raw body (once per distinct content) and the receipt that points at it."""
-        self.session.execute(
-            _insert(self.session, PayloadBody)
-            .values(
-                sha256=body_sha256,
-                body=body,
-                size=len(body),
-                first_received_at=receipt.received_at,
-            )
-            .on_conflict_do_nothing(index_elements=["sha256"])
-        )
+        store_body(self.session.connection(), body, body_sha256, receipt.received_at)
         receipt.body_sha256 = body_sha256
         self.session.add(receipt)
         self.session.flush()
