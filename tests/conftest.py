@@ -90,7 +90,12 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """Each test using this runs on a migrated SQLite file and on a migrated Postgres database."""
     if request.param == "postgres":
         return request.getfixturevalue("pg_url")
-    url = f"sqlite:///{tmp_path / 'receiver.db'}"
+    return migrated_sqlite(tmp_path / "receiver.db")
+
+
+def migrated_sqlite(path: Path) -> str:
+    """The URL of a SQLite file at ``path``, migrated to head."""
+    url = f"sqlite:///{path}"
     container = bootstrap(_settings(url))
     migrate.upgrade(container.engine)
     container.engine.dispose()

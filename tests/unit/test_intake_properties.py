@@ -29,9 +29,8 @@ from receiver.bootstrap import bootstrap
 from receiver.intake import parse_webhook
 from receiver.model.alerts import AlertStatus, Notification, label_fingerprint
 from receiver.model.errors import InvalidPayload
-from receiver.store import migrate
 from receiver.store.tables import AlertEpisode, Base, Delivery, Incident
-from tests.conftest import AUTH, FakeClock, _settings
+from tests.conftest import AUTH, FakeClock, _settings, migrated_sqlite
 
 PROPERTY = settings(max_examples=60, derandomize=True, database=None, deadline=None)
 ZERO_TIME = "0001-01-01T00:00:00Z"
@@ -378,20 +377,24 @@ steps = st.tuples(
 )
 
 
+def alert_doc(labels: dict[str, str], state: str, minute: int, **extra: Any) -> dict[str, Any]:
+    """One alert entry starting ``minute`` minutes after T0 (resolved: ended a minute later)."""
+    starts = T0 + timedelta(minutes=minute)
+    ends = starts + timedelta(minutes=1) if state == "resolved" else None
+    return {
+        "status": state,
+        "labels": labels,
+        "startsAt": rfc3339(starts),
+        "endsAt": rfc3339(ends) if ends else ZERO_TIME,
+        **extra,
+    }
+
+
 def body_of(entries: list[tuple[int, str, int]], status: str | None, truncated: int) -> bytes:
-    alerts = []
-    for series, state, minute in entries:
-        starts = T0 + timedelta(minutes=minute)
-        ends = starts + timedelta(minutes=1) if state == "resolved" else None
-        alerts.append(
-            {
-                "status": state,
-                "labels": SERIES[series],
-                "annotations": {"summary": "a property alert"},
-                "startsAt": rfc3339(starts),
-                "endsAt": rfc3339(ends) if ends else ZERO_TIME,
-            }
-        )
+    summary = {"summary": "a property alert"}
+    alerts = [
+        alert_doc(SERIES[i], state, minute, annotations=summary) for i, state, minute in entries
+    ]
     doc: dict[str, Any] = {
         "version": "4",
         "receiver": "property",
@@ -407,11 +410,7 @@ def body_of(entries: list[tuple[int, str, int]], status: str | None, truncated: 
 
 @pytest.fixture(scope="module")
 def sqlite_db(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    url = f"sqlite:///{Path(tmp_path_factory.mktemp('properties')) / 'receiver.db'}"
-    container = bootstrap(_settings(url))
-    migrate.upgrade(container.engine)
-    container.engine.dispose()
-    yield url
+    yield migrated_sqlite(Path(tmp_path_factory.mktemp("properties")) / "receiver.db")
 
 
 def counts(engine: Any) -> dict[str, Any]:
