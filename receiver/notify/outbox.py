@@ -4,6 +4,10 @@ A delivery is claimed (``sending``) and committed before the network call; a wor
 mid-send leaves it ``sending``, and another worker reclaims it after ``CLAIM_TIMEOUT`` with the
 same idempotency key (PagerDuty merges a repeated trigger by dedup key; Slack posts carry the
 key in their metadata and are looked up before posting again).
+
+Work goes by batches (one claim, one read, the sends, one settle): a worker that dies after some
+sends of a batch but before its settle leaves them all ``sending``, and they are sent again,
+under the same keys, after ``CLAIM_TIMEOUT``.
 """
 
 from __future__ import annotations
@@ -13,21 +17,24 @@ import logging
 import random
 import time
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
 from receiver import tracing
 from receiver.model.delivery import Outcome, RetryPolicy, SendResult
 from receiver.notify import DeliveryJob, Notifier, redact
-from receiver.store.queries import IncidentQueries
-from receiver.store.tables import Delivery, DeliveryAttempt
+from receiver.store.outbox import DeliveryRepository
+from receiver.store.queries import IncidentQueries, incident_details
+from receiver.store.tables import Delivery
 from receiver.store.unit_of_work import UnitOfWork
 from receiver.tracing import TraceContext
 
 log = logging.getLogger(__name__)
 CLAIM_TIMEOUT = timedelta(seconds=60)  # longer than any notifier timeout
+SEND_BUDGET = CLAIM_TIMEOUT / 2  # a batch starts no send later than this after its claim
 BATCH = 20
+NOT_SENT = SendResult(Outcome.RETRY, "not sent", attempted=False)
 
 
 class DeliveryWorker:
@@ -44,28 +51,57 @@ class DeliveryWorker:
         on_result: Callable[[str, str, float], None] = lambda kind, outcome, seconds: None,
         on_delivered: Callable[[str, float], None] = lambda kind, seconds: None,
         rand: Callable[[], float] = random.random,
+        monotonic: Callable[[], float] = time.monotonic,
     ):
         self.uow_factory, self.queries, self.notifiers = uow_factory, queries, notifiers
         self.policy, self.clock, self.public_url = policy, clock, public_url
         self.dry_run, self.secrets = dry_run, secrets
         self.on_result, self.on_delivered, self.rand = on_result, on_delivered, rand
+        self.monotonic = monotonic
 
     def close(self) -> None:
         for notifier in self.notifiers.values():
             notifier.close()
 
     def run_once(self, limit: int = BATCH) -> int:
-        """Send up to ``limit`` due deliveries; return how many were attempted or settled."""
+        """Send up to ``limit`` due deliveries; return how many were attempted or settled.
+
+        One transaction claims the batch, one read loads every job, the sends follow one by
+        one outside any transaction, and one transaction settles them all: a fixed number of
+        statements per batch, not per delivery. A batch starts no send later than
+        ``SEND_BUDGET`` after its claim and puts the rest back in the queue, so a slow vendor
+        cannot keep the batch's claims until they look abandoned.
+        """
         now = self.clock()
         with self.uow_factory() as uow:
-            claimed = [
+            claimed = dict(
                 (d.id, reclaimed)
                 for d, reclaimed in uow.deliveries.claim(limit, now, now - CLAIM_TIMEOUT)
-            ]
+            )
             uow.commit()
-        for delivery_id, reclaimed in claimed:
-            self._deliver(delivery_id, reclaimed)
-        return len(claimed)
+        if not claimed:
+            return 0
+        started = self.monotonic()
+        batch = self._load(claimed)
+        for item in batch:
+            with tracing.scope(
+                item.trace, delivery_id=item.job.delivery_id, receiver=item.receiver
+            ):
+                if self.monotonic() - started > SEND_BUDGET.total_seconds():
+                    item.sent(
+                        SendResult(Outcome.RETRY, "batch out of time", attempted=False),
+                        0.0,
+                        self.clock(),
+                    )
+                else:
+                    self._send(item)
+        self._settle(batch)
+        for item in batch:
+            with tracing.scope(
+                item.trace, delivery_id=item.job.delivery_id, receiver=item.receiver
+            ):
+                self._report(item)
+        return len(batch)
 
     def drain(self, max_rounds: int = 100) -> int:
         total = 0
@@ -76,19 +112,11 @@ class DeliveryWorker:
             total += count
         return total
 
-    def _deliver(self, delivery_id: int, reclaimed: bool) -> None:
-        job, delivery = self._job(delivery_id, reclaimed)
-        trace = TraceContext.continue_from(delivery["traceparent"])  # the webhook's trace
-        with tracing.scope(trace, delivery_id=delivery_id, receiver=delivery["receiver"]):
-            self._send(job, delivery)
-
-    def _send(self, job: DeliveryJob, delivery: dict[str, Any]) -> None:
-        notifier = self.notifiers.get(delivery["receiver"])
+    def _send(self, item: Claimed) -> None:
+        job, notifier = item.job, self.notifiers.get(item.receiver)
         started = time.perf_counter()
         if notifier is None:
-            result = SendResult(
-                Outcome.GIVE_UP, f"receiver {delivery['receiver']!r} not configured"
-            )
+            result = SendResult(Outcome.GIVE_UP, f"receiver {item.receiver!r} not configured")
         elif self.dry_run:
             rendered = json.dumps(notifier.render(job), default=str)
             result = SendResult(Outcome.OK, "dry run: rendered, not sent", excerpt=rendered[:500])
@@ -101,104 +129,137 @@ class DeliveryWorker:
             reason=redact(result.reason, list(self.secrets)),
             excerpt=redact(result.excerpt, list(self.secrets)),
         )
-        self._settle(job.delivery_id, job, result, elapsed)
-        if result.attempted:
-            self.on_result(delivery["kind"], result.outcome.value, elapsed)
-            log.info(
-                "%s %s of incident %s: %s (%s)",
-                delivery["kind"],
-                job.action,
-                delivery["incident_id"],
-                result.outcome.value,
-                result.reason,
-                extra={
-                    "incident_id": delivery["incident_id"],
-                    "action": job.action,
-                    "outcome": result.outcome.value,
-                    "status": result.status_code,
-                    "latency_ms": round(elapsed * 1000, 2),
-                },
-            )
+        item.sent(result, elapsed, self.clock())
 
-    def _job(self, delivery_id: int, reclaimed: bool) -> tuple[DeliveryJob, dict[str, Any]]:
-        with self.uow_factory() as uow:
-            d = uow.deliveries.get(delivery_id)
-            thread = uow.deliveries.thread(d.incident_id, d.receiver)
-            delivery = {
-                "receiver": d.receiver,
-                "kind": d.kind,
-                "incident_id": d.incident_id,
-                "traceparent": d.traceparent,
-            }
-            action, key = d.action, d.idempotency_key
-            external = dict(thread.external) if thread else {}
-            last = thread.last_event_id if thread else 0
-        incident = self.queries.get_incident(delivery["incident_id"]) or {}
-        job = DeliveryJob(
-            delivery_id=delivery_id,
-            idempotency_key=key,
-            action=action,
-            incident=incident,
-            external=external,
-            new_events=[e for e in incident.get("timeline", []) if e["id"] > last],
-            reclaimed=reclaimed,
-            incident_url=self._incident_url(delivery["incident_id"]),
+    def _report(self, item: Claimed) -> None:
+        job, result = item.job, item.result
+        if item.dead:
+            log.error(
+                "delivery %s to %s is dead: %s", job.idempotency_key, item.receiver, result.reason
+            )
+        if not result.attempted:
+            return
+        self.on_result(item.kind, result.outcome.value, item.elapsed)
+        log.info(
+            "%s %s of incident %s: %s (%s)",
+            item.kind,
+            job.action,
+            item.incident_id,
+            result.outcome.value,
+            result.reason,
+            extra={
+                "incident_id": item.incident_id,
+                "action": job.action,
+                "outcome": result.outcome.value,
+                "status": result.status_code,
+                "latency_ms": round(item.elapsed * 1000, 2),
+            },
         )
-        return job, delivery
+
+    def _load(self, claimed: dict[int, bool]) -> list[Claimed]:
+        """The claimed deliveries with their jobs, in claim order, read in one snapshot."""
+        with self.queries.session() as session:
+            repo = DeliveryRepository(session)
+            deliveries = repo.load(list(claimed))
+            threads = repo.threads([(d.incident_id, d.receiver) for d in deliveries.values()])
+            incidents = incident_details(
+                session, list({d.incident_id for d in deliveries.values()})
+            )
+        batch = []
+        for delivery_id, reclaimed in claimed.items():
+            d = deliveries[delivery_id]
+            thread = threads.get((d.incident_id, d.receiver))
+            last = thread.last_event_id if thread else 0
+            incident = incidents.get(d.incident_id, {})
+            job = DeliveryJob(
+                delivery_id=delivery_id,
+                idempotency_key=d.idempotency_key,
+                action=d.action,
+                incident=incident,
+                external=dict(thread.external) if thread else {},
+                new_events=[e for e in incident.get("timeline", []) if e["id"] > (last or 0)],
+                reclaimed=reclaimed,
+                incident_url=self._incident_url(d.incident_id),
+            )
+            trace = TraceContext.continue_from(d.traceparent)  # the webhook's trace
+            batch.append(Claimed(job, d.receiver, d.kind, d.incident_id, trace))
+        return batch
 
     def _incident_url(self, incident_id: int) -> str | None:
         if not self.public_url:
             return None
         return f"{self.public_url.rstrip('/')}/incidents/{incident_id}"
 
-    def _settle(
-        self, delivery_id: int, job: DeliveryJob, result: SendResult, elapsed: float
-    ) -> None:
-        now = self.clock()
+    def _settle(self, batch: list[Claimed]) -> None:
+        """Record every send of a batch in one transaction."""
         with self.uow_factory() as uow:
-            if result.attempted:
-                delivery = uow.deliveries.record_attempt(
-                    delivery_id, _attempt(now, result, elapsed)
-                )
-            else:
-                delivery = uow.deliveries.get(delivery_id)
-            self._transition(delivery, result, now)
-            if result.outcome is Outcome.OK:
-                self.on_delivered(delivery.kind, (now - delivery.created_at).total_seconds())
-                told = job.incident.get("timeline", []) if result.told_changes else []
-                last_event = max((e["id"] for e in told), default=0)
-                uow.deliveries.remember(
-                    delivery.incident_id, delivery.receiver, result.external, last_event, now
-                )
+            deliveries = uow.deliveries.load([item.job.delivery_id for item in batch])
+            threads = uow.deliveries.threads(
+                [(d.incident_id, d.receiver) for d in deliveries.values()]
+            )
+            attempts = []
+            for item in batch:
+                delivery, result, at = deliveries[item.job.delivery_id], item.result, item.at
+                if result.attempted:
+                    delivery.attempts += 1
+                    attempts.append(_attempt(delivery.id, at, result, item.elapsed))
+                item.dead = self._transition(delivery, result, at)
+                if result.outcome is Outcome.OK:
+                    self.on_delivered(delivery.kind, (at - delivery.created_at).total_seconds())
+                    told = item.job.incident.get("timeline", []) if result.told_changes else []
+                    uow.deliveries.remember(
+                        threads.get((delivery.incident_id, delivery.receiver)),
+                        delivery.incident_id,
+                        delivery.receiver,
+                        result.external,
+                        max((e["id"] for e in told), default=0),
+                        at,
+                    )
+            uow.deliveries.add_attempts(attempts)
             uow.commit()
 
-    def _transition(self, delivery: Delivery, result: SendResult, now: datetime) -> None:
+    def _transition(self, delivery: Delivery, result: SendResult, now: datetime) -> bool:
+        """The delivery's next state after a send; True when it is dead."""
         if result.outcome is Outcome.OK:
             delivery.state, delivery.sent_at, delivery.last_error = "sent", now, None
-            return
+            return False
         delivery.last_error = result.reason
         if result.outcome is Outcome.GIVE_UP or self.policy.is_dead(delivery.created_at, now):
             delivery.state = "dead"
-            log.error(
-                "delivery %s to %s is dead: %s",
-                delivery.idempotency_key,
-                delivery.receiver,
-                result.reason,
-            )
-            return
+            return True
         if result.attempted:
             delay = self.policy.delay(delivery.attempts, result.retry_after, self.rand)
         else:
             delay = result.retry_after or 0.0
         delivery.state, delivery.due_at = "pending", now + timedelta(seconds=delay)
+        return False
 
 
-def _attempt(now: datetime, result: SendResult, elapsed: float) -> DeliveryAttempt:
-    return DeliveryAttempt(
-        at=now,
-        outcome=result.outcome.value,
-        status_code=result.status_code,
-        latency_ms=int(elapsed * 1000),
-        reason=result.reason[:1000],
-        excerpt=result.excerpt[:500] or None,
-    )
+@dataclass
+class Claimed:
+    """One delivery of a batch: its job, then its send's result, how long it took and when."""
+
+    job: DeliveryJob
+    receiver: str
+    kind: str
+    incident_id: int
+    trace: TraceContext | None
+    result: SendResult = NOT_SENT
+    elapsed: float = 0.0
+    at: datetime = datetime.min
+    dead: bool = False
+
+    def sent(self, result: SendResult, elapsed: float, at: datetime) -> None:
+        self.result, self.elapsed, self.at = result, elapsed, at
+
+
+def _attempt(delivery_id: int, now: datetime, result: SendResult, elapsed: float) -> dict[str, Any]:
+    return {
+        "delivery_id": delivery_id,
+        "at": now,
+        "outcome": result.outcome.value,
+        "status_code": result.status_code,
+        "latency_ms": int(elapsed * 1000),
+        "reason": result.reason[:1000],
+        "excerpt": result.excerpt[:500] or None,
+    }

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import exists, func, select, update
+from sqlalchemy import exists, func, insert, select, update
 from sqlalchemy.orm import Session, aliased
 
 from receiver.store.tables import Delivery, DeliveryAttempt, Incident, NotificationThread
@@ -147,28 +147,40 @@ class DeliveryRepository:
             or 0
         )
 
-    def record_attempt(self, delivery_id: int, attempt: DeliveryAttempt) -> Delivery:
-        attempt.delivery_id = delivery_id
-        self.session.add(attempt)
-        delivery = self.session.get_one(Delivery, delivery_id)
-        delivery.attempts += 1
-        return delivery
+    def load(self, delivery_ids: list[int]) -> dict[int, Delivery]:
+        """Deliveries by id, in one statement."""
+        rows = self.session.scalars(select(Delivery).where(Delivery.id.in_(delivery_ids)))
+        return {d.id: d for d in rows}
 
-    def get(self, delivery_id: int) -> Delivery:
-        return self.session.get_one(Delivery, delivery_id)
+    def threads(self, keys: list[tuple[int, str]]) -> dict[tuple[int, str], NotificationThread]:
+        """Notification threads by (incident id, receiver), in one statement."""
+        if not keys:
+            return {}
+        rows = self.session.scalars(
+            select(NotificationThread).where(
+                NotificationThread.incident_id.in_({incident_id for incident_id, _ in keys})
+            )
+        )
+        wanted = set(keys)
+        return {
+            (t.incident_id, t.receiver): t for t in rows if (t.incident_id, t.receiver) in wanted
+        }
 
-    def thread(self, incident_id: int, receiver: str) -> NotificationThread | None:
-        return self.session.get(NotificationThread, (incident_id, receiver))
+    def add_attempts(self, rows: list[dict[str, Any]]) -> None:
+        """Delivery attempts (column -> value), in one statement."""
+        if rows:
+            self.session.execute(insert(DeliveryAttempt.__table__), rows)  # one executemany
 
     def remember(
         self,
+        thread: NotificationThread | None,
         incident_id: int,
         receiver: str,
         external: dict[str, Any],
         last_event_id: int,
         now: datetime,
     ) -> None:
-        thread = self.thread(incident_id, receiver)
+        """Merge what a send taught into the thread of (incident, receiver), made if new."""
         if thread is None:
             thread = NotificationThread(incident_id=incident_id, receiver=receiver, external={})
             self.session.add(thread)

@@ -135,6 +135,10 @@ class IncidentQueries:
             engine = engine.execution_options(isolation_level="REPEATABLE READ")
         self.engine = engine
 
+    def session(self) -> Session:
+        """A read-only session that sees one snapshot per transaction."""
+        return Session(self.engine)
+
     def list_incidents(
         self, flt: IncidentFilter, limit: int = 50, cursor: str | None = None
     ) -> dict[str, Any]:
@@ -184,60 +188,7 @@ class IncidentQueries:
     def get_incident(self, incident_id: int) -> dict[str, Any] | None:
         """One incident with its alerts and episodes, timeline and raw payload references."""
         with Session(self.engine) as session:
-            incident = session.get(Incident, incident_id)
-            if incident is None:
-                return None
-            group = session.get_one(AlertGroup, incident.group_id)
-            episodes = session.scalars(
-                select(AlertEpisode)
-                .where(AlertEpisode.incident_id == incident_id)
-                .order_by(AlertEpisode.fingerprint, AlertEpisode.starts_at)
-            ).all()
-            events = session.scalars(
-                select(IncidentEvent)
-                .where(IncidentEvent.incident_id == incident_id)
-                .order_by(IncidentEvent.id)
-            ).all()
-            deliveries = session.scalars(
-                select(Delivery).where(Delivery.incident_id == incident_id).order_by(Delivery.id)
-            ).all()
-            attempts = session.scalars(
-                select(DeliveryAttempt)
-                .join(Delivery, Delivery.id == DeliveryAttempt.delivery_id)
-                .where(Delivery.incident_id == incident_id)
-                .order_by(DeliveryAttempt.id)
-            ).all()
-            receipts = session.execute(
-                select(WebhookReceipt, PayloadBody.size)
-                .join(IncidentReceipt, IncidentReceipt.receipt_id == WebhookReceipt.id)
-                .join(PayloadBody, PayloadBody.sha256 == WebhookReceipt.body_sha256)
-                .where(IncidentReceipt.incident_id == incident_id)
-                .order_by(WebhookReceipt.id)
-            ).all()
-        detail = incident_summary(incident)
-        detail["group"] = {
-            "receiver": group.receiver,
-            "group_key": group.group_key,
-            "group_key_derived": group.group_key_derived,
-            "group_labels": group.group_labels,
-        }
-        detail["guidance"] = incident.guidance
-        detail["alerts"] = _alerts(episodes)
-        detail["context"] = _context(episodes)
-        detail["timeline"] = [
-            {
-                "id": e.id,
-                "at": e.at.isoformat(),
-                "kind": e.kind,
-                "fingerprint": e.fingerprint,
-                "detail": e.detail,
-                "receipt": e.receipt_id,
-            }
-            for e in events
-        ]
-        detail["payloads"] = [_receipt(r, size) for r, size in receipts]
-        detail["deliveries"] = _deliveries(deliveries, attempts)
-        return detail
+            return incident_details(session, [incident_id]).get(incident_id)
 
     def slo_budgets(self, now: datetime, days: int = 30) -> list[dict[str, Any]]:
         """Per model, the error budget stored with its latest incident and its incidents."""
@@ -421,6 +372,96 @@ def _label_condition(matcher: Matcher, counting: bool) -> Any:
         if empty_matches:
             hit = or_(hit, ~exists().where(same))
     return hit if positive else ~hit
+
+
+def incident_details(session: Session, incident_ids: list[int]) -> dict[int, dict[str, Any]]:
+    """Incidents by id with their alerts and episodes, timeline, payloads and deliveries.
+
+    A fixed number of statements however many incidents (the delivery worker reads a batch).
+    """
+    incidents = session.scalars(select(Incident).where(Incident.id.in_(incident_ids))).all()
+    if not incidents:
+        return {}
+    ids = [i.id for i in incidents]
+    groups = {
+        g.id: g
+        for g in session.scalars(
+            select(AlertGroup).where(AlertGroup.id.in_({i.group_id for i in incidents}))
+        )
+    }
+    episodes = _by_incident(
+        session.scalars(
+            select(AlertEpisode)
+            .where(AlertEpisode.incident_id.in_(ids))
+            .order_by(AlertEpisode.incident_id, AlertEpisode.fingerprint, AlertEpisode.starts_at)
+        )
+    )
+    events = _by_incident(
+        session.scalars(
+            select(IncidentEvent)
+            .where(IncidentEvent.incident_id.in_(ids))
+            .order_by(IncidentEvent.incident_id, IncidentEvent.id)
+        )
+    )
+    deliveries = _by_incident(
+        session.scalars(select(Delivery).where(Delivery.incident_id.in_(ids)).order_by(Delivery.id))
+    )
+    attempts = _by_incident(
+        session.execute(
+            select(Delivery.incident_id, DeliveryAttempt)
+            .join(Delivery, Delivery.id == DeliveryAttempt.delivery_id)
+            .where(Delivery.incident_id.in_(ids))
+            .order_by(DeliveryAttempt.id)
+        )
+    )
+    receipts = _by_incident(
+        session.execute(
+            select(IncidentReceipt.incident_id, WebhookReceipt, PayloadBody.size)
+            .join(WebhookReceipt, IncidentReceipt.receipt_id == WebhookReceipt.id)
+            .join(PayloadBody, PayloadBody.sha256 == WebhookReceipt.body_sha256)
+            .where(IncidentReceipt.incident_id.in_(ids))
+            .order_by(WebhookReceipt.id)
+        )
+    )
+    details = {}
+    for incident in incidents:
+        iid, group = incident.id, groups[incident.group_id]
+        own_episodes = episodes.get(iid, [])
+        detail = incident_summary(incident)
+        detail["group"] = {
+            "receiver": group.receiver,
+            "group_key": group.group_key,
+            "group_key_derived": group.group_key_derived,
+            "group_labels": group.group_labels,
+        }
+        detail["guidance"] = incident.guidance
+        detail["alerts"] = _alerts(own_episodes)
+        detail["context"] = _context(own_episodes)
+        detail["timeline"] = [
+            {
+                "id": e.id,
+                "at": e.at.isoformat(),
+                "kind": e.kind,
+                "fingerprint": e.fingerprint,
+                "detail": e.detail,
+                "receipt": e.receipt_id,
+            }
+            for e in events.get(iid, [])
+        ]
+        detail["payloads"] = [_receipt(r, size) for _, r, size in receipts.get(iid, [])]
+        detail["deliveries"] = _deliveries(
+            deliveries.get(iid, []), [a for _, a in attempts.get(iid, [])]
+        )
+        details[iid] = detail
+    return details
+
+
+def _by_incident(rows: Any) -> dict[int, list[Any]]:
+    """Rows with an ``incident_id``, grouped by it (order kept)."""
+    out: dict[int, list[Any]] = {}
+    for row in rows:
+        out.setdefault(row.incident_id, []).append(row)
+    return out
 
 
 def incident_summary(i: Incident) -> dict[str, Any]:
