@@ -23,6 +23,7 @@ from receiver.bootstrap import (
     build_reconciler,
     build_watchdog,
 )
+from receiver.notify.outbox import DeliveryWorker
 from receiver.reconcile import Reconciler
 
 log = logging.getLogger(__name__)
@@ -76,6 +77,17 @@ def reconcile(container: Container, reconciler: Reconciler) -> None:
     metrics.stale.labels("resolved").inc(len(report.resolved))
 
 
+def seconds_to_next_pass(
+    container: Container, deliverer: DeliveryWorker | None, poll_seconds: float
+) -> float:
+    """Seconds to the next pass: the poll interval, or less when a delivery this worker put
+    back falls due sooner (a Slack post held by pacing goes out on time, not a poll later)."""
+    due = deliverer.next_due if deliverer is not None else None
+    if due is None:
+        return poll_seconds
+    return min(poll_seconds, max(0.0, (due - container.clock()).total_seconds()))
+
+
 def run_worker(
     container: Container,
     stop: threading.Event,
@@ -111,7 +123,7 @@ def run_worker(
                     log.info("pruned %d raw payload(s) past retention", deleted)
             except SQLAlchemyError as exc:
                 log.warning("worker pass skipped, database unavailable: %s", type(exc).__name__)
-            if stop.wait(poll_seconds):
+            if stop.wait(seconds_to_next_pass(container, deliverer, poll_seconds)):
                 return
     finally:
         if enricher is not None:

@@ -26,7 +26,6 @@ from receiver.model.delivery import Outcome, RetryPolicy, SendResult
 from receiver.notify import DeliveryJob, Notifier, redact
 from receiver.store.outbox import DeliveryRepository
 from receiver.store.queries import IncidentQueries, incident_details
-from receiver.store.tables import Delivery
 from receiver.store.unit_of_work import UnitOfWork
 from receiver.tracing import TraceContext
 
@@ -58,6 +57,7 @@ class DeliveryWorker:
         self.dry_run, self.secrets = dry_run, secrets
         self.on_result, self.on_delivered, self.rand = on_result, on_delivered, rand
         self.monotonic = monotonic
+        self.next_due: datetime | None = None  # see drain()
 
     def close(self) -> None:
         for notifier in self.notifiers.values():
@@ -66,9 +66,9 @@ class DeliveryWorker:
     def run_once(self, limit: int = BATCH) -> int:
         """Send up to ``limit`` due deliveries; return how many were attempted or settled.
 
-        One transaction claims the batch, one read loads every job, the sends follow one by
-        one outside any transaction, and one transaction settles them all: a fixed number of
-        statements per batch, not per delivery. A batch starts no send later than
+        One transaction claims the batch and one read loads every job; then each send, outside
+        any transaction, is settled in a short one of its own before the next send starts, so
+        a worker that dies re-sends at most the one it was on. A batch starts no send later than
         ``SEND_BUDGET`` after its claim and puts the rest back in the queue, so a slow vendor
         cannot keep the batch's claims until they look abandoned.
         """
@@ -88,23 +88,18 @@ class DeliveryWorker:
                 item.trace, delivery_id=item.job.delivery_id, receiver=item.receiver
             ):
                 if self.monotonic() - started > SEND_BUDGET.total_seconds():
-                    item.sent(
-                        SendResult(Outcome.RETRY, "batch out of time", attempted=False),
-                        0.0,
-                        self.clock(),
-                    )
+                    out_of_time = SendResult(Outcome.RETRY, "batch out of time", attempted=False)
+                    item.sent(out_of_time, 0.0, self.clock())
                 else:
                     self._send(item)
-        self._settle(batch)
-        for item in batch:
-            with tracing.scope(
-                item.trace, delivery_id=item.job.delivery_id, receiver=item.receiver
-            ):
+                self._settle(item)
                 self._report(item)
         return len(batch)
 
     def drain(self, max_rounds: int = 100) -> int:
-        total = 0
+        """Batches until none is due; ``next_due`` then says when the soonest of those it put
+        back (held by pacing, or to retry) falls due, so the caller can wake for it."""
+        total, self.next_due = 0, None
         for _ in range(max_rounds):
             count = self.run_once()
             if not count:
@@ -182,7 +177,19 @@ class DeliveryWorker:
                 incident_url=self._incident_url(d.incident_id),
             )
             trace = TraceContext.continue_from(d.traceparent)  # the webhook's trace
-            batch.append(Claimed(job, d.receiver, d.kind, d.incident_id, trace))
+            batch.append(
+                Claimed(
+                    job,
+                    d.receiver,
+                    d.kind,
+                    d.incident_id,
+                    trace,
+                    d.created_at,
+                    d.attempts,
+                    thread is not None,
+                    last or 0,
+                )
+            )
         return batch
 
     def _incident_url(self, incident_id: int) -> str | None:
@@ -190,60 +197,66 @@ class DeliveryWorker:
             return None
         return f"{self.public_url.rstrip('/')}/incidents/{incident_id}"
 
-    def _settle(self, batch: list[Claimed]) -> None:
-        """Record every send of a batch in one transaction."""
-        with self.uow_factory() as uow:
-            deliveries = uow.deliveries.load([item.job.delivery_id for item in batch])
-            threads = uow.deliveries.threads(
-                [(d.incident_id, d.receiver) for d in deliveries.values()]
-            )
-            attempts = []
-            for item in batch:
-                delivery, result, at = deliveries[item.job.delivery_id], item.result, item.at
-                if result.attempted:
-                    delivery.attempts += 1
-                    attempts.append(_attempt(delivery.id, at, result, item.elapsed))
-                item.dead = self._transition(delivery, result, at)
-                if result.outcome is Outcome.OK:
-                    self.on_delivered(delivery.kind, (at - delivery.created_at).total_seconds())
-                    told = item.job.incident.get("timeline", []) if result.told_changes else []
-                    uow.deliveries.remember(
-                        threads.get((delivery.incident_id, delivery.receiver)),
-                        delivery.incident_id,
-                        delivery.receiver,
-                        result.external,
-                        max((e["id"] for e in told), default=0),
-                        at,
-                    )
-            uow.deliveries.add_attempts(attempts)
-            uow.commit()
+    def _settle(self, item: Claimed) -> None:
+        """Record one send: the attempt, the delivery's next state, what the vendor taught.
 
-    def _transition(self, delivery: Delivery, result: SendResult, now: datetime) -> bool:
-        """The delivery's next state after a send; True when it is dead."""
+        Plain writes of what the batch's read found: nobody else changes a claimed delivery
+        or its thread (one open delivery per incident and receiver is ever claimed).
+        """
+        job, result, at = item.job, item.result, item.at
+        attempts = item.attempts + (1 if result.attempted else 0)
+        values, item.dead = self._next_state(item.created_at, attempts, result, at)
+        with self.uow_factory() as uow:
+            attempt = _attempt(job.delivery_id, at, result, item.elapsed)
+            uow.deliveries.settle(job.delivery_id, values, attempt if result.attempted else None)
+            if result.outcome is Outcome.OK:
+                told = job.incident.get("timeline", []) if result.told_changes else []
+                uow.deliveries.remember(
+                    item.thread_known,
+                    item.incident_id,
+                    item.receiver,
+                    {**job.external, **result.external},
+                    max([item.thread_last, *(e["id"] for e in told)]),
+                    at,
+                )
+            uow.commit()
         if result.outcome is Outcome.OK:
-            delivery.state, delivery.sent_at, delivery.last_error = "sent", now, None
-            return False
-        delivery.last_error = result.reason
-        if result.outcome is Outcome.GIVE_UP or self.policy.is_dead(delivery.created_at, now):
-            delivery.state = "dead"
-            return True
+            self.on_delivered(item.kind, (at - item.created_at).total_seconds())
+        due = values.get("due_at")
+        if due is not None and (self.next_due is None or due < self.next_due):
+            self.next_due = due
+
+    def _next_state(
+        self, created_at: datetime, attempts: int, result: SendResult, now: datetime
+    ) -> tuple[dict[str, Any], bool]:
+        """The delivery's columns after a send (``attempts`` counts it), and whether it is
+        dead."""
+        if result.outcome is Outcome.OK:
+            return {"state": "sent", "sent_at": now, "last_error": None}, False
+        if result.outcome is Outcome.GIVE_UP or self.policy.is_dead(created_at, now):
+            return {"state": "dead", "last_error": result.reason}, True
         if result.attempted:
-            delay = self.policy.delay(delivery.attempts, result.retry_after, self.rand)
+            delay = self.policy.delay(attempts, result.retry_after, self.rand)
         else:
             delay = result.retry_after or 0.0
-        delivery.state, delivery.due_at = "pending", now + timedelta(seconds=delay)
-        return False
+        due = now + timedelta(seconds=delay)
+        return {"state": "pending", "due_at": due, "last_error": result.reason}, False
 
 
 @dataclass
 class Claimed:
-    """One delivery of a batch: its job, then its send's result, how long it took and when."""
+    """One delivery of a batch, as the batch's read found it, then its send's result, how long
+    it took and when."""
 
     job: DeliveryJob
     receiver: str
     kind: str
     incident_id: int
     trace: TraceContext | None
+    created_at: datetime
+    attempts: int  # before this send
+    thread_known: bool  # a thread of (incident, receiver) is stored
+    thread_last: int  # its last told event
     result: SendResult = NOT_SENT
     elapsed: float = 0.0
     at: datetime = datetime.min

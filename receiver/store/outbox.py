@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session, aliased
 from receiver.store.tables import Delivery, DeliveryAttempt, Incident, NotificationThread
 
 OPEN_STATES = ("pending", "sending")
+_deliveries = Delivery.__table__
 
 
 class DeliveryRepository:
@@ -166,24 +167,36 @@ class DeliveryRepository:
             (t.incident_id, t.receiver): t for t in rows if (t.incident_id, t.receiver) in wanted
         }
 
-    def add_attempts(self, rows: list[dict[str, Any]]) -> None:
-        """Delivery attempts (column -> value), in one statement."""
-        if rows:
-            self.session.execute(insert(DeliveryAttempt.__table__), rows)  # one executemany
+    def settle(
+        self, delivery_id: int, values: dict[str, Any], attempt: dict[str, Any] | None
+    ) -> None:
+        """Set a delivery's columns after a send, counting and storing the attempt (column ->
+        value) unless nothing was sent."""
+        stmt = update(_deliveries).where(_deliveries.c.id == delivery_id).values(values)
+        if attempt is not None:
+            stmt = stmt.values(attempts=_deliveries.c.attempts + 1)
+            self.session.execute(insert(DeliveryAttempt.__table__), attempt)
+        self.session.execute(stmt)
 
     def remember(
         self,
-        thread: NotificationThread | None,
+        known: bool,
         incident_id: int,
         receiver: str,
         external: dict[str, Any],
         last_event_id: int,
         now: datetime,
     ) -> None:
-        """Merge what a send taught into the thread of (incident, receiver), made if new."""
-        if thread is None:
-            thread = NotificationThread(incident_id=incident_id, receiver=receiver, external={})
-            self.session.add(thread)
-        thread.external = {**(thread.external or {}), **external}
-        thread.last_event_id = max(thread.last_event_id or 0, last_event_id)
-        thread.updated_at = now
+        """Store the thread of (incident, receiver): what sends taught (``external``) and the
+        last event told; ``known``: it is stored already (else it is added)."""
+        values = {"external": external, "last_event_id": last_event_id, "updated_at": now}
+        threads = NotificationThread.__table__
+        if known:
+            self.session.execute(
+                update(threads)
+                .where(threads.c.incident_id == incident_id, threads.c.receiver == receiver)
+                .values(values)
+            )
+        else:
+            row = {"incident_id": incident_id, "receiver": receiver, **values}
+            self.session.execute(insert(threads), row)

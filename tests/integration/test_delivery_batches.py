@@ -2,7 +2,7 @@
 
 On SQLite and Postgres: a batch of many deliveries costs the database the same statements as a
 batch of one, and a batch that has used up its send budget puts the rest back in the queue,
-unsent, for the next batch.
+unsent, for the next batch; the worker wakes when a delivery it put back falls due.
 """
 
 from __future__ import annotations
@@ -14,7 +14,9 @@ import pytest
 from sqlalchemy import event
 
 from receiver.notify.outbox import SEND_BUDGET
+from receiver.worker import seconds_to_next_pass
 from tests.integration.delivery_env import EnvFactory, critical, group_body
+from tests.integration.payloads import alert
 
 
 @pytest.fixture
@@ -44,7 +46,9 @@ def open_incidents(env, count: int, start: int = 0) -> None:
         env.post(group_body(critical(pod=f"pod-{n}"), key=f"g{n}"))
 
 
-def test_a_batch_of_many_deliveries_costs_the_statements_of_one(make_env):
+def test_a_batch_reads_in_a_fixed_number_of_statements_and_settles_each_send_in_three(
+    make_env,
+):
     env = make_env()
     open_incidents(env, 1)
     with counting(env.container.engine) as one:
@@ -54,7 +58,13 @@ def test_a_batch_of_many_deliveries_costs_the_statements_of_one(make_env):
         assert env.worker.run_once() == 16
     assert len(env.pd.events) == 9
     assert len(env.outbox("sent")) == 18
-    assert len(many) == len(one), "\n".join(many)
+
+    def reads(statements):
+        return [s for s in statements if s.lstrip().upper().startswith("SELECT")]
+
+    assert len(reads(many)) == len(reads(one)), "\n".join(reads(many))
+    writes = len(many) - len(reads(many)) - (len(one) - len(reads(one)))
+    assert writes / (16 - 2) == 3  # per send: the delivery, its attempt, its thread
 
 
 def test_a_batch_past_its_send_budget_puts_the_rest_back_unsent(make_env):
@@ -78,26 +88,47 @@ def test_a_batch_past_its_send_budget_puts_the_rest_back_unsent(make_env):
     assert all(d.attempts == 1 for d in env.deliveries())
 
 
-def test_a_settle_that_fails_leaves_the_batch_to_be_sent_again_under_the_same_keys(
+def test_a_worker_that_dies_mid_batch_sends_again_only_the_delivery_it_was_on(
     make_env, monkeypatch
 ):
     env = make_env()
     open_incidents(env, 2)
-    pd_before = len(env.pd.events)
+    settle, settled = env.worker._settle, []
 
-    def broken(batch):
-        raise RuntimeError("database gone mid-batch")
+    def dies_on_the_second(item):
+        if settled:
+            raise RuntimeError("worker gone mid-batch")
+        settle(item)
+        settled.append(item)
 
-    monkeypatch.setattr(env.worker, "_settle", broken)
+    monkeypatch.setattr(env.worker, "_settle", dies_on_the_second)
     with pytest.raises(RuntimeError):
         env.worker.run_once()
     monkeypatch.undo()
-    assert len(env.pd.events) == pd_before + 2
-    assert {d.state for d in env.deliveries()} == {"sending"}
-    assert env.worker.run_once() == 0  # still claimed: not yet abandoned
+    assert len(env.pd.events) + len(env.slack.calls) == 2  # the settled send and the next
+    assert sorted(d.state for d in env.deliveries()) == ["sending"] * 3 + ["sent"]
 
-    env.advance((timedelta(seconds=60) + timedelta(seconds=1)).total_seconds())
-    assert env.worker.run_once() == 4
+    env.advance(61)  # past the claim timeout: the claims look abandoned
+    assert env.worker.run_once() == 3
     assert {d.state for d in env.deliveries()} == {"sent"}
-    assert env.pd.pages == 2  # the repeated triggers merged by dedup key
-    assert len(env.slack_messages()) == 2  # the reclaimed posts were found, not posted again
+    assert env.pd.pages == 2  # a repeated trigger merges by dedup key
+    assert len(env.slack_messages()) == 2  # a reclaimed post is found, not posted again
+    assert sum(d.attempts for d in env.deliveries()) == 4  # one send again, not the batch
+
+
+def test_the_worker_wakes_when_a_post_held_by_pacing_falls_due(make_env):
+    env = make_env({"delivery.slack_min_interval_seconds": 1})
+    env.post(group_body(alert("TritonHighLatency", model="a"), key="a"))
+    env.post(group_body(alert("TritonHighLatency", model="b"), key="b"))
+    env.drain()
+    assert len(env.slack.calls) == 1
+    assert env.worker.next_due == env.clock.now + timedelta(seconds=1)
+    assert seconds_to_next_pass(env.container, env.worker, 5.0) == pytest.approx(1.0)
+    assert seconds_to_next_pass(env.container, env.worker, 0.5) == 0.5  # never longer than the poll
+    env.advance(0.75)
+    assert seconds_to_next_pass(env.container, env.worker, 5.0) == pytest.approx(0.25)
+    env.advance(0.25)
+    assert env.drain() == 1
+    assert len(env.slack.calls) == 2
+    assert env.worker.next_due is None  # nothing put back: the poll interval again
+    assert seconds_to_next_pass(env.container, env.worker, 5.0) == 5.0
