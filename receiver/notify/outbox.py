@@ -17,7 +17,7 @@ import logging
 import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -68,7 +68,8 @@ class DeliveryWorker:
 
         One transaction claims the batch and one read loads every job; then each send, outside
         any transaction, is settled in a short one of its own before the next send starts, so
-        a worker that dies re-sends at most the one it was on. A batch starts no send later than
+        a worker that dies re-sends at most the one it was on. Deliveries held back unsent (by
+        pacing) are put back together at the end. A batch starts no send later than
         ``SEND_BUDGET`` after its claim and puts the rest back in the queue, so a slow vendor
         cannot keep the batch's claims until they look abandoned.
         """
@@ -82,7 +83,7 @@ class DeliveryWorker:
         if not claimed:
             return 0
         started = self.monotonic()
-        batch = self._load(claimed)
+        batch, unsent = self._load(claimed), []
         for item in batch:
             with tracing.scope(
                 item.trace, delivery_id=item.job.delivery_id, receiver=item.receiver
@@ -92,8 +93,18 @@ class DeliveryWorker:
                     item.sent(out_of_time, 0.0, self.clock())
                 else:
                     self._send(item)
-                self._settle(item)
+                if not item.result.attempted:  # held back: nothing to lose, settled together
+                    unsent.append(item)
+                    continue
+                self._settle([item])
                 self._report(item)
+        if unsent:
+            self._settle(unsent)
+            for item in unsent:
+                with tracing.scope(
+                    item.trace, delivery_id=item.job.delivery_id, receiver=item.receiver
+                ):
+                    self._report(item)
         return len(batch)
 
     def drain(self, max_rounds: int = 100) -> int:
@@ -197,34 +208,37 @@ class DeliveryWorker:
             return None
         return f"{self.public_url.rstrip('/')}/incidents/{incident_id}"
 
-    def _settle(self, item: Claimed) -> None:
-        """Record one send: the attempt, the delivery's next state, what the vendor taught.
-
-        Plain writes of what the batch's read found: nobody else changes a claimed delivery
-        or its thread (one open delivery per incident and receiver is ever claimed).
-        """
-        job, result, at = item.job, item.result, item.at
-        attempts = item.attempts + (1 if result.attempted else 0)
-        values, item.dead = self._next_state(item.created_at, attempts, result, at)
+    def _settle(self, items: list[Claimed]) -> None:
+        """Record sends in one transaction: each attempt, the delivery's next state, what the
+        vendor taught. Plain writes of what the batch's read found: nobody else changes a
+        claimed delivery or its thread (one open delivery per incident and receiver is ever
+        claimed)."""
         with self.uow_factory() as uow:
-            attempt = _attempt(job.delivery_id, at, result, item.elapsed)
-            uow.deliveries.settle(job.delivery_id, values, attempt if result.attempted else None)
-            if result.outcome is Outcome.OK:
-                told = job.incident.get("timeline", []) if result.told_changes else []
-                uow.deliveries.remember(
-                    item.thread_known,
-                    item.incident_id,
-                    item.receiver,
-                    {**job.external, **result.external},
-                    max([item.thread_last, *(e["id"] for e in told)]),
-                    at,
+            for item in items:
+                job, result, at = item.job, item.result, item.at
+                attempts = item.attempts + (1 if result.attempted else 0)
+                item.values, item.dead = self._next_state(item.created_at, attempts, result, at)
+                attempt = _attempt(job.delivery_id, at, result, item.elapsed)
+                uow.deliveries.settle(
+                    job.delivery_id, item.values, attempt if result.attempted else None
                 )
+                if result.outcome is Outcome.OK:
+                    told = job.incident.get("timeline", []) if result.told_changes else []
+                    uow.deliveries.remember(
+                        item.thread_known,
+                        item.incident_id,
+                        item.receiver,
+                        {**job.external, **result.external},
+                        max([item.thread_last, *(e["id"] for e in told)]),
+                        at,
+                    )
             uow.commit()
-        if result.outcome is Outcome.OK:
-            self.on_delivered(item.kind, (at - item.created_at).total_seconds())
-        due = values.get("due_at")
-        if due is not None and (self.next_due is None or due < self.next_due):
-            self.next_due = due
+        for item in items:
+            if item.result.outcome is Outcome.OK:
+                self.on_delivered(item.kind, (item.at - item.created_at).total_seconds())
+            due = item.values.get("due_at")
+            if due is not None and (self.next_due is None or due < self.next_due):
+                self.next_due = due
 
     def _next_state(
         self, created_at: datetime, attempts: int, result: SendResult, now: datetime
@@ -260,6 +274,7 @@ class Claimed:
     result: SendResult = NOT_SENT
     elapsed: float = 0.0
     at: datetime = datetime.min
+    values: dict[str, Any] = field(default_factory=dict)  # the columns it was settled with
     dead: bool = False
 
     def sent(self, result: SendResult, elapsed: float, at: datetime) -> None:

@@ -107,7 +107,9 @@ class DeliveryRepository:
     def claim(
         self, limit: int, now: datetime, stale_before: datetime
     ) -> list[tuple[Delivery, bool]]:
-        """Due deliveries whose earlier siblings are all settled, marked ``sending``.
+        """Due deliveries whose earlier siblings are all settled, oldest first, marked
+        ``sending``. Oldest, not soonest due: one held back (pacing, a retry) keeps its place
+        in line when it falls due again, before deliveries queued after it.
 
         Returns (delivery, reclaimed): reclaimed when a previous claim died mid-send.
         ``FOR UPDATE SKIP LOCKED`` lets several workers claim side by side on Postgres.
@@ -126,7 +128,7 @@ class DeliveryRepository:
             self.session.scalars(
                 select(Delivery)
                 .where(due, ~blocked)
-                .order_by(Delivery.due_at, Delivery.id)
+                .order_by(Delivery.id)
                 .limit(limit)
                 .with_for_update(skip_locked=True)
             )

@@ -15,7 +15,7 @@ from sqlalchemy import event
 
 from receiver.notify.outbox import SEND_BUDGET
 from receiver.worker import seconds_to_next_pass
-from tests.integration.delivery_env import EnvFactory, critical, group_body
+from tests.integration.delivery_env import CHANNEL_ID, EnvFactory, critical, group_body
 from tests.integration.payloads import alert
 
 
@@ -132,3 +132,41 @@ def test_the_worker_wakes_when_a_post_held_by_pacing_falls_due(make_env):
     assert len(env.slack.calls) == 2
     assert env.worker.next_due is None  # nothing put back: the poll interval again
     assert seconds_to_next_pass(env.container, env.worker, 5.0) == 5.0
+
+
+def test_posts_held_back_by_pacing_are_put_back_together_in_one_transaction(make_env):
+    env = make_env({"delivery.slack_min_interval_seconds": 1})
+    for name in "abcde":  # warnings: Slack only, one channel
+        env.post(group_body(alert("TritonHighLatency", model=name), key=name))
+    commits: list[object] = []
+
+    def commit(conn):
+        commits.append(conn)
+
+    event.listen(env.container.engine, "commit", commit)
+    try:
+        assert env.worker.run_once() == 5
+    finally:
+        event.remove(env.container.engine, "commit", commit)
+    assert len(env.slack.calls) == 1
+    assert len(commits) == 3  # the claim, the one post, the four held back
+    held = [d for d in env.deliveries() if d.state == "pending"]
+    assert [(d.attempts, d.last_error) for d in held] == [(0, "paced")] * 4
+    assert {d.due_at for d in held} == {env.clock.now + timedelta(seconds=1)}
+
+
+def test_a_post_held_back_by_pacing_keeps_its_place_before_later_incidents(make_env):
+    env = make_env({"delivery.slack_min_interval_seconds": 1})
+    opened = []
+    for name in "ab":
+        opened += env.post(group_body(alert("TritonHighLatency", model=name), key=name))[
+            "incidents"
+        ]
+    env.drain()  # a is posted, b held back until a second later
+    env.advance(0.5)
+    opened += env.post(group_body(alert("TritonHighLatency", model="c"), key="c"))["incidents"]
+    for _ in range(3):  # c was due before b (queued earlier than b's wait ends): b goes first
+        env.advance(0.5)
+        env.drain()
+    posted = [m["metadata"]["event_payload"]["incident"] for m in env.slack.messages(CHANNEL_ID)]
+    assert posted == opened  # in the order the incidents opened
