@@ -23,6 +23,7 @@ from receiver.model.matchers import Matcher
 from receiver.model.routing import Route, Router
 from receiver.notify import build_notifier
 from receiver.notify.outbox import DeliveryWorker
+from receiver.notify.pacing import SharedPacer
 from receiver.notify.slack import SlackNotifier
 from receiver.reconcile import Reconciler
 from receiver.service import IntakeRules
@@ -132,9 +133,11 @@ def build_delivery_worker(container: Container) -> DeliveryWorker | None:
         return None
     delivery = settings.delivery
     notifiers = {name: build_notifier(name, r) for name, r in settings.receivers.items()}
+    pacer = SharedPacer(container.uow, container.clock)  # every worker process paces as one
     for notifier in notifiers.values():
         if isinstance(notifier, SlackNotifier):
             notifier.min_interval = delivery.slack_min_interval_seconds
+            notifier.pacer = pacer
     policy = RetryPolicy(
         initial=delivery.backoff_initial_seconds,
         maximum=delivery.backoff_max_seconds,

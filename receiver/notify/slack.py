@@ -4,15 +4,14 @@ Retry table (https://api.slack.com/docs/rate-limits, https://api.slack.com/metho
 HTTP 429 / ``ratelimited``: retry after Retry-After; 5xx and network: retry; ``message_not_found``
 or ``cant_update_message`` on update: post a fresh message; other errors (invalid_auth,
 channel_not_found, invalid_blocks, ...): give up. Posts are paced to one per second per channel
-by holding deliveries back in the worker, never by sleeping.
+by holding deliveries back in the worker, never by sleeping (``receiver.notify.pacing``: shared
+by every worker process through the database).
 """
 
 from __future__ import annotations
 
 import math
 import ssl
-import time
-from collections.abc import Callable
 from typing import Any
 
 from slack_sdk import WebClient
@@ -20,6 +19,7 @@ from slack_sdk.errors import SlackApiError
 
 from receiver.model.delivery import Outcome, SendResult
 from receiver.notify import DeliveryJob, redact
+from receiver.notify.pacing import LocalPacer, Pacer
 from receiver.notify.slack_blocks import change_lines, incident_blocks, incident_text
 from receiver.settings import SlackReceiver
 
@@ -42,7 +42,7 @@ class SlackNotifier:
         name: str,
         settings: SlackReceiver,
         min_interval: float = 1.0,
-        monotonic: Callable[[], float] = time.monotonic,
+        pacer: Pacer | None = None,
     ):
         self.name, self.settings = name, settings
         self._token = settings.token.get_secret_value()
@@ -55,8 +55,8 @@ class SlackNotifier:
             timeout=max(1, math.ceil(settings.timeout_seconds)),  # whole seconds only
             ssl=context,
         )
-        self.min_interval, self.monotonic = min_interval, monotonic
-        self._next_post: dict[str, float] = {}
+        self.min_interval = min_interval
+        self.pacer: Pacer = pacer or LocalPacer()
 
     def close(self) -> None:
         """Nothing to close: WebClient opens a connection per call."""
@@ -70,7 +70,7 @@ class SlackNotifier:
 
     def send(self, job: DeliveryJob) -> SendResult:
         if "ts" not in job.external:  # a new message: chat.postMessage is paced per channel
-            wait = self._next_post.get(self.settings.channel, 0.0) - self.monotonic()
+            wait = self.pacer.reserve(self.settings.channel, self.min_interval)
             if wait > 0:
                 return SendResult(Outcome.RETRY, "paced", retry_after=wait, attempted=False)
         try:
@@ -118,7 +118,7 @@ class SlackNotifier:
         lines = change_lines(job.new_events)
         if not lines:
             return True
-        if self._next_post.get(self.settings.channel, 0.0) > self.monotonic():
+        if self.pacer.reserve(self.settings.channel, self.min_interval) > 0:
             return False  # told with the next update instead
         self.client.chat_postMessage(channel=channel, thread_ts=ts, text="\n".join(lines)[:3000])
         self._paced()
@@ -141,8 +141,8 @@ class SlackNotifier:
         return None, None
 
     def _paced(self) -> None:
-        """Posts are paced per configured channel (one notifier per channel)."""
-        self._next_post[self.settings.channel] = self.monotonic() + self.min_interval
+        """The interval counts from Slack's answer: keep the channel's slot until then."""
+        self.pacer.hold(self.settings.channel, self.min_interval)
 
     def _failure(self, exc: SlackApiError) -> SendResult:
         response = exc.response
@@ -153,6 +153,8 @@ class SlackNotifier:
             retry_after = _seconds(
                 response.headers.get("Retry-After") if response.headers else None
             )
+            if status == 429 or error == "ratelimited":  # the channel waits, not this post only
+                self.pacer.hold(self.settings.channel, retry_after or self.min_interval)
             return SendResult(
                 Outcome.RETRY, f"slack: {error or status}", status, retry_after, excerpt
             )

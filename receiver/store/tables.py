@@ -364,6 +364,16 @@ class DeliveryAttempt(Base):
     excerpt: Mapped[str | None] = mapped_column(Text)
 
 
+class ChannelPacing(Base):
+    """When a Slack channel takes its next post: one row per channel, shared by every worker
+    process, so together they never post to a channel faster than the pacing allows."""
+
+    __tablename__ = "channel_pacing"
+
+    channel: Mapped[str] = mapped_column(String(255), primary_key=True)
+    next_post_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
 class NotificationThread(Base):
     """What a receiver knows of an incident: the PagerDuty dedup key, the Slack channel and ts."""
 

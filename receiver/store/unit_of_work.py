@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from receiver.store.db import WRITE_OPTIONS, writer_turn
 from receiver.store.openings import OpeningRepository
 from receiver.store.outbox import DeliveryRepository
+from receiver.store.pacing import PacingRepository
 from receiver.store.repeats import RepeatRepository
 from receiver.store.repositories import (
     EpisodeRepository,
@@ -45,6 +46,7 @@ class UnitOfWork:
         self.stale = StaleRepository(self.session)
         self.repeats = RepeatRepository(self.session)
         self.openings = OpeningRepository(self.session)
+        self.pacing = PacingRepository(self.session)
         return self
 
     def __exit__(

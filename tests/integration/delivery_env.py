@@ -25,7 +25,6 @@ from sqlalchemy.orm import Session
 from receiver.app import create_app
 from receiver.bootstrap import Container, bootstrap, build_delivery_worker
 from receiver.notify.outbox import DeliveryWorker
-from receiver.notify.slack import SlackNotifier
 from receiver.replay import AppTarget, load_items
 from receiver.settings import Settings
 from receiver.store.tables import Delivery
@@ -241,9 +240,6 @@ class EnvFactory:
         worker = build_delivery_worker(container)
         assert worker is not None
         self.stack.callback(worker.close)
-        for notifier in worker.notifiers.values():
-            if isinstance(notifier, SlackNotifier):
-                notifier.monotonic = mono  # pacing follows the test's clock, not real time
         return DeliveryEnv(
             self.clock, mono, pd, slack, container, create_app(container=container), worker
         )

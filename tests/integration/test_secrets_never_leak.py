@@ -100,9 +100,9 @@ def write_config(tmp_path: Path, database_url: str, pd_url: str, ca: str, slack_
             "pd": {"type": "pagerduty", "base_url": pd_url, "ca_bundle": ca},
             "pd_down": {"type": "pagerduty", "base_url": f"https://127.0.0.1:{closed}"},
             "slack": {"type": "slack", "channel": CHANNEL_ID, "base_url": slack_url},
-            "slack_down": {
+            "slack_down": {  # another channel: pacing is per channel, shared by receivers
                 "type": "slack",
-                "channel": CHANNEL_ID,
+                "channel": "C0UNREACHED",
                 "base_url": f"http://127.0.0.1:{closed}/api/",
             },
         },

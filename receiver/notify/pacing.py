@@ -1,0 +1,79 @@
+"""Slack channel pacing: at most one post per interval per channel, for every worker together.
+
+A notifier asks for the channel's slot before it posts (``reserve``); taken, it posts and then
+keeps the slot for the interval from the answer (``hold``); otherwise it hands the delivery
+back with the wait as its retry-after, never sleeping. A 429's Retry-After holds the channel
+too. ``SharedPacer`` keeps the slots in the database (``channel_pacing``), so two worker
+processes (two replicas on Postgres) pace as one; ``LocalPacer`` keeps them in memory.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Protocol
+
+from receiver.store.unit_of_work import UnitOfWork
+
+
+class Pacer(Protocol):
+    def reserve(self, channel: str, interval: float) -> float:
+        """Take the channel's slot for ``interval`` seconds: 0, or the seconds until it frees."""
+        ...
+
+    def hold(self, channel: str, seconds: float) -> None:
+        """Keep the channel's slot taken for at least ``seconds`` from now."""
+        ...
+
+
+class LocalPacer:
+    """Slots in this process's memory, on a monotonic clock."""
+
+    def __init__(self, monotonic: Callable[[], float] = time.monotonic):
+        self.monotonic = monotonic
+        self._free_at: dict[str, float] = {}
+
+    def reserve(self, channel: str, interval: float) -> float:
+        now = self.monotonic()
+        wait = self._free_at.get(channel, 0.0) - now
+        if wait > 0:
+            return wait
+        self._free_at[channel] = now + interval
+        return 0.0
+
+    def hold(self, channel: str, seconds: float) -> None:
+        until = self.monotonic() + seconds
+        self._free_at[channel] = max(self._free_at.get(channel, 0.0), until)
+
+
+class SharedPacer:
+    """Slots in the database, one short transaction each, on the receiver's clock.
+
+    A slot only ever moves later, so what this process last learnt of a channel (taken until
+    T) answers every ask before T without a transaction: a backlog of held posts costs the
+    database one question per slot, not one per held post.
+    """
+
+    def __init__(self, uow_factory: Callable[[], UnitOfWork], clock: Callable[[], datetime]):
+        self.uow_factory, self.clock = uow_factory, clock
+        self._taken_until: dict[str, datetime] = {}
+
+    def reserve(self, channel: str, interval: float) -> float:
+        now = self.clock()
+        known = self._taken_until.get(channel)
+        if known is not None and known > now:
+            return (known - now).total_seconds()
+        until = now + timedelta(seconds=interval)
+        with self.uow_factory() as uow:
+            free_at = uow.pacing.reserve(channel, now, until)
+            uow.commit()
+        self._taken_until[channel] = until if free_at is None else free_at
+        return 0.0 if free_at is None else (free_at - now).total_seconds()
+
+    def hold(self, channel: str, seconds: float) -> None:
+        until = self.clock() + timedelta(seconds=seconds)
+        with self.uow_factory() as uow:
+            uow.pacing.hold(channel, until)
+            uow.commit()
+        self._taken_until[channel] = max(self._taken_until.get(channel, until), until)

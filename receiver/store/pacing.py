@@ -1,0 +1,53 @@
+"""The posting slots of Slack channels, shared through the database by every worker process."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import case, select, update
+from sqlalchemy.orm import Session
+
+from receiver.store.repositories import _insert
+from receiver.store.tables import ChannelPacing
+
+_pacing = ChannelPacing.__table__
+c = _pacing.c
+
+
+class PacingRepository:
+    def __init__(self, session: Session):
+        self.session = session
+
+    def reserve(self, channel: str, now: datetime, until: datetime) -> datetime | None:
+        """Take the channel's slot if it is free at ``now``, keeping it until ``until``: None
+        when taken, else the time it frees up. Concurrent callers take it at most once."""
+        taken = self.session.execute(
+            update(_pacing)
+            .where(c.channel == channel, c.next_post_at <= now)
+            .values(next_post_at=until)
+        ).rowcount
+        if taken:
+            return None
+        first = self.session.execute(
+            _insert(self.session, _pacing)
+            .values(channel=channel, next_post_at=until)
+            .on_conflict_do_nothing(index_elements=["channel"])
+            .returning(c.channel)  # a row back: inserted (rowcount is -1 here on psycopg)
+        ).first()
+        if first is not None:
+            return None
+        free_at = self.session.scalar(select(c.next_post_at).where(c.channel == channel))
+        return free_at if free_at is not None and free_at > now else now
+
+    def hold(self, channel: str, until: datetime) -> None:
+        """Keep the channel's slot taken until at least ``until``."""
+        later = case((c.next_post_at < until, until), else_=c.next_post_at)
+        held = self.session.execute(
+            update(_pacing).where(c.channel == channel).values(next_post_at=later)
+        ).rowcount
+        if not held:
+            self.session.execute(
+                _insert(self.session, _pacing)
+                .values(channel=channel, next_post_at=until)
+                .on_conflict_do_nothing(index_elements=["channel"])
+            )

@@ -1,0 +1,83 @@
+"""Slack pacing across worker processes: the channel's posting slot lives in the database.
+
+Two delivery workers, each with its own engine and container (as two ``receiver worker``
+processes have), share one database and one Slack stand-in that refuses (429) a second post to
+a channel within a second. Time never passes for real: the receiver's FakeClock and the
+stand-in's clock move together.
+"""
+
+from __future__ import annotations
+
+from itertools import pairwise
+
+import pytest
+
+from receiver.bootstrap import bootstrap, build_delivery_worker
+from tests.integration.delivery_env import CHANNEL_ID, EnvFactory, group_body
+from tests.integration.payloads import alert
+
+
+@pytest.fixture
+def make_env(make_settings, clock):
+    with EnvFactory(make_settings, clock) as factory:
+        yield factory
+
+
+def second_worker(env):
+    """Another worker process's delivery worker: its own container, engine and pacer."""
+    container = bootstrap(env.settings, clock=env.clock)
+    worker = build_delivery_worker(container)
+    assert worker is not None
+    return worker, container
+
+
+def post_warnings(env, names: str) -> None:
+    """One new incident per name, each a warning: Slack only, one channel."""
+    for name in names:
+        env.post(group_body(alert("TritonHighLatency", model=name), key=name))
+
+
+def test_two_workers_together_post_to_a_channel_once_a_second(make_env):
+    env = make_env({"delivery.slack_min_interval_seconds": 1}, slack_rate_limit=True)
+    other, container = second_worker(env)
+    try:
+        post_warnings(env, "abcdef")
+        for _ in range(8):  # both workers pass every half second, as two processes would
+            env.worker.drain()
+            other.drain()
+            env.advance(0.5)
+    finally:
+        other.close()
+        container.engine.dispose()
+    statuses = [c["status"] for c in env.slack.calls]
+    assert statuses == [200] * 4  # four slots in four seconds, nothing refused
+    gaps = [b["at"] - a["at"] for a, b in pairwise(env.slack.calls)]
+    assert gaps == [1.0, 1.0, 1.0]
+    assert sorted(d.state for d in env.deliveries()) == ["pending"] * 2 + ["sent"] * 4
+    assert all(d.attempts == (1 if d.state == "sent" else 0) for d in env.deliveries())
+
+
+def test_a_429_holds_the_channel_for_every_worker_until_its_retry_after(make_env):
+    env = make_env({"delivery.slack_min_interval_seconds": 1})
+    other, container = second_worker(env)
+    try:
+        env.slack.fail("ratelimited", times=1, retry_after=20)
+        post_warnings(env, "a")
+        env.worker.drain()  # refused: the channel is held for 20 s
+        post_warnings(env, "b")
+        for _ in range(19):
+            env.advance(1)
+            env.worker.drain()
+            other.drain()
+        assert [c["status"] for c in env.slack.calls] == [429]
+        env.advance(1)
+        env.worker.drain()
+        other.drain()
+        env.advance(1)
+        env.worker.drain()
+        other.drain()
+    finally:
+        other.close()
+        container.engine.dispose()
+    assert [c["status"] for c in env.slack.calls] == [429, 200, 200]
+    assert len(env.slack.messages(CHANNEL_ID)) == 2
