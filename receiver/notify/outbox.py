@@ -5,9 +5,9 @@ mid-send leaves it ``sending``, and another worker reclaims it after ``CLAIM_TIM
 same idempotency key (PagerDuty merges a repeated trigger by dedup key; Slack posts carry the
 key in their metadata and are looked up before posting again).
 
-Work goes by batches (one claim, one read, the sends, one settle): a worker that dies after some
-sends of a batch but before its settle leaves them all ``sending``, and they are sent again,
-under the same keys, after ``CLAIM_TIMEOUT``.
+Work goes by batches: one claim and one read for up to ``BATCH`` deliveries, then each send is
+settled before the next starts. A worker that dies mid-batch leaves the delivery it was on and
+the batch's unsent rest ``sending``; they are reclaimed after ``CLAIM_TIMEOUT``.
 """
 
 from __future__ import annotations
@@ -175,7 +175,7 @@ class DeliveryWorker:
         for delivery_id, reclaimed in claimed.items():
             d = deliveries[delivery_id]
             thread = threads.get((d.incident_id, d.receiver))
-            last = thread.last_event_id if thread else 0
+            last = (thread.last_event_id or 0) if thread else 0
             incident = incidents.get(d.incident_id, {})
             job = DeliveryJob(
                 delivery_id=delivery_id,
@@ -183,7 +183,7 @@ class DeliveryWorker:
                 action=d.action,
                 incident=incident,
                 external=dict(thread.external) if thread else {},
-                new_events=[e for e in incident.get("timeline", []) if e["id"] > (last or 0)],
+                new_events=[e for e in incident.get("timeline", []) if e["id"] > last],
                 reclaimed=reclaimed,
                 incident_url=self._incident_url(d.incident_id),
             )
@@ -198,7 +198,7 @@ class DeliveryWorker:
                     d.created_at,
                     d.attempts,
                     thread is not None,
-                    last or 0,
+                    last,
                 )
             )
         return batch
