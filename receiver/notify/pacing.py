@@ -14,6 +14,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Protocol
 
+from receiver.store.pacing import MAX_HOLD
 from receiver.store.unit_of_work import UnitOfWork
 
 
@@ -62,7 +63,7 @@ class SharedPacer:
     def reserve(self, channel: str, interval: float) -> float:
         now = self.clock()
         known = self._taken_until.get(channel)
-        if known is not None and known > now:
+        if known is not None and now < known <= now + MAX_HOLD:
             return (known - now).total_seconds()
         until = now + timedelta(seconds=interval)
         with self.uow_factory() as uow:
@@ -72,7 +73,7 @@ class SharedPacer:
         return 0.0 if free_at is None else (free_at - now).total_seconds()
 
     def hold(self, channel: str, seconds: float) -> None:
-        until = self.clock() + timedelta(seconds=seconds)
+        until = self.clock() + min(timedelta(seconds=seconds), MAX_HOLD)
         with self.uow_factory() as uow:
             uow.pacing.hold(channel, until)
             uow.commit()

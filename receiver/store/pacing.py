@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from sqlalchemy import case, select, update
+from sqlalchemy import case, or_, select, update
 from sqlalchemy.orm import Session
 
 from receiver.store.repositories import _insert
 from receiver.store.tables import ChannelPacing
 
+MAX_HOLD = timedelta(minutes=5)  # longer than any pacing interval or Retry-After we honour
 _pacing = ChannelPacing.__table__
 c = _pacing.c
 
@@ -20,11 +21,12 @@ class PacingRepository:
 
     def reserve(self, channel: str, now: datetime, until: datetime) -> datetime | None:
         """Take the channel's slot if it is free at ``now``, keeping it until ``until``: None
-        when taken, else the time it frees up. Concurrent callers take it at most once."""
+        when taken, else the time it frees up. Concurrent callers take it at most once. A slot
+        held further ahead than any hold sets (``MAX_HOLD``: a clock that went back) counts as
+        free, so a channel is never held for longer than that."""
+        free = or_(c.next_post_at <= now, c.next_post_at > now + MAX_HOLD)
         taken = self.session.execute(
-            update(_pacing)
-            .where(c.channel == channel, c.next_post_at <= now)
-            .values(next_post_at=until)
+            update(_pacing).where(c.channel == channel, free).values(next_post_at=until)
         ).rowcount
         if taken:
             return None
@@ -40,7 +42,8 @@ class PacingRepository:
         return free_at if free_at is not None and free_at > now else now
 
     def hold(self, channel: str, until: datetime) -> None:
-        """Keep the channel's slot taken until at least ``until``."""
+        """Keep the channel's slot taken until at least ``until`` (callers keep it within
+        ``MAX_HOLD`` of now)."""
         later = case((c.next_post_at < until, until), else_=c.next_post_at)
         held = self.session.execute(
             update(_pacing).where(c.channel == channel).values(next_post_at=later)

@@ -81,3 +81,15 @@ def test_a_429_holds_the_channel_for_every_worker_until_its_retry_after(make_env
         container.engine.dispose()
     assert [c["status"] for c in env.slack.calls] == [429, 200, 200]
     assert len(env.slack.messages(CHANNEL_ID)) == 2
+
+
+def test_a_clock_that_went_back_an_hour_does_not_hold_a_channel_for_an_hour(make_env):
+    env = make_env({"delivery.slack_min_interval_seconds": 1})
+    post_warnings(env, "a")
+    env.worker.drain()  # posted: the channel's slot is held until a second later
+    env.clock.advance(hours=-1)  # the receiver's clock steps back (the stand-in's does not)
+    env.mono.advance(1)
+    post_warnings(env, "b")
+    env.worker.drain()
+    assert [c["status"] for c in env.slack.calls] == [200, 200]
+    assert {d.state for d in env.deliveries()} == {"sent"}
