@@ -33,6 +33,10 @@ log = logging.getLogger(__name__)
 CLAIM_TIMEOUT = timedelta(seconds=60)  # longer than any notifier timeout
 SEND_BUDGET = CLAIM_TIMEOUT / 2  # a batch starts no send later than this after its claim
 BATCH = 20
+# Deliveries held back for one Slack slot fall due microseconds apart (each put back from its
+# own clock reading); a claim takes those due within this much more too, so they are claimed
+# together and go out oldest first, not one by one in microsecond order.
+CLAIM_AHEAD = timedelta(milliseconds=10)
 NOT_SENT = SendResult(Outcome.RETRY, "not sent", attempted=False)
 
 
@@ -77,7 +81,9 @@ class DeliveryWorker:
         with self.uow_factory() as uow:
             claimed = dict(
                 (d.id, reclaimed)
-                for d, reclaimed in uow.deliveries.claim(limit, now, now - CLAIM_TIMEOUT)
+                for d, reclaimed in uow.deliveries.claim(
+                    limit, now, now - CLAIM_TIMEOUT, due_by=now + CLAIM_AHEAD
+                )
             )
             uow.commit()
         if not claimed:
@@ -108,9 +114,12 @@ class DeliveryWorker:
         return len(batch)
 
     def drain(self, max_rounds: int = 100) -> int:
-        """Batches until none is due; ``next_due`` then says when the soonest of those it put
-        back (held by pacing, or to retry) falls due, so the caller can wake for it."""
-        total, self.next_due = 0, None
+        """Batches until none is due; ``next_due`` then says when the soonest of those this
+        worker put back (held by pacing, or to retry) and has not claimed since falls due, so
+        the caller can wake for it."""
+        if self.next_due is not None and self.next_due <= self.clock():
+            self.next_due = None  # due now: this drain claims it (and puts it back if need be)
+        total = 0
         for _ in range(max_rounds):
             count = self.run_once()
             if not count:

@@ -105,11 +105,12 @@ class DeliveryRepository:
     # -- claiming and settling (worker) ---------------------------------------------------------
 
     def claim(
-        self, limit: int, now: datetime, stale_before: datetime
+        self, limit: int, now: datetime, stale_before: datetime, due_by: datetime | None = None
     ) -> list[tuple[Delivery, bool]]:
         """Due deliveries whose earlier siblings are all settled, oldest first, marked
         ``sending``. Oldest, not soonest due: one held back (pacing, a retry) keeps its place
-        in line when it falls due again, before deliveries queued after it.
+        in line when it falls due again, before deliveries queued after it. ``due_by``
+        (default ``now``): take those due by then.
 
         Returns (delivery, reclaimed): reclaimed when a previous claim died mid-send.
         ``FOR UPDATE SKIP LOCKED`` lets several workers claim side by side on Postgres.
@@ -121,7 +122,7 @@ class DeliveryRepository:
             earlier.id < Delivery.id,
             earlier.state.in_(OPEN_STATES),
         )
-        due = ((Delivery.state == "pending") & (Delivery.due_at <= now)) | (
+        due = ((Delivery.state == "pending") & (Delivery.due_at <= (due_by or now))) | (
             (Delivery.state == "sending") & (Delivery.claimed_at < stale_before)
         )
         rows = list(

@@ -11,9 +11,10 @@ from contextlib import contextmanager
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import event
+from sqlalchemy import event, select
 
 from receiver.notify.outbox import SEND_BUDGET
+from receiver.store.tables import Delivery
 from receiver.worker import seconds_to_next_pass
 from tests.integration.delivery_env import CHANNEL_ID, EnvFactory, critical, group_body
 from tests.integration.payloads import alert
@@ -176,3 +177,40 @@ def test_a_post_held_back_by_pacing_keeps_its_place_before_later_incidents(make_
         env.drain()
     posted = [m["metadata"]["event_payload"]["incident"] for m in env.slack.messages(CHANNEL_ID)]
     assert posted == opened  # in the order the incidents opened
+
+
+def test_a_pass_with_nothing_due_does_not_forget_when_a_held_post_falls_due(make_env):
+    env = make_env({"delivery.slack_min_interval_seconds": 1})
+    for name in "ab":
+        env.post(group_body(alert("TritonHighLatency", model=name), key=name))
+    env.drain()  # a posted, b held until a second later
+    due = env.clock.now + timedelta(seconds=1)
+    env.advance(0.5)
+    assert env.drain() == 0  # a poll in between: nothing due
+    assert env.worker.next_due == due
+    assert seconds_to_next_pass(env.container, env.worker, 0.5) == pytest.approx(0.5)
+    env.advance(0.5)
+    assert env.drain() == 1
+    assert len(env.slack.calls) == 2
+
+
+def test_posts_held_for_one_slot_microseconds_apart_go_out_oldest_first(make_env):
+    env = make_env({"delivery.slack_min_interval_seconds": 1})
+    opened = []
+    for name in "abc":
+        doc = group_body(alert("TritonHighLatency", model=name), key=name)
+        opened += env.post(doc)["incidents"]
+    env.drain()  # a posted; b and c held for the next slot, a second later
+    slot = env.clock.now + timedelta(seconds=1)
+    # as in production, where each is put back from its own clock reading: c (the newer)
+    # happens to fall due a few microseconds before b
+    with env.container.uow() as uow:
+        b, c = uow.session.scalars(
+            select(Delivery).where(Delivery.state == "pending").order_by(Delivery.id)
+        )
+        b.due_at, c.due_at = slot + timedelta(microseconds=7), slot
+        uow.commit()
+    env.advance(1)
+    env.drain()
+    posted = [m["metadata"]["event_payload"]["incident"] for m in env.slack.messages(CHANNEL_ID)]
+    assert posted == opened[:2]  # b, not c, took the slot
