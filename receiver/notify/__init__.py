@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Protocol
 
 from receiver.model.delivery import SendResult
@@ -22,6 +23,7 @@ class DeliveryJob:
     new_events: list[dict[str, Any]] = field(default_factory=list)  # timeline since last send
     reclaimed: bool = False  # a previous claim died mid-send: check before sending again
     incident_url: str | None = None
+    as_of: datetime | None = None  # when its batch was claimed: pacing decides as of then
 
 
 class Notifier(Protocol):

@@ -89,7 +89,7 @@ class DeliveryWorker:
         if not claimed:
             return 0
         started = self.monotonic()
-        batch, unsent = self._load(claimed), []
+        batch, unsent = self._load(claimed, now), []
         for item in batch:
             with tracing.scope(
                 item.trace, delivery_id=item.job.delivery_id, receiver=item.receiver
@@ -171,8 +171,9 @@ class DeliveryWorker:
             },
         )
 
-    def _load(self, claimed: dict[int, bool]) -> list[Claimed]:
-        """The claimed deliveries with their jobs, in claim order, read in one snapshot."""
+    def _load(self, claimed: dict[int, bool], now: datetime) -> list[Claimed]:
+        """The claimed deliveries with their jobs, in claim order, read in one snapshot;
+        ``now``: the claim's time."""
         with self.queries.session() as session:
             repo = DeliveryRepository(session)
             deliveries = repo.load(list(claimed))
@@ -195,6 +196,7 @@ class DeliveryWorker:
                 new_events=[e for e in incident.get("timeline", []) if e["id"] > last],
                 reclaimed=reclaimed,
                 incident_url=self._incident_url(d.incident_id),
+                as_of=now,
             )
             trace = TraceContext.continue_from(d.traceparent)  # the webhook's trace
             batch.append(
@@ -226,7 +228,12 @@ class DeliveryWorker:
             for item in items:
                 job, result, at = item.job, item.result, item.at
                 attempts = item.attempts + (1 if result.attempted else 0)
-                item.values, item.dead = self._next_state(item.created_at, attempts, result, at)
+                # held back unsent: due from the claim's time, as the pacing decided, so the
+                # posts held for one slot fall due together, at the slot
+                base = at if result.attempted else (job.as_of or at)
+                item.values, item.dead = self._next_state(
+                    item.created_at, attempts, result, at, base
+                )
                 attempt = _attempt(job.delivery_id, at, result, item.elapsed)
                 uow.deliveries.settle(
                     job.delivery_id, item.values, attempt if result.attempted else None
@@ -250,10 +257,15 @@ class DeliveryWorker:
                 self.next_due = due
 
     def _next_state(
-        self, created_at: datetime, attempts: int, result: SendResult, now: datetime
+        self,
+        created_at: datetime,
+        attempts: int,
+        result: SendResult,
+        now: datetime,
+        base: datetime,
     ) -> tuple[dict[str, Any], bool]:
-        """The delivery's columns after a send (``attempts`` counts it), and whether it is
-        dead."""
+        """The delivery's columns after a send (``attempts`` counts it) at ``now``, a retry
+        due its delay after ``base``, and whether it is dead."""
         if result.outcome is Outcome.OK:
             return {"state": "sent", "sent_at": now, "last_error": None}, False
         if result.outcome is Outcome.GIVE_UP or self.policy.is_dead(created_at, now):
@@ -262,7 +274,7 @@ class DeliveryWorker:
             delay = self.policy.delay(attempts, result.retry_after, self.rand)
         else:
             delay = result.retry_after or 0.0
-        due = now + timedelta(seconds=delay)
+        due = base + timedelta(seconds=delay)
         return {"state": "pending", "due_at": due, "last_error": result.reason}, False
 
 

@@ -9,9 +9,8 @@ processes (two replicas on Postgres) pace as one; ``LocalPacer`` keeps them in m
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 from receiver.store.pacing import MAX_HOLD
@@ -19,8 +18,12 @@ from receiver.store.unit_of_work import UnitOfWork
 
 
 class Pacer(Protocol):
-    def reserve(self, channel: str, interval: float) -> float:
-        """Take the channel's slot for ``interval`` seconds: 0, or the seconds until it frees."""
+    def reserve(self, channel: str, interval: float, now: datetime | None = None) -> float:
+        """Take the channel's slot for ``interval`` seconds if it is free at ``now`` (default:
+        the clock; the worker passes its batch's claim time, so a slot that frees while the
+        batch runs goes to the oldest held post, claimed with the next batch, not to whichever
+        newer post of this batch reaches it first): 0, or the seconds from ``now`` until it
+        frees."""
         ...
 
     def hold(self, channel: str, seconds: float) -> None:
@@ -29,23 +32,23 @@ class Pacer(Protocol):
 
 
 class LocalPacer:
-    """Slots in this process's memory, on a monotonic clock."""
+    """Slots in this process's memory."""
 
-    def __init__(self, monotonic: Callable[[], float] = time.monotonic):
-        self.monotonic = monotonic
-        self._free_at: dict[str, float] = {}
+    def __init__(self, clock: Callable[[], datetime] = lambda: datetime.now(UTC)):
+        self.clock = clock
+        self._free_at: dict[str, datetime] = {}
 
-    def reserve(self, channel: str, interval: float) -> float:
-        now = self.monotonic()
-        wait = self._free_at.get(channel, 0.0) - now
-        if wait > 0:
-            return wait
-        self._free_at[channel] = now + interval
+    def reserve(self, channel: str, interval: float, now: datetime | None = None) -> float:
+        now = now or self.clock()
+        free_at = self._free_at.get(channel)
+        if free_at is not None and free_at > now:
+            return (free_at - now).total_seconds()
+        self._free_at[channel] = max(now, self.clock()) + timedelta(seconds=interval)
         return 0.0
 
     def hold(self, channel: str, seconds: float) -> None:
-        until = self.monotonic() + seconds
-        self._free_at[channel] = max(self._free_at.get(channel, 0.0), until)
+        until = self.clock() + timedelta(seconds=seconds)
+        self._free_at[channel] = max(self._free_at.get(channel, until), until)
 
 
 class SharedPacer:
@@ -60,12 +63,12 @@ class SharedPacer:
         self.uow_factory, self.clock = uow_factory, clock
         self._taken_until: dict[str, datetime] = {}
 
-    def reserve(self, channel: str, interval: float) -> float:
-        now = self.clock()
+    def reserve(self, channel: str, interval: float, now: datetime | None = None) -> float:
+        now = now or self.clock()
         known = self._taken_until.get(channel)
         if known is not None and now < known <= now + MAX_HOLD:
             return (known - now).total_seconds()
-        until = now + timedelta(seconds=interval)
+        until = max(now, self.clock()) + timedelta(seconds=interval)  # from the post itself
         with self.uow_factory() as uow:
             free_at = uow.pacing.reserve(channel, now, until)
             uow.commit()

@@ -70,7 +70,7 @@ class SlackNotifier:
 
     def send(self, job: DeliveryJob) -> SendResult:
         if "ts" not in job.external:  # a new message: chat.postMessage is paced per channel
-            wait = self.pacer.reserve(self.settings.channel, self.min_interval)
+            wait = self.pacer.reserve(self.settings.channel, self.min_interval, job.as_of)
             if wait > 0:
                 return SendResult(Outcome.RETRY, "paced", retry_after=wait, attempted=False)
         try:
@@ -118,7 +118,7 @@ class SlackNotifier:
         lines = change_lines(job.new_events)
         if not lines:
             return True
-        if self.pacer.reserve(self.settings.channel, self.min_interval) > 0:
+        if self.pacer.reserve(self.settings.channel, self.min_interval, job.as_of) > 0:
             return False  # told with the next update instead
         self.client.chat_postMessage(channel=channel, thread_ts=ts, text="\n".join(lines)[:3000])
         self._paced()

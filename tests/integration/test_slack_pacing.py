@@ -8,11 +8,13 @@ stand-in's clock move together.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from itertools import pairwise
 
 import pytest
 
 from receiver.bootstrap import bootstrap, build_delivery_worker
+from receiver.notify.pacing import SharedPacer
 from tests.integration.delivery_env import CHANNEL_ID, EnvFactory, group_body
 from tests.integration.payloads import alert
 
@@ -93,3 +95,52 @@ def test_a_clock_that_went_back_an_hour_does_not_hold_a_channel_for_an_hour(make
     env.worker.drain()
     assert [c["status"] for c in env.slack.calls] == [200, 200]
     assert {d.state for d in env.deliveries()} == {"sent"}
+
+
+def test_a_slot_that_frees_while_a_batch_runs_is_decided_as_of_the_claim(make_env):
+    """A newer post of a batch claimed before the slot freed does not take it from the older
+    post held for it, which the next batch claims."""
+    env = make_env({"delivery.slack_min_interval_seconds": 1})
+    pacer = SharedPacer(env.container.uow, env.clock)
+    claimed_at = env.clock.now
+    assert pacer.reserve("C0PACED", 1.0, claimed_at) == 0.0  # taken until a second later
+    env.advance(1.2)  # the batch ran on past the slot's end
+    other = SharedPacer(env.container.uow, env.clock)  # another worker, nothing cached
+    assert other.reserve("C0PACED", 1.0, claimed_at + timedelta(seconds=0.9)) == pytest.approx(0.1)
+    assert other.reserve("C0PACED", 1.0) == 0.0  # as of now it is free
+
+
+class Slow:
+    """A notifier whose send takes ``seconds`` of the test's clocks."""
+
+    def __init__(self, inner, env, seconds: float):
+        self.inner, self.env, self.seconds = inner, env, seconds
+        self.kind = inner.kind
+
+    def send(self, job):
+        self.env.advance(self.seconds)
+        return self.inner.send(job)
+
+    def render(self, job):
+        return self.inner.render(job)
+
+    def close(self):
+        self.inner.close()
+
+
+def test_a_newer_post_in_a_batch_that_ran_past_the_slot_waits_behind_the_held_one(make_env):
+    env = make_env({"delivery.slack_min_interval_seconds": 1})
+    opened = []
+    for name in "ab":
+        doc = group_body(alert("TritonHighLatency", model=name), key=name)
+        opened += env.post(doc)["incidents"]
+    env.worker.drain()  # a posted; b held for the slot a second later
+    env.advance(0.9)
+    doc = group_body(alert("TritonHighErrorRate", severity="critical", model="c"), key="c")
+    opened += env.post(doc)["incidents"]  # PagerDuty, then Slack: both claimed before the slot
+    env.worker.notifiers["pd"] = Slow(env.worker.notifiers["pd"], env, 0.2)  # past the slot
+    for _ in range(3):
+        env.worker.drain()
+        env.advance(1)
+    posted = [m["metadata"]["event_payload"]["incident"] for m in env.slack.messages(CHANNEL_ID)]
+    assert posted == opened  # b took the slot it was held for, c the one after
