@@ -24,7 +24,6 @@ from receiver.model.routing import Route, Router
 from receiver.notify import build_notifier
 from receiver.notify.outbox import DeliveryWorker
 from receiver.notify.pacing import SharedPacer
-from receiver.notify.slack import SlackNotifier
 from receiver.reconcile import Reconciler
 from receiver.service import IntakeRules
 from receiver.settings import ConfigError, Settings
@@ -132,12 +131,9 @@ def build_delivery_worker(container: Container) -> DeliveryWorker | None:
     if not settings.receivers:
         return None
     delivery = settings.delivery
-    notifiers = {name: build_notifier(name, r) for name, r in settings.receivers.items()}
-    pacer = SharedPacer(container.uow, container.clock)  # every worker process paces as one
-    for notifier in notifiers.values():
-        if isinstance(notifier, SlackNotifier):
-            notifier.min_interval = delivery.slack_min_interval_seconds
-            notifier.pacer = pacer
+    # every worker process paces Slack channels as one, through the database
+    pacer = SharedPacer(container.uow, container.clock, delivery.slack_min_interval_seconds)
+    notifiers = {name: build_notifier(name, r, pacer) for name, r in settings.receivers.items()}
     policy = RetryPolicy(
         initial=delivery.backoff_initial_seconds,
         maximum=delivery.backoff_max_seconds,

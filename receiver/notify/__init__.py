@@ -5,10 +5,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from receiver.model.delivery import SendResult
 from receiver.settings import PagerDutyReceiver, SlackReceiver
+
+if TYPE_CHECKING:
+    from receiver.notify.pacing import Pacer
 
 
 @dataclass(frozen=True)
@@ -38,16 +41,19 @@ class Notifier(Protocol):
     def close(self) -> None: ...
 
 
-def build_notifier(name: str, settings: PagerDutyReceiver | SlackReceiver) -> Notifier:
-    """The registry: receiver type -> notifier. Adding a vendor is one module and one line."""
+def build_notifier(
+    name: str, settings: PagerDutyReceiver | SlackReceiver, pacer: Pacer
+) -> Notifier:
+    """The registry: receiver type -> notifier. Adding a vendor is one module and one line.
+    ``pacer``: the Slack channels' posting slots, shared by every Slack receiver."""
     from receiver.notify.pagerduty import PagerDutyNotifier
     from receiver.notify.slack import SlackNotifier
 
-    registry: dict[str, Callable[[str, Any], Notifier]] = {
-        "pagerduty": PagerDutyNotifier,
-        "slack": SlackNotifier,
+    registry: dict[str, Callable[[Any], Notifier]] = {
+        "pagerduty": lambda vendor: PagerDutyNotifier(name, vendor),
+        "slack": lambda vendor: SlackNotifier(name, vendor, pacer),
     }
-    return registry[settings.type](name, settings)
+    return registry[settings.type](settings)
 
 
 def redact(text: str, secrets: list[str]) -> str:

@@ -234,10 +234,12 @@ class DeliveryWorker:
                 item.values, item.dead = self._next_state(
                     item.created_at, attempts, result, at, base
                 )
-                attempt = _attempt(job.delivery_id, at, result, item.elapsed)
-                uow.deliveries.settle(
-                    job.delivery_id, item.values, attempt if result.attempted else None
+                attempt = (
+                    _attempt(job.delivery_id, at, result, item.elapsed)
+                    if result.attempted
+                    else None
                 )
+                uow.deliveries.settle(job.delivery_id, item.values, attempt)
                 if result.outcome is Outcome.OK:
                     told = job.incident.get("timeline", []) if result.told_changes else []
                     uow.deliveries.remember(

@@ -4,13 +4,13 @@ A notifier asks for the channel's slot before it posts (``reserve``); taken, it 
 keeps the slot for the interval from the answer (``hold``); otherwise it hands the delivery
 back with the wait as its retry-after, never sleeping. A 429's Retry-After holds the channel
 too. ``SharedPacer`` keeps the slots in the database (``channel_pacing``), so two worker
-processes (two replicas on Postgres) pace as one; ``LocalPacer`` keeps them in memory.
+processes (two replicas on Postgres) pace as one.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Protocol
 
 from receiver.store.pacing import MAX_HOLD
@@ -18,37 +18,19 @@ from receiver.store.unit_of_work import UnitOfWork
 
 
 class Pacer(Protocol):
-    def reserve(self, channel: str, interval: float, now: datetime | None = None) -> float:
-        """Take the channel's slot for ``interval`` seconds if it is free at ``now`` (default:
-        the clock; the worker passes its batch's claim time, so a slot that frees while the
-        batch runs goes to the oldest held post, claimed with the next batch, not to whichever
-        newer post of this batch reaches it first): 0, or the seconds from ``now`` until it
-        frees."""
+    interval: float  # seconds between two posts to a channel
+
+    def reserve(self, channel: str, now: datetime | None = None) -> float:
+        """Take the channel's slot for the interval if it is free at ``now`` (default: the
+        clock; the worker passes its batch's claim time, so a slot that frees while the batch
+        runs goes to the oldest held post, claimed with the next batch, not to whichever newer
+        post of this batch reaches it first): 0, or the seconds from ``now`` until it frees."""
         ...
 
-    def hold(self, channel: str, seconds: float) -> None:
-        """Keep the channel's slot taken for at least ``seconds`` from now."""
+    def hold(self, channel: str, seconds: float | None = None) -> None:
+        """Keep the channel's slot taken for at least ``seconds`` (default: the interval) from
+        now."""
         ...
-
-
-class LocalPacer:
-    """Slots in this process's memory."""
-
-    def __init__(self, clock: Callable[[], datetime] = lambda: datetime.now(UTC)):
-        self.clock = clock
-        self._free_at: dict[str, datetime] = {}
-
-    def reserve(self, channel: str, interval: float, now: datetime | None = None) -> float:
-        now = now or self.clock()
-        free_at = self._free_at.get(channel)
-        if free_at is not None and free_at > now:
-            return (free_at - now).total_seconds()
-        self._free_at[channel] = max(now, self.clock()) + timedelta(seconds=interval)
-        return 0.0
-
-    def hold(self, channel: str, seconds: float) -> None:
-        until = self.clock() + timedelta(seconds=seconds)
-        self._free_at[channel] = max(self._free_at.get(channel, until), until)
 
 
 class SharedPacer:
@@ -59,24 +41,30 @@ class SharedPacer:
     database one question per slot, not one per held post.
     """
 
-    def __init__(self, uow_factory: Callable[[], UnitOfWork], clock: Callable[[], datetime]):
-        self.uow_factory, self.clock = uow_factory, clock
+    def __init__(
+        self,
+        uow_factory: Callable[[], UnitOfWork],
+        clock: Callable[[], datetime],
+        interval: float = 1.0,
+    ):
+        self.uow_factory, self.clock, self.interval = uow_factory, clock, interval
         self._taken_until: dict[str, datetime] = {}
 
-    def reserve(self, channel: str, interval: float, now: datetime | None = None) -> float:
+    def reserve(self, channel: str, now: datetime | None = None) -> float:
         now = now or self.clock()
         known = self._taken_until.get(channel)
         if known is not None and now < known <= now + MAX_HOLD:
             return (known - now).total_seconds()
-        until = max(now, self.clock()) + timedelta(seconds=interval)  # from the post itself
+        until = max(now, self.clock()) + timedelta(seconds=self.interval)  # from the post itself
         with self.uow_factory() as uow:
             free_at = uow.pacing.reserve(channel, now, until)
             uow.commit()
         self._taken_until[channel] = until if free_at is None else free_at
         return 0.0 if free_at is None else (free_at - now).total_seconds()
 
-    def hold(self, channel: str, seconds: float) -> None:
-        until = self.clock() + min(timedelta(seconds=seconds), MAX_HOLD)
+    def hold(self, channel: str, seconds: float | None = None) -> None:
+        held = timedelta(seconds=self.interval if seconds is None else seconds)
+        until = self.clock() + min(held, MAX_HOLD)
         with self.uow_factory() as uow:
             uow.pacing.hold(channel, until)
             uow.commit()

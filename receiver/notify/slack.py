@@ -19,7 +19,7 @@ from slack_sdk.errors import SlackApiError
 
 from receiver.model.delivery import Outcome, SendResult
 from receiver.notify import DeliveryJob, redact
-from receiver.notify.pacing import LocalPacer, Pacer
+from receiver.notify.pacing import Pacer
 from receiver.notify.slack_blocks import change_lines, incident_blocks, incident_text
 from receiver.settings import SlackReceiver
 
@@ -37,13 +37,7 @@ METADATA_TYPE = "receiver_incident"
 class SlackNotifier:
     kind = "slack"
 
-    def __init__(
-        self,
-        name: str,
-        settings: SlackReceiver,
-        min_interval: float = 1.0,
-        pacer: Pacer | None = None,
-    ):
+    def __init__(self, name: str, settings: SlackReceiver, pacer: Pacer):
         self.name, self.settings = name, settings
         self._token = settings.token.get_secret_value()
         context = (
@@ -55,8 +49,7 @@ class SlackNotifier:
             timeout=max(1, math.ceil(settings.timeout_seconds)),  # whole seconds only
             ssl=context,
         )
-        self.min_interval = min_interval
-        self.pacer: Pacer = pacer or LocalPacer()
+        self.pacer = pacer
 
     def close(self) -> None:
         """Nothing to close: WebClient opens a connection per call."""
@@ -70,7 +63,7 @@ class SlackNotifier:
 
     def send(self, job: DeliveryJob) -> SendResult:
         if "ts" not in job.external:  # a new message: chat.postMessage is paced per channel
-            wait = self.pacer.reserve(self.settings.channel, self.min_interval, job.as_of)
+            wait = self.pacer.reserve(self.settings.channel, job.as_of)
             if wait > 0:
                 return SendResult(Outcome.RETRY, "paced", retry_after=wait, attempted=False)
         try:
@@ -118,7 +111,7 @@ class SlackNotifier:
         lines = change_lines(job.new_events)
         if not lines:
             return True
-        if self.pacer.reserve(self.settings.channel, self.min_interval, job.as_of) > 0:
+        if self.pacer.reserve(self.settings.channel, job.as_of) > 0:
             return False  # told with the next update instead
         self.client.chat_postMessage(channel=channel, thread_ts=ts, text="\n".join(lines)[:3000])
         self._paced()
@@ -142,7 +135,7 @@ class SlackNotifier:
 
     def _paced(self) -> None:
         """The interval counts from Slack's answer: keep the channel's slot until then."""
-        self.pacer.hold(self.settings.channel, self.min_interval)
+        self.pacer.hold(self.settings.channel)
 
     def _failure(self, exc: SlackApiError) -> SendResult:
         response = exc.response
@@ -154,7 +147,7 @@ class SlackNotifier:
                 response.headers.get("Retry-After") if response.headers else None
             )
             if status == 429 or error == "ratelimited":  # the channel waits, not this post only
-                self.pacer.hold(self.settings.channel, retry_after or self.min_interval)
+                self.pacer.hold(self.settings.channel, retry_after)
             return SendResult(
                 Outcome.RETRY, f"slack: {error or status}", status, retry_after, excerpt
             )
