@@ -133,6 +133,14 @@ class DeliveryEnv:
         assert response.status_code == 200, response.get_data(as_text=True)
         return response.get_json()
 
+    def post_warnings(self, names: str) -> list[int]:
+        """One new incident per name, each a warning (Slack only, one channel); their ids."""
+        opened: list[int] = []
+        for name in names:
+            doc = group_body(alert("TritonHighLatency", model=name), key=name)
+            opened += self.post(doc)["incidents"]
+        return opened
+
     def replay(self, folder: str) -> list[dict[str, Any]]:
         """Replay a recorded folder one request at a time, at its recorded time, draining the
         outbox after each request so the sends interleave as they would in production."""
@@ -188,6 +196,10 @@ class DeliveryEnv:
             args = {**call["params"], **(call["json"] or {})}
             out.append([call["method"], args.get("channel"), "thread_ts" in args])
         return out
+
+    def posted_incidents(self, channel: str = CHANNEL_ID) -> list[int]:
+        """The incident of each message in the channel, in posting order (its metadata)."""
+        return [m["metadata"]["event_payload"]["incident"] for m in self.slack.messages(channel)]
 
     def slack_messages(self, channel: str = CHANNEL_ID) -> list[dict[str, Any]]:
         return [

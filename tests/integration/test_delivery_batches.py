@@ -16,8 +16,7 @@ from sqlalchemy import event, select
 from receiver.notify.outbox import SEND_BUDGET
 from receiver.store.tables import Delivery
 from receiver.worker import seconds_to_next_pass
-from tests.integration.delivery_env import CHANNEL_ID, EnvFactory, critical, group_body
-from tests.integration.payloads import alert
+from tests.integration.delivery_env import EnvFactory, critical, group_body
 
 
 @pytest.fixture
@@ -123,8 +122,7 @@ def test_a_worker_that_dies_mid_batch_sends_again_only_the_delivery_it_was_on(
 
 def test_the_worker_wakes_when_a_post_held_by_pacing_falls_due(make_env):
     env = make_env({"delivery.slack_min_interval_seconds": 1})
-    env.post(group_body(alert("TritonHighLatency", model="a"), key="a"))
-    env.post(group_body(alert("TritonHighLatency", model="b"), key="b"))
+    env.post_warnings("ab")
     env.drain()
     assert len(env.slack.calls) == 1
     assert env.worker.next_due == env.clock.now + timedelta(seconds=1)
@@ -141,8 +139,7 @@ def test_the_worker_wakes_when_a_post_held_by_pacing_falls_due(make_env):
 
 def test_posts_held_back_by_pacing_are_put_back_together_in_one_transaction(make_env):
     env = make_env({"delivery.slack_min_interval_seconds": 1})
-    for name in "abcde":  # warnings: Slack only, one channel
-        env.post(group_body(alert("TritonHighLatency", model=name), key=name))
+    env.post_warnings("abcde")
     commits: list[object] = []
 
     def commit(conn):
@@ -164,25 +161,19 @@ def test_posts_held_back_by_pacing_are_put_back_together_in_one_transaction(make
 
 def test_a_post_held_back_by_pacing_keeps_its_place_before_later_incidents(make_env):
     env = make_env({"delivery.slack_min_interval_seconds": 1})
-    opened = []
-    for name in "ab":
-        opened += env.post(group_body(alert("TritonHighLatency", model=name), key=name))[
-            "incidents"
-        ]
+    opened = env.post_warnings("ab")
     env.drain()  # a is posted, b held back until a second later
     env.advance(0.5)
-    opened += env.post(group_body(alert("TritonHighLatency", model="c"), key="c"))["incidents"]
+    opened += env.post_warnings("c")
     for _ in range(3):  # c was due before b (queued earlier than b's wait ends): b goes first
         env.advance(0.5)
         env.drain()
-    posted = [m["metadata"]["event_payload"]["incident"] for m in env.slack.messages(CHANNEL_ID)]
-    assert posted == opened  # in the order the incidents opened
+    assert env.posted_incidents() == opened  # in the order the incidents opened
 
 
 def test_a_pass_with_nothing_due_does_not_forget_when_a_held_post_falls_due(make_env):
     env = make_env({"delivery.slack_min_interval_seconds": 1})
-    for name in "ab":
-        env.post(group_body(alert("TritonHighLatency", model=name), key=name))
+    env.post_warnings("ab")
     env.drain()  # a posted, b held until a second later
     due = env.clock.now + timedelta(seconds=1)
     env.advance(0.5)
@@ -196,10 +187,7 @@ def test_a_pass_with_nothing_due_does_not_forget_when_a_held_post_falls_due(make
 
 def test_posts_held_for_one_slot_microseconds_apart_go_out_oldest_first(make_env):
     env = make_env({"delivery.slack_min_interval_seconds": 1})
-    opened = []
-    for name in "abc":
-        doc = group_body(alert("TritonHighLatency", model=name), key=name)
-        opened += env.post(doc)["incidents"]
+    opened = env.post_warnings("abc")
     env.drain()  # a posted; b and c held for the next slot, a second later
     slot = env.clock.now + timedelta(seconds=1)
     # as in production, where each is put back from its own clock reading: c (the newer)
@@ -212,5 +200,4 @@ def test_posts_held_for_one_slot_microseconds_apart_go_out_oldest_first(make_env
         uow.commit()
     env.advance(1)
     env.drain()
-    posted = [m["metadata"]["event_payload"]["incident"] for m in env.slack.messages(CHANNEL_ID)]
-    assert posted == opened[:2]  # b, not c, took the slot
+    assert env.posted_incidents() == opened[:2]  # b, not c, took the slot

@@ -33,17 +33,11 @@ def second_worker(env):
     return worker, container
 
 
-def post_warnings(env, names: str) -> None:
-    """One new incident per name, each a warning: Slack only, one channel."""
-    for name in names:
-        env.post(group_body(alert("TritonHighLatency", model=name), key=name))
-
-
 def test_two_workers_together_post_to_a_channel_once_a_second(make_env):
     env = make_env({"delivery.slack_min_interval_seconds": 1}, slack_rate_limit=True)
     other, container = second_worker(env)
     try:
-        post_warnings(env, "abcdef")
+        env.post_warnings("abcdef")
         for _ in range(8):  # both workers pass every half second, as two processes would
             env.worker.drain()
             other.drain()
@@ -64,9 +58,9 @@ def test_a_429_holds_the_channel_for_every_worker_until_its_retry_after(make_env
     other, container = second_worker(env)
     try:
         env.slack.fail("ratelimited", times=1, retry_after=20)
-        post_warnings(env, "a")
+        env.post_warnings("a")
         env.worker.drain()  # refused: the channel is held for 20 s
-        post_warnings(env, "b")
+        env.post_warnings("b")
         for _ in range(19):
             env.advance(1)
             env.worker.drain()
@@ -87,11 +81,11 @@ def test_a_429_holds_the_channel_for_every_worker_until_its_retry_after(make_env
 
 def test_a_clock_that_went_back_an_hour_does_not_hold_a_channel_for_an_hour(make_env):
     env = make_env({"delivery.slack_min_interval_seconds": 1})
-    post_warnings(env, "a")
+    env.post_warnings("a")
     env.worker.drain()  # posted: the channel's slot is held until a second later
     env.clock.advance(hours=-1)  # the receiver's clock steps back (the stand-in's does not)
     env.mono.advance(1)
-    post_warnings(env, "b")
+    env.post_warnings("b")
     env.worker.drain()
     assert [c["status"] for c in env.slack.calls] == [200, 200]
     assert {d.state for d in env.deliveries()} == {"sent"}
@@ -103,11 +97,11 @@ def test_a_slot_that_frees_while_a_batch_runs_is_decided_as_of_the_claim(make_en
     env = make_env({"delivery.slack_min_interval_seconds": 1})
     pacer = SharedPacer(env.container.uow, env.clock)
     claimed_at = env.clock.now
-    assert pacer.reserve("C0PACED", 1.0, claimed_at) == 0.0  # taken until a second later
+    assert pacer.reserve("C0PACED", claimed_at) == 0.0  # taken until a second later
     env.advance(1.2)  # the batch ran on past the slot's end
     other = SharedPacer(env.container.uow, env.clock)  # another worker, nothing cached
-    assert other.reserve("C0PACED", 1.0, claimed_at + timedelta(seconds=0.9)) == pytest.approx(0.1)
-    assert other.reserve("C0PACED", 1.0) == 0.0  # as of now it is free
+    assert other.reserve("C0PACED", claimed_at + timedelta(seconds=0.9)) == pytest.approx(0.1)
+    assert other.reserve("C0PACED") == 0.0  # as of now it is free
 
 
 class Slow:
@@ -130,10 +124,7 @@ class Slow:
 
 def test_a_newer_post_in_a_batch_that_ran_past_the_slot_waits_behind_the_held_one(make_env):
     env = make_env({"delivery.slack_min_interval_seconds": 1})
-    opened = []
-    for name in "ab":
-        doc = group_body(alert("TritonHighLatency", model=name), key=name)
-        opened += env.post(doc)["incidents"]
+    opened = env.post_warnings("ab")
     env.worker.drain()  # a posted; b held for the slot a second later
     env.advance(0.9)
     doc = group_body(alert("TritonHighErrorRate", severity="critical", model="c"), key="c")
@@ -142,5 +133,4 @@ def test_a_newer_post_in_a_batch_that_ran_past_the_slot_waits_behind_the_held_on
     for _ in range(3):
         env.worker.drain()
         env.advance(1)
-    posted = [m["metadata"]["event_payload"]["incident"] for m in env.slack.messages(CHANNEL_ID)]
-    assert posted == opened  # b took the slot it was held for, c the one after
+    assert env.posted_incidents() == opened  # b took the slot it was held for, c the next
