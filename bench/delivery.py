@@ -34,14 +34,12 @@ import math
 import os
 import random
 import secrets
-import signal
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -58,6 +56,7 @@ from bench.intake import (
     gunicorn,
     postgres_pids,
     receiver_env,
+    receiver_workers,
     status_kib,
     tail,
     wait_for_quiet,
@@ -231,7 +230,7 @@ def main(argv: list[str] | None = None) -> None:
     with tempfile.TemporaryDirectory(prefix="bench-delivery-") as tmp, PagerDutyStandIn() as pd:
         scratch = Path(tmp)
         url = (
-            fresh_database(args.database)
+            fresh_database(args.database, "delivery")
             if args.database in ("sqlite", "postgres")
             else args.database
         )
@@ -261,80 +260,56 @@ def main(argv: list[str] | None = None) -> None:
         worker_log = scratch / "worker.log"
         with (
             gunicorn("receiver.wsgi:app", env, args.workers, scratch / "gunicorn.log") as server,
-            open(worker_log, "wb") as wlog,
+            receiver_workers(env, args.worker_processes, args.poll, worker_log) as workers,
         ):
-            workers = [
-                subprocess.Popen(
-                    [sys.executable, "-m", "receiver.cli", "worker", "--poll", f"{args.poll:g}"],
-                    env=env,
-                    cwd=REPO,
-                    stdout=wlog,
-                    stderr=wlog,
-                    start_new_session=True,
-                )
-                for _ in range(args.worker_processes)
-            ]
             worker = workers[0]
-            try:
-                if args.warmup:
-                    warm = send_at_rate(
-                        server.url, args.rate, args.warmup, args.senders, secrets.token_hex(2)
-                    )
-                    wait_delivered(pd, warm, args.drain_timeout)
-                gunicorn_pids = server.workers
-                pg = postgres_pids() if kind == "postgres" else []
-                cpu0 = cpu_seconds([w.pid for w in workers])
-                web0, pg0 = cpu_seconds(gunicorn_pids), cpu_seconds(pg)
-                spy = None
-                if args.profile:
-                    Path(args.profile).mkdir(parents=True, exist_ok=True)
-                    out = Path(args.profile) / f"delivery-{kind}-{args.rate:g}-worker.txt"
-                    command = [
-                        str(Path(sys.executable).parent / "py-spy"), "record",
-                        "--pid", str(worker.pid), "--duration", f"{args.seconds:g}",
-                        "--rate", "200", "--idle", "--nonblocking", "--format", "raw",
-                        "--output", str(out),
-                    ]  # fmt: skip
-                    spy = subprocess.Popen(
-                        command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-                    )
-                plan = send_at_rate(
-                    server.url,
-                    args.rate,
-                    args.seconds,
-                    args.senders,
-                    secrets.token_hex(2),
-                    args.new_share,
+            if args.warmup:
+                warm = send_at_rate(
+                    server.url, args.rate, args.warmup, args.senders, secrets.token_hex(2)
                 )
-                sent_done = time.monotonic()
-                if spy is not None:
-                    spy.wait(timeout=120)
-                received = wait_delivered(pd, plan, args.drain_timeout)
-                drained = max(received.values(), default=sent_done) - sent_done
-                worker_cpu = cpu_seconds([w.pid for w in workers]) - cpu0
-                web_cpu = cpu_seconds(gunicorn_pids) - web0
-                pg_cpu = cpu_seconds(pg) - pg0
-                rss = {
-                    "gunicorn_workers_rss_mib": [
-                        round(status_kib(p, "VmRSS") / 1024, 1) for p in gunicorn_pids
-                    ],
-                    "worker_rss_mib": [
-                        round(status_kib(w.pid, "VmRSS") / 1024, 1) for w in workers
-                    ],
-                    "worker_peak_rss_mib": [
-                        round(status_kib(w.pid, "VmHWM") / 1024, 1) for w in workers
-                    ],
-                }
-            finally:
-                for w in workers:
-                    with suppress(ProcessLookupError):
-                        os.killpg(w.pid, signal.SIGTERM)
-                for w in workers:
-                    try:
-                        w.wait(timeout=20)
-                    except subprocess.TimeoutExpired:
-                        os.killpg(w.pid, signal.SIGKILL)
-                        w.wait()
+                wait_delivered(pd, warm, args.drain_timeout)
+            gunicorn_pids = server.workers
+            pg = postgres_pids() if kind == "postgres" else []
+            cpu0 = cpu_seconds([w.pid for w in workers])
+            web0, pg0 = cpu_seconds(gunicorn_pids), cpu_seconds(pg)
+            spy = None
+            if args.profile:
+                Path(args.profile).mkdir(parents=True, exist_ok=True)
+                out = Path(args.profile) / f"delivery-{kind}-{args.rate:g}-worker.txt"
+                command = [
+                    str(Path(sys.executable).parent / "py-spy"), "record",
+                    "--pid", str(worker.pid), "--duration", f"{args.seconds:g}",
+                    "--rate", "200", "--idle", "--nonblocking", "--format", "raw",
+                    "--output", str(out),
+                ]  # fmt: skip
+                spy = subprocess.Popen(
+                    command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+                )
+            plan = send_at_rate(
+                server.url,
+                args.rate,
+                args.seconds,
+                args.senders,
+                secrets.token_hex(2),
+                args.new_share,
+            )
+            sent_done = time.monotonic()
+            if spy is not None:
+                spy.wait(timeout=120)
+            received = wait_delivered(pd, plan, args.drain_timeout)
+            drained = max(received.values(), default=sent_done) - sent_done
+            worker_cpu = cpu_seconds([w.pid for w in workers]) - cpu0
+            web_cpu = cpu_seconds(gunicorn_pids) - web0
+            pg_cpu = cpu_seconds(pg) - pg0
+            rss = {
+                "gunicorn_workers_rss_mib": [
+                    round(status_kib(p, "VmRSS") / 1024, 1) for p in gunicorn_pids
+                ],
+                "worker_rss_mib": [round(status_kib(w.pid, "VmRSS") / 1024, 1) for w in workers],
+                "worker_peak_rss_mib": [
+                    round(status_kib(w.pid, "VmHWM") / 1024, 1) for w in workers
+                ],
+            }
         summary = summarise(plan, received, 10.0)
         record = {
             "db": kind,

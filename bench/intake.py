@@ -67,7 +67,6 @@ from bench import payloads
 REPO = Path(__file__).resolve().parents[1]
 WORK = REPO / "var" / "bench" / "intake"
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
-PG_TEMPLATE, PG_RUN = "bench_intake_template", "bench_intake_run"
 TOKEN = "bench-" + secrets.token_urlsafe(18)
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 PAGE_KIB = os.sysconf("SC_PAGE_SIZE") // 1024
@@ -179,6 +178,35 @@ def gunicorn(app: str, env: dict[str, str], workers: int, log: Path) -> Iterator
                 process.wait()
 
 
+@contextmanager
+def receiver_workers(
+    env: dict[str, str], count: int, poll: float, log: Path
+) -> Iterator[list[subprocess.Popen[bytes]]]:
+    """``count`` ``receiver worker`` processes (``--poll``), their output appended to ``log``;
+    stopped on exit (SIGTERM to each process group, SIGKILL after 20 s)."""
+    command = [sys.executable, "-m", "receiver.cli", "worker", "--poll", f"{poll:g}"]
+    with open(log, "ab") as out:
+        workers = [
+            subprocess.Popen(
+                command, env=env, cwd=REPO, stdout=out, stderr=out, start_new_session=True
+            )
+            for _ in range(count)
+        ]
+        try:
+            yield workers
+        finally:
+            for w in workers:
+                with suppress(ProcessLookupError):
+                    os.killpg(w.pid, signal.SIGTERM)
+            for w in workers:
+                try:
+                    w.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    with suppress(ProcessLookupError):
+                        os.killpg(w.pid, signal.SIGKILL)
+                    w.wait()
+
+
 def wait_ready(process: subprocess.Popen[bytes], url: str, workers: int, log: Path) -> None:
     import urllib.error
     import urllib.request
@@ -207,48 +235,38 @@ def tail(path: Path, lines: int = 30) -> str:
 # -- databases ----------------------------------------------------------------------------------
 
 
-def migrated_sqlite_template() -> Path:
-    """The template every SQLite run copies, migrated to the code's head (again when it moved)."""
+def fresh_database(kind: str, name: str = "intake") -> str:
+    """A new, empty, migrated database of ``kind`` (sqlite, postgres), a copy of a template
+    migrated to the code's head (again when it moved); returns its URL. ``name``: each
+    benchmark's own (``var/bench/NAME-run.db``, ``bench_NAME_run``), so another benchmark
+    running at the same time can neither drop it nor lock its template."""
     from receiver.store import migrate
     from receiver.store.db import make_engine
 
-    path = WORK / "template.db"
-    engine = make_engine(f"sqlite:///{path}")
-    migrate.upgrade(engine)
-    with engine.connect() as conn:
-        conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
-    engine.dispose()
-    return path
-
-
-def migrated_pg_template() -> None:
-    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-        if not conn.execute(
-            "SELECT 1 FROM pg_database WHERE datname = %s", (PG_TEMPLATE,)
-        ).fetchone():
-            conn.execute(f'CREATE DATABASE "{PG_TEMPLATE}"')
-    from receiver.store import migrate
-    from receiver.store.db import make_engine
-
-    engine = make_engine(f"postgresql://postgres@127.0.0.1:5432/{PG_TEMPLATE}")
-    migrate.upgrade(engine)
-    engine.dispose()
-
-
-def fresh_database(kind: str) -> str:
-    """A new, empty, migrated database of ``kind`` (sqlite, postgres); returns its URL."""
     if kind == "sqlite":
-        template = migrated_sqlite_template()
-        run = WORK / "run.db"
+        template, run = WORK.parent / f"{name}-template.db", WORK.parent / f"{name}-run.db"
+        engine = make_engine(f"sqlite:///{template}")
+        migrate.upgrade(engine)
+        with engine.connect() as conn:
+            conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+        engine.dispose()
         for suffix in ("", "-wal", "-shm"):
             Path(f"{run}{suffix}").unlink(missing_ok=True)
         shutil.copyfile(template, run)
         return f"sqlite:///{run}"
-    migrated_pg_template()
+    pg_template, pg_run = f"bench_{name}_template", f"bench_{name}_run"
     with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{PG_RUN}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{PG_RUN}" TEMPLATE "{PG_TEMPLATE}"')
-    return f"postgresql://postgres@127.0.0.1:5432/{PG_RUN}"
+        if not conn.execute(
+            "SELECT 1 FROM pg_database WHERE datname = %s", (pg_template,)
+        ).fetchone():
+            conn.execute(f'CREATE DATABASE "{pg_template}"')
+    engine = make_engine(f"postgresql://postgres@127.0.0.1:5432/{pg_template}")
+    migrate.upgrade(engine)
+    engine.dispose()
+    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{pg_run}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{pg_run}" TEMPLATE "{pg_template}"')
+    return f"postgresql://postgres@127.0.0.1:5432/{pg_run}"
 
 
 def count_rows(url: str) -> dict[str, int]:

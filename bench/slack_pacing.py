@@ -16,10 +16,9 @@
 
 Starts the Slack Web API stand-in of the test suite (``tests/standins/slack.py``: HTTP on
 127.0.0.1, one connection per request, answering 429 with ``Retry-After: 1`` when a channel gets
-a second chat.postMessage within a second), a fresh migrated database (a copy of a template
-migrated to the code's head, as ``bench.intake`` makes them, but named its own:
-``var/bench/slack-run.db``, Postgres ``bench_slack_run``, so another benchmark running at the
-same time cannot drop it), ``gunicorn -c python:receiver.gunicorn_conf --workers 2
+a second chat.postMessage within a second), a fresh migrated database of its own
+(``bench.intake.fresh_database``: ``var/bench/slack-run.db``, Postgres ``bench_slack_run``),
+``gunicorn -c python:receiver.gunicorn_conf --workers 2
 receiver.wsgi:app`` and ``python -m receiver.cli worker`` (the default poll of 0.5 s, as
 ``receiver serve`` runs it; ``--worker-processes`` of them on Postgres), both with
 ``--channels`` Slack receivers on the stand-in, one per channel (``slack_001`` posts to channel
@@ -64,7 +63,6 @@ import json
 import os
 import secrets
 import shutil
-import signal
 import sqlite3
 import statistics
 import subprocess
@@ -73,7 +71,6 @@ import tempfile
 import time
 from collections import Counter, defaultdict
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import suppress
 from dataclasses import dataclass
 from itertools import pairwise
 from pathlib import Path
@@ -86,15 +83,16 @@ from sqlalchemy.engine import make_url
 from bench import payloads
 from bench.delivery import percentile
 from bench.intake import (
-    PG_ADMIN,
     REPO,
     TOKEN,
     WORK,
     cpu_seconds,
     db_kind,
+    fresh_database,
     gunicorn,
     postgres_pids,
     receiver_env,
+    receiver_workers,
     status_kib,
     tail,
     wait_for_quiet,
@@ -104,8 +102,6 @@ sys.path.insert(0, str(REPO))
 from tests.standins.slack import SlackStandIn
 
 SLACK_TOKEN = "xoxb-bench-" + secrets.token_hex(8)
-SQLITE_TEMPLATE, SQLITE_RUN = WORK.parent / "slack-template.db", WORK.parent / "slack-run.db"
-PG_TEMPLATE, PG_RUN = "bench_slack_template", "bench_slack_run"
 POD_PREFIX = "triton-llama3-70b-"  # payloads.py names the pod POD_PREFIX + uid
 
 
@@ -126,37 +122,6 @@ class Sent:
     answered: float = 0.0
     status: int = 0
     incident: int | None = None
-
-
-def fresh_database(kind: str) -> str:
-    """A new, empty, migrated database, as ``bench.intake.fresh_database`` makes one (a copy of
-    a template migrated to the code's head), but under names of its own: another benchmark
-    running at the same time can neither drop it nor lock its template."""
-    from receiver.store import migrate
-    from receiver.store.db import make_engine
-
-    if kind == "sqlite":
-        engine = make_engine(f"sqlite:///{SQLITE_TEMPLATE}")
-        migrate.upgrade(engine)
-        with engine.connect() as conn:
-            conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
-        engine.dispose()
-        for suffix in ("", "-wal", "-shm"):
-            Path(f"{SQLITE_RUN}{suffix}").unlink(missing_ok=True)
-        shutil.copyfile(SQLITE_TEMPLATE, SQLITE_RUN)
-        return f"sqlite:///{SQLITE_RUN}"
-    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-        if not conn.execute(
-            "SELECT 1 FROM pg_database WHERE datname = %s", (PG_TEMPLATE,)
-        ).fetchone():
-            conn.execute(f'CREATE DATABASE "{PG_TEMPLATE}"')
-    engine = make_engine(f"postgresql://postgres@127.0.0.1:5432/{PG_TEMPLATE}")
-    migrate.upgrade(engine)
-    engine.dispose()
-    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{PG_RUN}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{PG_RUN}" TEMPLATE "{PG_TEMPLATE}"')
-    return f"postgresql://postgres@127.0.0.1:5432/{PG_RUN}"
 
 
 def post(base: str, sent: Sent) -> None:
@@ -497,7 +462,7 @@ def main(argv: list[str] | None = None) -> None:
     ):
         scratch = Path(tmp)
         url = (
-            fresh_database(args.database)
+            fresh_database(args.database, "slack")
             if args.database in ("sqlite", "postgres")
             else args.database
         )
@@ -515,70 +480,47 @@ def main(argv: list[str] | None = None) -> None:
         worker_log = scratch / "worker.log"
         with (
             gunicorn("receiver.wsgi:app", env, args.workers, scratch / "gunicorn.log") as server,
-            open(worker_log, "wb") as wlog,
+            receiver_workers(env, args.worker_processes, args.poll, worker_log) as workers,
         ):
-            workers = [
-                subprocess.Popen(
-                    [sys.executable, "-m", "receiver.cli", "worker", "--poll", f"{args.poll:g}"],
-                    env=env,
-                    cwd=REPO,
-                    stdout=wlog,
-                    stderr=wlog,
-                    start_new_session=True,
+            warm = send_at_rate(
+                server.url,
+                args.channels,
+                args.channels,
+                args.channels,
+                args.senders,
+                secrets.token_hex(2),
+            )
+            warmed = wait_posted(slack, warm, 60)
+            if len(warmed) < args.channels:
+                raise SystemExit(
+                    f"warm-up: {len(warmed)} of {args.channels} posted in 60 s\n"
+                    f"worker log:\n{tail(worker_log)}"
                 )
-                for _ in range(args.worker_processes)
-            ]
-            try:
-                warm = send_at_rate(
-                    server.url,
-                    args.channels,
-                    args.channels,
-                    args.channels,
-                    args.senders,
-                    secrets.token_hex(2),
-                )
-                warmed = wait_posted(slack, warm, 60)
-                if len(warmed) < args.channels:
-                    raise SystemExit(
-                        f"warm-up: {len(warmed)} of {args.channels} posted in 60 s\n"
-                        f"worker log:\n{tail(worker_log)}"
-                    )
-                gunicorn_pids = server.workers
-                pg = postgres_pids() if kind == "postgres" else []
-                pids = [w.pid for w in workers]
-                cpu0, web0, pg0 = cpu_seconds(pids), cpu_seconds(gunicorn_pids), cpu_seconds(pg)
-                started = time.monotonic()
-                plan = send_at_rate(
-                    server.url,
-                    args.rate,
-                    count,
-                    args.channels,
-                    args.senders,
-                    secrets.token_hex(2),
-                )
-                received = wait_posted(slack, plan, args.drain_timeout)
-                wall = time.monotonic() - started
-                worker_cpu = cpu_seconds(pids) - cpu0
-                web_cpu = cpu_seconds(gunicorn_pids) - web0
-                pg_cpu = cpu_seconds(pg) - pg0
-                rss = {
-                    "worker_rss_mib": [round(status_kib(p, "VmRSS") / 1024, 1) for p in pids],
-                    "worker_peak_rss_mib": [round(status_kib(p, "VmHWM") / 1024, 1) for p in pids],
-                    "gunicorn_workers_rss_mib": [
-                        round(status_kib(p, "VmRSS") / 1024, 1) for p in gunicorn_pids
-                    ],
-                }
-            finally:
-                for w in workers:
-                    with suppress(ProcessLookupError):
-                        os.killpg(w.pid, signal.SIGTERM)
-                for w in workers:
-                    try:
-                        w.wait(timeout=20)
-                    except subprocess.TimeoutExpired:
-                        with suppress(ProcessLookupError):
-                            os.killpg(w.pid, signal.SIGKILL)
-                        w.wait()
+            gunicorn_pids = server.workers
+            pg = postgres_pids() if kind == "postgres" else []
+            pids = [w.pid for w in workers]
+            cpu0, web0, pg0 = cpu_seconds(pids), cpu_seconds(gunicorn_pids), cpu_seconds(pg)
+            started = time.monotonic()
+            plan = send_at_rate(
+                server.url,
+                args.rate,
+                count,
+                args.channels,
+                args.senders,
+                secrets.token_hex(2),
+            )
+            received = wait_posted(slack, plan, args.drain_timeout)
+            wall = time.monotonic() - started
+            worker_cpu = cpu_seconds(pids) - cpu0
+            web_cpu = cpu_seconds(gunicorn_pids) - web0
+            pg_cpu = cpu_seconds(pg) - pg0
+            rss = {
+                "worker_rss_mib": [round(status_kib(p, "VmRSS") / 1024, 1) for p in pids],
+                "worker_peak_rss_mib": [round(status_kib(p, "VmHWM") / 1024, 1) for p in pids],
+                "gunicorn_workers_rss_mib": [
+                    round(status_kib(p, "VmRSS") / 1024, 1) for p in gunicorn_pids
+                ],
+            }
         summary = analyse(slack, plan, received, args.channels, interval)
         posted = max(summary["delivered"], 1)
         outbox = outbox_state(url)
