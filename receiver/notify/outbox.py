@@ -228,8 +228,8 @@ class DeliveryWorker:
             for item in items:
                 job, result, at = item.job, item.result, item.at
                 attempts = item.attempts + (1 if result.attempted else 0)
-                # held back unsent: due from the claim's time, as the pacing decided, so the
-                # posts held for one slot fall due together, at the slot
+                # held back unsent: due from the claim's time, as the pacing decided, so each
+                # post held for the channel falls due exactly at its turn
                 base = at if result.attempted else (job.as_of or at)
                 item.values, item.dead = self._next_state(
                     item.created_at, attempts, result, at, base

@@ -5,13 +5,16 @@ HTTP 429 / ``ratelimited``: retry after Retry-After; 5xx and network: retry; ``m
 or ``cant_update_message`` on update: post a fresh message; other errors (invalid_auth,
 channel_not_found, invalid_blocks, ...): give up. Posts are paced to one per second per channel
 by holding deliveries back in the worker, never by sleeping (``receiver.notify.pacing``: shared
-by every worker process through the database).
+by every worker process through the database). Posts of one batch held back for the channel
+queue behind each other: the first is due when the slot frees, the next an interval later, and
+so on, so each is claimed again about when its turn comes, not at every slot before it.
 """
 
 from __future__ import annotations
 
 import math
 import ssl
+from datetime import datetime
 from typing import Any
 
 from slack_sdk import WebClient
@@ -50,6 +53,8 @@ class SlackNotifier:
             ssl=context,
         )
         self.pacer = pacer
+        # posts held back for the channel as of one batch's claim: (the claim's time, how many)
+        self._queued: tuple[datetime | None, int] = (None, 0)
 
     def close(self) -> None:
         """Nothing to close: WebClient opens a connection per call."""
@@ -65,7 +70,9 @@ class SlackNotifier:
         if "ts" not in job.external:  # a new message: chat.postMessage is paced per channel
             wait = self.pacer.reserve(self.settings.channel, job.as_of)
             if wait > 0:
-                return SendResult(Outcome.RETRY, "paced", retry_after=wait, attempted=False)
+                return SendResult(
+                    Outcome.RETRY, "paced", retry_after=self._turn(wait, job), attempted=False
+                )
         try:
             return self._send(job)
         except SlackApiError as exc:
@@ -105,6 +112,15 @@ class SlackNotifier:
         channel, ts = response["channel"], response["ts"]
         self._paced()
         return SendResult(Outcome.OK, "posted", 200, external={"channel": channel, "ts": ts})
+
+    def _turn(self, wait: float, job: DeliveryJob) -> float:
+        """Seconds until a held post's turn: the slot frees in ``wait``, and every post of the
+        same batch held before this one (a batch tries its posts oldest first) goes before it,
+        one interval each."""
+        claimed_at, ahead = self._queued
+        ahead = ahead + 1 if job.as_of is not None and job.as_of == claimed_at else 0
+        self._queued = (job.as_of, ahead)
+        return wait + ahead * self.pacer.interval
 
     def _reply(self, channel: str, ts: str, job: DeliveryJob) -> bool:
         """Timeline changes since the last send as one thread reply; False if held by pacing."""
