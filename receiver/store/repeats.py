@@ -48,9 +48,14 @@ EPISODES = select(
     e.annotations,
     exists().where(_bodies.c.sha256 == bindparam("body_sha256")).label("body_known"),
 ).where(
+    # The group's index by (group_id, fingerprint) and no condition on starts_at: a storm
+    # stores thousands of episodes with one startsAt (a rule's evaluation time), which the
+    # planner's statistics do not know yet, so with `starts_at IN (...)` here Postgres took
+    # the index on starts_at and read each of them on every repeat (docs/benchmarks.md).
+    # Firing only: a repeat needs every alert's episode firing, and a series has few at once.
     e.group_id == bindparam("group_id"),
     e.fingerprint.in_(bindparam("fingerprints", expanding=True)),
-    e.starts_at.in_(bindparam("starts", expanding=True)),
+    e.status == "firing",
 )
 COUNT_INCIDENTS = (
     update(_incidents)
@@ -96,12 +101,11 @@ class RepeatRepository(CoreRepository):
     def episodes(
         self, group_id: int, pairs: set[tuple[str, datetime]], body_sha256: str
     ) -> tuple[dict[tuple[str, datetime], StoredEpisode], bool]:
-        """The stored episodes with these (fingerprint, startsAt) identities, and whether the
-        body is already stored."""
+        """The stored firing episodes with these (fingerprint, startsAt) identities, and
+        whether the body is already stored."""
         params = {
             "group_id": group_id,
             "fingerprints": sorted({fp for fp, _ in pairs}),
-            "starts": sorted({at for _, at in pairs}),
             "body_sha256": body_sha256,
         }
         rows = self._conn.execute(EPISODES, params).all()
@@ -110,6 +114,7 @@ class RepeatRepository(CoreRepository):
                 r.id, r.incident_id, r.fingerprint, r.starts_at, r.status, r.annotations
             )
             for r in rows
+            if (r.fingerprint, r.starts_at) in pairs
         }
         return found, bool(rows and rows[0].body_known)
 
