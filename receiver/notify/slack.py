@@ -5,16 +5,16 @@ HTTP 429 / ``ratelimited``: retry after Retry-After; 5xx and network: retry; ``m
 or ``cant_update_message`` on update: post a fresh message; other errors (invalid_auth,
 channel_not_found, invalid_blocks, ...): give up. Posts are paced to one per second per channel
 by holding deliveries back in the worker, never by sleeping (``receiver.notify.pacing``: shared
-by every worker process through the database). Posts of one batch held back for the channel
-queue behind each other: the first is due when the slot frees, the next an interval later, and
-so on, so each is claimed again about when its turn comes, not at every slot before it.
+by every worker process through the database). Held posts queue behind each other: each new
+one falls due an interval after the last one queued, so each is claimed again when its turn
+comes, not at every slot before it.
 """
 
 from __future__ import annotations
 
 import math
 import ssl
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from slack_sdk import WebClient
@@ -53,8 +53,8 @@ class SlackNotifier:
             ssl=context,
         )
         self.pacer = pacer
-        # posts held back for the channel as of one batch's claim: (the claim's time, how many)
-        self._queued: tuple[datetime | None, int] = (None, 0)
+        # the turn this notifier last gave a held post of its channel, and that delivery's id
+        self._last_turn: tuple[datetime, int] | None = None
 
     def close(self) -> None:
         """Nothing to close: WebClient opens a connection per call."""
@@ -114,13 +114,20 @@ class SlackNotifier:
         return SendResult(Outcome.OK, "posted", 200, external={"channel": channel, "ts": ts})
 
     def _turn(self, wait: float, job: DeliveryJob) -> float:
-        """Seconds until a held post's turn: the slot frees in ``wait``, and every post of the
-        same batch held before this one (a batch tries its posts oldest first) goes before it,
-        one interval each."""
-        claimed_at, ahead = self._queued
-        ahead = ahead + 1 if job.as_of is not None and job.as_of == claimed_at else 0
-        self._queued = (job.as_of, ahead)
-        return wait + ahead * self.pacer.interval
+        """Seconds until a held post's turn. The slot frees in ``wait``; a post newer than the
+        last one this notifier queued goes an interval after that one, so each held post is
+        claimed again when its turn comes, not at every slot before it. An older one (back at
+        its turn and refused again, by a 429's hold say) goes first, when the slot frees; the
+        claim takes the oldest due first, so posts still go out in order."""
+        if job.as_of is None:
+            return wait
+        turn = job.as_of + timedelta(seconds=wait)
+        last = self._last_turn
+        if last is None or job.delivery_id > last[1]:
+            if last is not None:
+                turn = max(turn, last[0] + timedelta(seconds=self.pacer.interval))
+            self._last_turn = (turn, job.delivery_id)
+        return (turn - job.as_of).total_seconds()
 
     def _reply(self, channel: str, ts: str, job: DeliveryJob) -> bool:
         """Timeline changes since the last send as one thread reply; False if held by pacing."""

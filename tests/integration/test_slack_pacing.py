@@ -136,19 +136,25 @@ def test_a_newer_post_in_a_batch_that_ran_past_the_slot_waits_behind_the_held_on
     assert env.posted_incidents() == opened  # b took the slot it was held for, c the next
 
 
-def test_posts_held_in_one_batch_queue_for_their_turns_and_are_not_claimed_before(make_env):
+def test_held_posts_queue_for_their_turns_and_are_not_claimed_before(make_env):
     env = make_env({"delivery.slack_min_interval_seconds": 1})
     opened = env.post_warnings("abcde")
     env.worker.drain()  # a posted; b to e held, each due at its own turn
     held = [d for d in env.deliveries() if d.state == "pending"]
     assert len(held) == 4
     assert [(b.due_at - a.due_at).total_seconds() for a, b in pairwise(held)] == [1.0] * 3
-    for turn in range(1, 5):
-        env.advance(1)
+    env.advance(0.5)
+    opened += env.post_warnings("fg")  # newer posts join the end of the queue, not its head
+    env.worker.drain()
+    held = [d for d in env.deliveries() if d.state == "pending"]
+    assert [(b.due_at - a.due_at).total_seconds() for a, b in pairwise(held)] == [1.0] * 5
+    env.advance(0.5)
+    for turn in range(1, 7):
         env.worker.drain()
         pending = [(d.id, d.due_at, d.claimed_at) for d in env.deliveries() if d.state == "pending"]
         # the rest still wait as they were put back: not claimed (and held) again at this slot
         assert pending == [(d.id, d.due_at, d.claimed_at) for d in held[turn:]]
+        env.advance(1)
     assert env.posted_incidents() == opened
     gaps = [b["at"] - a["at"] for a, b in pairwise(env.slack.calls)]
-    assert gaps == [1.0] * 4
+    assert gaps == [1.0] * 6
