@@ -27,6 +27,7 @@ class DeliveryJob:
     reclaimed: bool = False  # a previous claim died mid-send: check before sending again
     incident_url: str | None = None
     as_of: datetime | None = None  # when its batch was claimed: pacing decides as of then
+    last_error: str | None = None  # how its previous try ended (None: the first)
 
 
 class Notifier(Protocol):

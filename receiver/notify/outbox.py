@@ -197,6 +197,7 @@ class DeliveryWorker:
                 reclaimed=reclaimed,
                 incident_url=self._incident_url(d.incident_id),
                 as_of=now,
+                last_error=d.last_error,
             )
             trace = TraceContext.continue_from(d.traceparent)  # the webhook's trace
             batch.append(

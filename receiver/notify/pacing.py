@@ -2,9 +2,10 @@
 
 A notifier asks for the channel's slot before it posts (``reserve``); taken, it posts and then
 keeps the slot for the interval from the answer (``hold``); otherwise it hands the delivery
-back with the wait as its retry-after, never sleeping. A 429's Retry-After holds the channel
-too. ``SharedPacer`` keeps the slots in the database (``channel_pacing``), so two worker
-processes (two replicas on Postgres) pace as one.
+back with the wait until its turn as its retry-after, never sleeping: held posts queue behind
+each other (``queue``), one interval apart. A 429's Retry-After holds the channel too.
+``SharedPacer`` keeps the slots and the queue in the database (``channel_pacing``), so two
+worker processes (two replicas on Postgres) pace as one.
 """
 
 from __future__ import annotations
@@ -30,6 +31,12 @@ class Pacer(Protocol):
     def hold(self, channel: str, seconds: float | None = None) -> None:
         """Keep the channel's slot taken for at least ``seconds`` (default: the interval) from
         now."""
+        ...
+
+    def queue(self, channel: str, now: datetime, wait: float) -> float:
+        """A post is held back at ``now`` for the channel, whose slot frees in ``wait``
+        seconds: the seconds until its turn, an interval after the last post held back for
+        the channel (by any worker), or when the slot frees if that is later."""
         ...
 
 
@@ -69,3 +76,10 @@ class SharedPacer:
             uow.pacing.hold(channel, until)
             uow.commit()
         self._taken_until[channel] = max(self._taken_until.get(channel, until), until)
+
+    def queue(self, channel: str, now: datetime, wait: float) -> float:
+        interval = timedelta(seconds=self.interval)
+        with self.uow_factory() as uow:
+            turn = uow.pacing.queue(channel, now + timedelta(seconds=wait), interval, now)
+            uow.commit()
+        return (turn - now).total_seconds()

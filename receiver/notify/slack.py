@@ -5,16 +5,15 @@ HTTP 429 / ``ratelimited``: retry after Retry-After; 5xx and network: retry; ``m
 or ``cant_update_message`` on update: post a fresh message; other errors (invalid_auth,
 channel_not_found, invalid_blocks, ...): give up. Posts are paced to one per second per channel
 by holding deliveries back in the worker, never by sleeping (``receiver.notify.pacing``: shared
-by every worker process through the database). Held posts queue behind each other: each new
-one falls due an interval after the last one queued, so each is claimed again when its turn
-comes, not at every slot before it.
+by every worker process through the database). Held posts queue behind each other, for every
+worker together: each new one falls due an interval after the last one queued, so each is
+claimed again when its turn comes, not at every slot before it.
 """
 
 from __future__ import annotations
 
 import math
 import ssl
-from datetime import datetime, timedelta
 from typing import Any
 
 from slack_sdk import WebClient
@@ -35,6 +34,7 @@ RETRY_ERRORS = {
     "request_timeout",
 }
 METADATA_TYPE = "receiver_incident"
+PACED = "paced"  # a post held back for its channel's turn
 
 
 class SlackNotifier:
@@ -53,8 +53,6 @@ class SlackNotifier:
             ssl=context,
         )
         self.pacer = pacer
-        # the turn this notifier last gave a held post of its channel, and that delivery's id
-        self._last_turn: tuple[datetime, int] | None = None
 
     def close(self) -> None:
         """Nothing to close: WebClient opens a connection per call."""
@@ -71,7 +69,7 @@ class SlackNotifier:
             wait = self.pacer.reserve(self.settings.channel, job.as_of)
             if wait > 0:
                 return SendResult(
-                    Outcome.RETRY, "paced", retry_after=self._turn(wait, job), attempted=False
+                    Outcome.RETRY, PACED, retry_after=self._turn(wait, job), attempted=False
                 )
         try:
             return self._send(job)
@@ -114,20 +112,14 @@ class SlackNotifier:
         return SendResult(Outcome.OK, "posted", 200, external={"channel": channel, "ts": ts})
 
     def _turn(self, wait: float, job: DeliveryJob) -> float:
-        """Seconds until a held post's turn. The slot frees in ``wait``; a post newer than the
-        last one this notifier queued goes an interval after that one, so each held post is
-        claimed again when its turn comes, not at every slot before it. An older one (back at
-        its turn and refused again, by a 429's hold say) goes first, when the slot frees; the
-        claim takes the oldest due first, so posts still go out in order."""
-        if job.as_of is None:
+        """Seconds until a held post's turn (the slot frees in ``wait``). Held for the first
+        time, it queues behind the posts already held for the channel, by every worker, so it
+        is claimed again when its turn comes, not at every slot before it. Held again at its
+        turn (a 429 held the channel meanwhile), it goes first, when the slot frees: the claim
+        takes the oldest due first, so posts still go out in order."""
+        if job.as_of is None or job.last_error == PACED:
             return wait
-        turn = job.as_of + timedelta(seconds=wait)
-        last = self._last_turn
-        if last is None or job.delivery_id > last[1]:
-            if last is not None:
-                turn = max(turn, last[0] + timedelta(seconds=self.pacer.interval))
-            self._last_turn = (turn, job.delivery_id)
-        return (turn - job.as_of).total_seconds()
+        return self.pacer.queue(self.settings.channel, job.as_of, wait)
 
     def _reply(self, channel: str, ts: str, job: DeliveryJob) -> bool:
         """Timeline changes since the last send as one thread reply; False if held by pacing."""

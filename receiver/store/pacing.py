@@ -54,3 +54,20 @@ class PacingRepository:
                 .values(channel=channel, next_post_at=until)
                 .on_conflict_do_nothing(index_elements=["channel"])
             )
+
+    def queue(
+        self, channel: str, free_at: datetime, interval: timedelta, now: datetime
+    ) -> datetime:
+        """The turn of a post held back for the channel, whose slot frees at ``free_at``: one
+        interval after the turn given to the last post held back, or ``free_at`` if that is
+        later; remembered for the next. The row is locked first (Postgres; SQLite's write
+        transaction serialises anyway), so two workers never give out the same turn. A last
+        turn over ``MAX_HOLD`` ahead (a clock that went back) is forgotten."""
+        last = self.session.scalar(
+            select(c.queued_until).where(c.channel == channel).with_for_update()
+        )
+        turn = free_at
+        if last is not None and last <= now + MAX_HOLD:
+            turn = max(turn, last + interval)
+        self.session.execute(update(_pacing).where(c.channel == channel).values(queued_until=turn))
+        return turn

@@ -372,6 +372,8 @@ class ChannelPacing(Base):
 
     channel: Mapped[str] = mapped_column(String(255), primary_key=True)
     next_post_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    # the turn given to the last post held back for the channel: the next one queues after it
+    queued_until: Mapped[datetime | None] = mapped_column(UtcDateTime)
 
 
 class NotificationThread(Base):

@@ -151,9 +151,10 @@ def test_posts_held_back_by_pacing_are_put_back_together_in_one_transaction(make
     finally:
         event.remove(env.container.engine, "commit", commit)
     assert len(env.slack.calls) == 1
-    # the claim; the channel's slot taken, then held from Slack's answer; the post; the four
-    # held back (told by what this worker knows of the slot, without asking the database)
-    assert len(commits) == 5
+    # the claim; the channel's slot taken, then held from Slack's answer; the post; a turn
+    # queued for each of the four held back (once per post: they are not claimed again before
+    # it); the four put back together
+    assert len(commits) == 9
     held = [d for d in env.deliveries() if d.state == "pending"]
     assert [(d.attempts, d.last_error) for d in held] == [(0, "paced")] * 4
     # each due at its turn: the slot a second later, then one a second after the other

@@ -158,3 +158,44 @@ def test_held_posts_queue_for_their_turns_and_are_not_claimed_before(make_env):
     assert env.posted_incidents() == opened
     gaps = [b["at"] - a["at"] for a, b in pairwise(env.slack.calls)]
     assert gaps == [1.0] * 6
+
+
+def test_two_workers_queue_held_posts_behind_each_others(make_env):
+    env = make_env({"delivery.slack_min_interval_seconds": 1}, slack_rate_limit=True)
+    other, container = second_worker(env)
+    try:
+        opened = env.post_warnings("abc")
+        env.worker.drain()  # a posted; b and c held by this worker, due in 1 and 2 s
+        env.advance(0.5)
+        opened += env.post_warnings("de")
+        other.drain()  # the other worker queues d and e behind c: due in 3 and 4 s, not 1 and 2
+        held = [d for d in env.deliveries() if d.state == "pending"]
+        assert [(b.due_at - a.due_at).total_seconds() for a, b in pairwise(held)] == [1.0] * 3
+        env.advance(0.5)
+        for turn in range(1, 5):
+            for worker in (other, env.worker) if turn % 2 else (env.worker, other):
+                worker.drain()
+            pending = [
+                (d.id, d.due_at, d.claimed_at) for d in env.deliveries() if d.state == "pending"
+            ]
+            assert pending == [(d.id, d.due_at, d.claimed_at) for d in held[turn:]]
+            env.advance(1)
+    finally:
+        other.close()
+        container.engine.dispose()
+    assert env.posted_incidents() == opened
+    assert [c["status"] for c in env.slack.calls] == [200] * 5
+
+
+def test_posts_held_again_after_a_429_keep_their_order(make_env):
+    env = make_env({"delivery.slack_min_interval_seconds": 1})
+    opened = env.post_warnings("abc")
+    env.worker.drain()  # a posted; b and c queued for 1 and 2 s later
+    env.slack.fail("ratelimited", times=1, retry_after=3)
+    for _ in range(8):
+        env.advance(1)
+        env.worker.drain()  # b refused at its turn, the channel held; c held again, first
+    assert [c["status"] for c in env.slack.calls] == [200, 429, 200, 200]
+    assert env.posted_incidents() == opened
+    gaps = [b["at"] - a["at"] for a, b in pairwise(env.slack.calls)]
+    assert gaps[1:] == [3.0, 1.0]  # the 429's Retry-After, then the interval
