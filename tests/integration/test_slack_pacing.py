@@ -199,3 +199,38 @@ def test_posts_held_again_after_a_429_keep_their_order(make_env):
     assert env.posted_incidents() == opened
     gaps = [b["at"] - a["at"] for a, b in pairwise(env.slack.calls)]
     assert gaps[1:] == [3.0, 1.0]  # the 429's Retry-After, then the interval
+
+
+class LateAnswers:
+    """A pacer whose every post is answered ``seconds`` after it was sent: the slot, kept from
+    the answer, frees that much after the held post's turn."""
+
+    def __init__(self, inner, env, seconds: float):
+        self.inner, self.env, self.seconds = inner, env, seconds
+        self.interval = inner.interval
+
+    def reserve(self, channel, now=None):
+        return self.inner.reserve(channel, now)
+
+    def hold(self, channel, seconds=None):
+        self.env.advance(self.seconds)
+        self.inner.hold(channel, seconds)
+
+    def queue(self, channel, now, wait):
+        return self.inner.queue(channel, now, wait)
+
+
+def test_a_post_refused_at_its_turn_goes_before_the_posts_queued_after_it(make_env):
+    env = make_env({"delivery.slack_min_interval_seconds": 1})
+    slack = env.worker.notifiers["slack"]
+    slack.pacer = LateAnswers(slack.pacer, env, 0.05)
+    opened = env.post_warnings("abcd")
+    env.worker.drain()  # a posted; b, c and d queued a second apart
+    for _ in range(10):
+        pending = [d.due_at for d in env.deliveries() if d.state == "pending"]
+        if not pending:
+            break
+        env.advance_to(min(pending))  # a pass just as the next post falls due
+        env.worker.drain()  # each answer 50 ms late: c is refused at its turn, d at its own
+    assert env.posted_incidents() == opened  # c still before d
+    assert [d.state for d in env.deliveries()] == ["sent"] * 4
