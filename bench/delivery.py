@@ -39,6 +39,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -70,12 +71,16 @@ ROUTING_KEY = "R" * 32
 
 @dataclass
 class Sent:
+    """One webhook of an open-loop run: when it was due, posted and answered, and how."""
+
     uid: str
     due: float
     new: bool = True  # a new alert (pages); else a repeat of an earlier body (pages nothing)
+    channel: str = ""  # the Slack benchmark: the channel its route posts to
     posted: float = 0.0
     answered: float = 0.0
     status: int = 0
+    incident: int | None = None  # the first incident the intake answered with
 
 
 def percentile(values: list[float], p: float) -> float:
@@ -98,12 +103,33 @@ def post(base: str, sent: Sent) -> None:
         sent.posted = time.monotonic()
         conn.request("POST", payloads.PATH, body=body, headers=headers)
         answer = conn.getresponse()
-        answer.read()
+        data = answer.read()
         sent.answered, sent.status = time.monotonic(), answer.status
-    except OSError:
+        if answer.status == 200:
+            sent.incident = (json.loads(data).get("incidents") or [None])[0]
+    except (OSError, ValueError):
         sent.answered, sent.status = time.monotonic(), -1
     finally:
         conn.close()
+
+
+def open_loop(
+    base: str, rate: float, count: int, senders: int, make: Callable[[int, float], Sent]
+) -> list[Sent]:
+    """Open loop: webhook i, ``make(i, due)``, is due at start + i / rate and posted by the
+    next free sender."""
+    plan: list[Sent] = []
+    with ThreadPoolExecutor(max_workers=senders) as pool:
+        start = time.monotonic() + 0.2
+        for i in range(count):
+            due = start + i / rate
+            delay = due - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            sent = make(i, due)
+            plan.append(sent)
+            pool.submit(post, base, sent)
+    return plan
 
 
 def send_at_rate(
@@ -114,26 +140,18 @@ def send_at_rate(
     With ``new_share`` below 1, only that share are new alerts; the others re-send the body of
     one of the last 100 new ones (byte for byte: a duplicate, as Alertmanager's repeat_interval
     and HA peers send them), chosen at random with a fixed seed."""
-    count = round(rate * seconds)
     every = max(1, round(1 / new_share))
     rng = random.Random(1)
     news: list[str] = []
-    plan: list[Sent] = []
-    with ThreadPoolExecutor(max_workers=senders) as pool:
-        start = time.monotonic() + 0.2
-        for i in range(count):
-            due = start + i / rate
-            delay = due - time.monotonic()
-            if delay > 0:
-                time.sleep(delay)
-            if i % every == 0 or not news:
-                sent = Sent(f"{salt}{i:012x}", due)
-                news = [*news[-99:], sent.uid]
-            else:
-                sent = Sent(rng.choice(news), due, new=False)
-            plan.append(sent)
-            pool.submit(post, base, sent)
-    return plan
+
+    def make(i: int, due: float) -> Sent:
+        nonlocal news
+        if i % every == 0 or not news:
+            news = [*news[-99:], f"{salt}{i:012x}"]
+            return Sent(news[-1], due)
+        return Sent(rng.choice(news), due, new=False)
+
+    return open_loop(base, rate, round(rate * seconds), senders, make)
 
 
 def dedup_key(uid: str) -> str:

@@ -168,14 +168,7 @@ def gunicorn(app: str, env: dict[str, str], workers: int, log: Path) -> Iterator
             wait_ready(process, url, workers, log)
             yield Server(url, process.pid, log)
         finally:
-            with suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                with suppress(ProcessLookupError):
-                    os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
+            stop([process])
 
 
 @contextmanager
@@ -195,16 +188,21 @@ def receiver_workers(
         try:
             yield workers
         finally:
-            for w in workers:
-                with suppress(ProcessLookupError):
-                    os.killpg(w.pid, signal.SIGTERM)
-            for w in workers:
-                try:
-                    w.wait(timeout=20)
-                except subprocess.TimeoutExpired:
-                    with suppress(ProcessLookupError):
-                        os.killpg(w.pid, signal.SIGKILL)
-                    w.wait()
+            stop(workers)
+
+
+def stop(processes: list[subprocess.Popen[bytes]]) -> None:
+    """SIGTERM to each process's group, then SIGKILL to any still running after 20 s."""
+    for process in processes:
+        with suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
+    for process in processes:
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            with suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
 
 
 def wait_ready(process: subprocess.Popen[bytes], url: str, workers: int, log: Path) -> None:

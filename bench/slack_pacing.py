@@ -58,7 +58,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import http.client
 import json
 import os
 import secrets
@@ -70,21 +69,16 @@ import sys
 import tempfile
 import time
 from collections import Counter, defaultdict
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import psycopg
 from sqlalchemy.engine import make_url
 
-from bench import payloads
-from bench.delivery import percentile
+from bench.delivery import Sent, open_loop, percentile
 from bench.intake import (
     REPO,
-    TOKEN,
     WORK,
     cpu_seconds,
     db_kind,
@@ -113,60 +107,18 @@ def receiver_name(k: int) -> str:
     return f"slack_{k:03d}"
 
 
-@dataclass
-class Sent:
-    uid: str
-    channel: str
-    due: float
-    posted: float = 0.0
-    answered: float = 0.0
-    status: int = 0
-    incident: int | None = None
-
-
-def post(base: str, sent: Sent) -> None:
-    parts = urlsplit(base)
-    body = payloads.body(1, sent.uid)
-    headers = {
-        "Content-Type": "application/json",
-        "Authorization": f"Bearer {TOKEN}",
-        "User-Agent": "Alertmanager/0.27.0",
-    }
-    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
-    try:
-        sent.posted = time.monotonic()
-        conn.request("POST", payloads.PATH, body=body, headers=headers)
-        answer = conn.getresponse()
-        data = answer.read()
-        sent.answered, sent.status = time.monotonic(), answer.status
-        if answer.status == 200:
-            incidents = json.loads(data).get("incidents") or [None]
-            sent.incident = incidents[0]
-    except (OSError, ValueError):
-        sent.answered, sent.status = time.monotonic(), -1
-    finally:
-        conn.close()
-
-
 def send_at_rate(
     base: str, rate: float, count: int, channels: int, senders: int, salt: str
 ) -> list[Sent]:
     """Open loop: webhook i is due at start + i / rate, for channel i mod N (round robin).
 
     Its pod is ``c<channel><salt><counter>``, so route k (``pod=~"...c<k>.*"``) takes it."""
-    plan: list[Sent] = []
-    with ThreadPoolExecutor(max_workers=senders) as pool:
-        start = time.monotonic() + 0.2
-        for i in range(count):
-            due = start + i / rate
-            delay = due - time.monotonic()
-            if delay > 0:
-                time.sleep(delay)
-            k = i % channels + 1
-            sent = Sent(f"c{k:03d}{salt}{i:08x}", channel_id(k), due)
-            plan.append(sent)
-            pool.submit(post, base, sent)
-    return plan
+
+    def make(i: int, due: float) -> Sent:
+        k = i % channels + 1
+        return Sent(f"c{k:03d}{salt}{i:08x}", due, channel=channel_id(k))
+
+    return open_loop(base, rate, count, senders, make)
 
 
 def posts(slack: SlackStandIn) -> list[dict[str, Any]]:
