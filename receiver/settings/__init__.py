@@ -1,0 +1,46 @@
+"""Configuration: sections (``sections``, ``receivers``), the whole (``root``), loading
+(``load``: YAML, ``RECEIVER_*`` environment overrides, ``*_file`` secrets)."""
+
+from receiver.settings.load import ConfigError, dotted, load_settings
+from receiver.settings.receivers import (
+    MatcherTexts,
+    PagerDutyReceiver,
+    Receiver,
+    RouteSettings,
+    SlackReceiver,
+)
+from receiver.settings.root import Settings
+from receiver.settings.sections import (
+    AlertmanagerSettings,
+    AuthSettings,
+    BasicAuthSettings,
+    DeliverySettings,
+    FlappingSettings,
+    IntakeSettings,
+    ListenSettings,
+    PrometheusSettings,
+    UISettings,
+    WatchdogSettings,
+)
+
+__all__ = [
+    "AlertmanagerSettings",
+    "AuthSettings",
+    "BasicAuthSettings",
+    "ConfigError",
+    "DeliverySettings",
+    "FlappingSettings",
+    "IntakeSettings",
+    "ListenSettings",
+    "MatcherTexts",
+    "PagerDutyReceiver",
+    "PrometheusSettings",
+    "Receiver",
+    "RouteSettings",
+    "Settings",
+    "SlackReceiver",
+    "UISettings",
+    "WatchdogSettings",
+    "dotted",
+    "load_settings",
+]

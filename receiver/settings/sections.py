@@ -1,0 +1,148 @@
+"""Settings sections of the receiver itself: listener, webhook auth, intake, Prometheus,
+Alertmanager, Watchdog, delivery and the UI."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import Field, SecretStr, field_validator
+
+from receiver.settings.base import _Section
+
+
+class ListenSettings(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(9099, ge=0, le=65535)
+    workers: int = Field(2, ge=1, le=64)
+
+
+class BasicAuthSettings(_Section):
+    username: str = Field(min_length=1)
+    password: SecretStr
+
+
+class AuthSettings(_Section):
+    allow_unauthenticated: bool = False
+    bearer_tokens: list[SecretStr] = Field(default_factory=list)
+    basic_auth: BasicAuthSettings | None = None
+
+    @field_validator("bearer_tokens", mode="before")
+    @classmethod
+    def _split_tokens(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [t.strip() for t in value.replace("\n", ",").split(",") if t.strip()]
+        if isinstance(value, list) and any(isinstance(t, str) and not t.strip() for t in value):
+            raise ValueError("tokens must not be empty")
+        return value
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.bearer_tokens) or self.basic_auth is not None
+
+
+class IntakeSettings(_Section):
+    max_body_bytes: int = Field(10 * 1024 * 1024, ge=1024)
+    # beyond these a webhook is refused with 400 naming the field (and kept as rejected)
+    max_alerts: int = Field(5000, ge=1)
+    max_labels: int = Field(128, ge=1)
+    max_label_value_length: int = Field(4096, ge=64)
+    max_annotation_value_length: int = Field(65536, ge=64)
+    rejected_keep: int = Field(1000, ge=0)
+    rejected_body_bytes: int = Field(64 * 1024, ge=0)
+    raw_retention_days: float = Field(30, gt=0)
+
+
+class FlappingSettings(_Section):
+    threshold: int = Field(3, ge=2)
+    window_minutes: float = Field(30, gt=0)
+    hold_down_minutes: float = Field(15, ge=0)
+
+
+class PrometheusSettings(_Section):
+    """Where the worker queries the GPU and queue context; no URL disables it."""
+
+    url: str | None = Field(None, pattern=r"^https?://")
+    timeout_seconds: float = Field(0.5, gt=0, le=30)
+
+    @field_validator("url", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: Any) -> Any:
+        return None if value == "" else value
+
+    budget_seconds: float = Field(1.5, gt=0, le=60)
+    cache_seconds: float = Field(30, ge=0)
+    bearer_token: SecretStr | None = None
+    basic_auth: BasicAuthSettings | None = None
+    ca_bundle: str | None = None
+    tls_skip_verify: bool = False
+
+
+class AlertmanagerSettings(_Section):
+    """Alertmanager's API, asked which alerts are still active (lost resolves; see reconcile)."""
+
+    # every Alertmanager of the cluster (an HA pair: both); none turns reconciliation off
+    urls: list[Annotated[str, Field(pattern=r"^https?://")]] = Field(default_factory=list)
+    timeout_seconds: float = Field(5, gt=0, le=60)
+    reconcile_interval_seconds: float = Field(60, gt=0)
+    # an alert Alertmanager no longer reports is "stale"; after this long it is resolved
+    stale_grace_minutes: float = Field(10, ge=0)
+    # alerts younger than this are not judged (Alertmanager may not have processed them yet)
+    min_age_seconds: float = Field(120, ge=0)
+    bearer_token: SecretStr | None = None
+    basic_auth: BasicAuthSettings | None = None
+    ca_bundle: str | None = None
+    tls_skip_verify: bool = False
+
+    @field_validator("urls", mode="before")
+    @classmethod
+    def _split_urls(cls, value: Any) -> Any:
+        if isinstance(value, str):  # RECEIVER_ALERTMANAGER__URLS=http://am-0:9093,http://am-1:9093
+            return [u.strip() for u in value.split(",") if u.strip()]
+        return value
+
+
+class WatchdogSettings(_Section):
+    """The dead man's switch: Alertmanager's always-firing alert must keep arriving."""
+
+    # alerts with this name never open incidents; they only prove the pipeline works ("" = off)
+    alertname: str = "Watchdog"
+    # open an incident when none has arrived for this long (0: never; Alertmanager re-sends it
+    # every repeat_interval, so give it a few of those)
+    missing_after_minutes: float = Field(0, ge=0)
+    # the labels of the incident it opens (routed like any other alert)
+    labels: dict[str, str] = Field(
+        default_factory=lambda: {"alertname": "WatchdogMissing", "severity": "critical"}
+    )
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.alertname) and self.missing_after_minutes > 0
+
+
+class DeliverySettings(_Section):
+    """The outbox: retries with exponential backoff and jitter until ``max_age_minutes``."""
+
+    max_age_minutes: float = Field(360, gt=0)
+    backoff_initial_seconds: float = Field(2, gt=0)
+    backoff_max_seconds: float = Field(300, gt=0)
+    coalesce_seconds: float = Field(2, ge=0)
+    slack_min_interval_seconds: float = Field(1.0, ge=0)
+    # render and record every delivery without sending it (staging, or shadowing Alertmanager's
+    # own integrations before switching over)
+    dry_run: bool = False
+
+
+class UISettings(_Section):
+    """The incident history UI: its own users, never the webhook credentials."""
+
+    # username -> password hash (werkzeug.security.generate_password_hash), e.g. from a file
+    users: dict[str, SecretStr] = Field(default_factory=dict)
+    secret_key: SecretStr | None = None  # signs session cookies; same on every replica
+    # with a reverse proxy that authenticates people: the header naming the user
+    trusted_user_header: str | None = None
+    cookie_secure: bool = True
+    page_size: int = Field(25, ge=1, le=200)
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.users) or self.trusted_user_header is not None
