@@ -1,7 +1,7 @@
 # One image for every process of the receiver (docs/operations.md):
 #   docker build -t receiver .
 #   web:      docker run ... -e PROMETHEUS_MULTIPROC_DIR=/tmp/metrics --entrypoint gunicorn
-#               receiver -c /app/deploy/gunicorn.conf.py receiver.wsgi:app
+#               receiver -c /app/deploy/gunicorn.conf.py receiver.asgi:app
 #   worker:   docker run ... receiver worker --metrics-port 9100 --metrics-address 0.0.0.0
 #   schema:   docker run ... receiver db upgrade        (before the web and the worker start)
 #   one node: docker run ... receiver                   (`receiver serve`: gunicorn + worker)

@@ -157,6 +157,7 @@ def gunicorn(app: str, env: dict[str, str], workers: int, log: Path) -> Iterator
         "-c", "python:receiver.gunicorn_conf",
         "--workers", str(workers),
         "--bind", f"127.0.0.1:{port}",
+        *(["--worker-class", "asgi"] if app.endswith("asgi:app") else []),
         app,
     ]  # fmt: skip
     with open(log, "wb") as err:

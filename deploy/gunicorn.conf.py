@@ -1,6 +1,6 @@
 """Gunicorn settings for the receiver's web processes in a container (the image, the web pods).
 
-    gunicorn -c /app/deploy/gunicorn.conf.py receiver.wsgi:app
+    gunicorn -c /app/deploy/gunicorn.conf.py receiver.asgi:app
 
 This is the package's own gunicorn configuration, ``receiver/gunicorn_conf.py`` (the one
 ``receiver serve`` runs), extended for a pod. From the package, unchanged: logging through
@@ -60,7 +60,9 @@ _host = f"[{_listen.host}]" if ":" in _listen.host else _listen.host
 
 bind = [f"{_host}:{_listen.port}"]
 workers = _listen.workers
-worker_class = "sync"  # each request is one short database transaction; no network inside
+# requests are read by the event loop, then run in ``listen.threads`` threads (receiver/asgi.py):
+# a slow or stalled client costs a socket, never a worker
+worker_class = "asgi"
 
 # The package's logging, at the configured level and in the configured format (the package
 # reads RECEIVER_LOG_FORMAT only; this file reads every source of settings).

@@ -3,7 +3,7 @@
 The slim image has no curl, so Python asks. What is checked depends on what the container runs
 (its process 1):
 
-- the web (``gunicorn ... receiver.wsgi:app`` or ``receiver serve``): ``GET /healthz`` on the
+- the web (``gunicorn ... receiver.asgi:app`` or ``receiver serve``): ``GET /healthz`` on the
   receiver's ``listen.port`` (the address and port from the receiver's settings);
 - ``receiver worker --metrics-port P [--metrics-address A]``: ``GET /metrics`` on port P of A
   (127.0.0.1 when A is every interface, ``0.0.0.0``, as in the worker pods, or not given);
@@ -54,7 +54,7 @@ def target(args: list[str]) -> str | None:
         if port is None:
             return None
         return url(option(args, "--metrics-address") or "127.0.0.1", port, "/metrics")
-    if "receiver.wsgi:app" in args or "serve" in args:
+    if "receiver.asgi:app" in args or "receiver.wsgi:app" in args or "serve" in args:
         from receiver.settings import load_settings
 
         listen = load_settings(require_auth=False).listen

@@ -285,7 +285,8 @@ def serve(config: str | None) -> None:
         "--config", "python:receiver.gunicorn_conf",
         "--bind", f"{listen.host}:{listen.port}",
         "--workers", str(listen.workers),
-        "receiver.wsgi:app",
+        "--worker-class", "asgi",
+        "receiver.asgi:app",
     ]  # fmt: skip
     worker_command = [sys.executable, "-m", "receiver.cli", "worker"]
     # web and worker processes count into one directory; /metrics adds them up

@@ -14,6 +14,10 @@ class ListenSettings(_Section):
     host: str = "127.0.0.1"
     port: int = Field(9099, ge=0, le=65535)
     workers: int = Field(2, ge=1, le=64)
+    # per worker process: threads running requests whose body has fully arrived
+    threads: int = Field(2, ge=1, le=64)
+    # a request whose body has not fully arrived by then gets 408 (slow or stalled clients)
+    request_timeout_seconds: float = Field(10, gt=0, le=300)
 
 
 class BasicAuthSettings(_Section):

@@ -1,4 +1,4 @@
-"""Real processes for integration and end-to-end tests: gunicorn serving receiver.wsgi:app.
+"""Real processes for integration and end-to-end tests: gunicorn serving receiver.asgi:app.
 
 Every process starts in its own session (process group) so that stopping it also stops the
 children it forked (gunicorn workers); output goes to temporary files, shown when start fails.
@@ -214,15 +214,17 @@ def gunicorn(
     extra_env: Mapping[str, str] | None = None,
     workers: int = 2,
 ) -> Iterator[Server]:
-    """A real gunicorn serving ``receiver.wsgi:app`` on a free port, ready when yielded."""
+    """A real gunicorn serving ``receiver.asgi:app`` (as ``receiver serve`` and the image do)
+    on a free port, ready when yielded."""
     port = free_port()
     command = [
         sys.executable, "-m", "gunicorn",
         "--bind", f"127.0.0.1:{port}",
         "--workers", str(workers),
         "--graceful-timeout", "5",
+        "--worker-class", "asgi",
         *_no_control_socket(),
-        "receiver.wsgi:app",
+        "receiver.asgi:app",
     ]  # fmt: skip
     env = receiver_env(database_url, tokens, config, extra_env)
     with started(command, env) as process:
