@@ -9,7 +9,7 @@ from flask import Flask
 from receiver.bootstrap import Container, bootstrap
 from receiver.settings import Settings, load_settings
 from receiver.store import migrate
-from receiver.web import api, errors, observe, security, ui
+from receiver.web import access, api, errors, observe, security, ui
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +29,7 @@ def create_app(settings: Settings | None = None, container: Container | None = N
     security.init_app(app)
     app.register_blueprint(api.bp)
     ui.init_app(app)
+    access.init_app(app)  # last: every view is registered by now
     auth = container.settings.auth
     if not auth.configured and auth.allow_unauthenticated:
         log.warning(

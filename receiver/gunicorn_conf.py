@@ -2,7 +2,8 @@
 
 Logs go out as the receiver's JSON lines (the app writes its own access line per request, with
 the request id and trace, so gunicorn's access log stays off), and a worker that exits has its
-metric files marked dead, so /metrics keeps adding up the live processes only.
+metric files marked dead, so /metrics keeps adding up the live processes only. With
+``metrics.port`` set, the master serves the metrics on that address (``receiver.metrics_server``).
 """
 
 from __future__ import annotations
@@ -13,7 +14,9 @@ from typing import Any
 from gunicorn.glogging import Logger
 from prometheus_client import multiprocess
 
+from receiver import metrics_server
 from receiver.metrics import MULTIPROC_ENV
+from receiver.settings import load_settings
 
 _format = os.environ.get("RECEIVER_LOG_FORMAT", "json").lower()
 logconfig_dict: dict[str, Any] = {
@@ -59,3 +62,12 @@ control_socket_disable = True
 def child_exit(_server: Any, worker: Any) -> None:
     if os.environ.get(MULTIPROC_ENV):
         multiprocess.mark_process_dead(worker.pid)
+
+
+def when_ready(_server: Any) -> None:
+    """In the master: the metrics on their own address, when ``metrics.port`` is set."""
+    metrics_server.start(load_settings(require_auth=False))
+
+
+def post_fork(_server: Any, _worker: Any) -> None:
+    metrics_server.close_in_child()

@@ -98,14 +98,15 @@ class Metrics:
         )
 
 
-def exposition(metrics: Metrics, read_gauges: Callable[[], StoreGauges] | None) -> bytes:
-    """The text to answer a scrape with: this process (or all of them) plus the store gauges."""
+def exposition(metrics: Metrics | None, read_gauges: Callable[[], StoreGauges] | None) -> bytes:
+    """The text to answer a scrape with: this process (or all of them) plus the store gauges.
+    ``metrics`` None: a process with no counters of its own (gunicorn's master)."""
     directory = os.environ.get(MULTIPROC_ENV)
     if directory:
         counted = CollectorRegistry()
         MultiProcessCollector(counted, path=directory)
     else:
-        counted = metrics.registry
+        counted = metrics.registry if metrics is not None else CollectorRegistry()
     text = generate_latest(counted)
     if read_gauges is not None:
         state = CollectorRegistry()

@@ -399,13 +399,28 @@ def _view(incident: Incident) -> IncidentView:
     )
 
 
+@dataclass(frozen=True)
+class Actor:
+    """Who acts on an incident, how they got in and from where: kept with every action."""
+
+    name: str
+    via: str  # "ui:password", "ui:oidc", "ui:header", ...
+    address: str | None = None
+
+    def detail(self) -> dict[str, str]:
+        out = {"user": self.name, "via": self.via}
+        if self.address:
+            out["from"] = self.address
+        return out
+
+
 def acknowledge_incident(
-    uow_factory: UnitOfWorkFactory, incident_id: int, user: str, clock: Clock
+    uow_factory: UnitOfWorkFactory, incident_id: int, actor: Actor, clock: Clock
 ) -> bool:
     """Record who acknowledged an incident (the first acknowledgement counts); False if absent."""
     try:
         with uow_factory() as uow:
-            found = uow.incidents.acknowledge(incident_id, user, clock())
+            found = uow.incidents.acknowledge(incident_id, actor.name, actor.detail(), clock())
             uow.commit()
     except SQLAlchemyError as exc:
         raise StorageUnavailable(_db_reason(exc)) from exc
@@ -413,12 +428,12 @@ def acknowledge_incident(
 
 
 def add_incident_note(
-    uow_factory: UnitOfWorkFactory, incident_id: int, user: str, text: str, clock: Clock
+    uow_factory: UnitOfWorkFactory, incident_id: int, actor: Actor, text: str, clock: Clock
 ) -> bool:
     """Add a note to the incident's timeline; False if there is no such incident."""
     try:
         with uow_factory() as uow:
-            found = uow.incidents.add_note(incident_id, user, text, clock())
+            found = uow.incidents.add_note(incident_id, {**actor.detail(), "text": text}, clock())
             uow.commit()
     except SQLAlchemyError as exc:
         raise StorageUnavailable(_db_reason(exc)) from exc

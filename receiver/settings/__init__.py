@@ -18,10 +18,11 @@ from receiver.settings.sections import (
     FlappingSettings,
     IntakeSettings,
     ListenSettings,
+    MetricsSettings,
     PrometheusSettings,
-    UISettings,
     WatchdogSettings,
 )
+from receiver.settings.ui import LoginLimitSettings, OidcSettings, UISettings
 
 __all__ = [
     "AlertmanagerSettings",
@@ -32,7 +33,10 @@ __all__ = [
     "FlappingSettings",
     "IntakeSettings",
     "ListenSettings",
+    "LoginLimitSettings",
     "MatcherTexts",
+    "MetricsSettings",
+    "OidcSettings",
     "PagerDutyReceiver",
     "PrometheusSettings",
     "Receiver",

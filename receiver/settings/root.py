@@ -15,10 +15,11 @@ from receiver.settings.sections import (
     FlappingSettings,
     IntakeSettings,
     ListenSettings,
+    MetricsSettings,
     PrometheusSettings,
-    UISettings,
     WatchdogSettings,
 )
+from receiver.settings.ui import UISettings
 
 
 class Settings(_Section):
@@ -38,6 +39,7 @@ class Settings(_Section):
     default_receivers: list[str] = Field(default_factory=list)
     delivery: DeliverySettings = Field(default_factory=DeliverySettings)
     ui: UISettings = Field(default_factory=UISettings)
+    metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     log_level: str = "INFO"
     log_format: Literal["json", "text"] = "json"  # json: one object per line, with trace ids
     public_url: str | None = None
@@ -71,9 +73,7 @@ class Settings(_Section):
         return tuple(sorted({s for s in found if len(s) >= 4}, key=len, reverse=True))
 
     def check_ui(self) -> list[str]:
-        if self.ui.enabled and self.ui.secret_key is None:
-            return ["ui.secret_key: required when UI users or a trusted header are configured"]
-        return []
+        return self.ui.problems()
 
     def check_routes(self) -> list[str]:
         """Routes and the default may only name configured receivers."""

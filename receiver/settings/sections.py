@@ -136,17 +136,13 @@ class DeliverySettings(_Section):
     dry_run: bool = False
 
 
-class UISettings(_Section):
-    """The incident history UI: its own users, never the webhook credentials."""
+class MetricsSettings(_Section):
+    """Who may scrape the receiver's own metrics (alertnames and receiver names are in them)."""
 
-    # username -> password hash (werkzeug.security.generate_password_hash), e.g. from a file
-    users: dict[str, SecretStr] = Field(default_factory=dict)
-    secret_key: SecretStr | None = None  # signs session cookies; same on every replica
-    # with a reverse proxy that authenticates people: the header naming the user
-    trusted_user_header: str | None = None
-    cookie_secure: bool = True
-    page_size: int = Field(25, ge=1, le=200)
-
-    @property
-    def enabled(self) -> bool:
-        return bool(self.users) or self.trusted_user_header is not None
+    # GET /metrics on listen.port only with the webhook credentials (Prometheus's
+    # authorization / basic_auth settings send them)
+    require_webhook_auth: bool = False
+    # or serve them on an address of their own (e.g. one only Prometheus reaches) and answer
+    # 404 on listen.port: `receiver serve` and the image's gunicorn serve it from the master
+    port: int | None = Field(None, ge=1, le=65535)
+    address: str = "127.0.0.1"

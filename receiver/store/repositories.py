@@ -180,21 +180,25 @@ class IncidentRepository:
             )
         )
 
-    def acknowledge(self, incident_id: int, user: str, now: datetime) -> bool:
-        """Mark acknowledged (once); False when there is no such incident."""
+    def acknowledge(
+        self, incident_id: int, user: str, detail: dict[str, Any], now: datetime
+    ) -> bool:
+        """Mark acknowledged (once), ``detail`` on the timeline; False when there is no such
+        incident."""
         incident = self.session.get(Incident, incident_id, with_for_update=True)
         if incident is None:
             return False
         if incident.acknowledged_at is None:
             incident.acknowledged_at, incident.acknowledged_by = now, user[:255]
-            self.add_event(incident, now, "acknowledged", {"user": user})
+            self.add_event(incident, now, "acknowledged", detail)
         return True
 
-    def add_note(self, incident_id: int, user: str, text: str, now: datetime) -> bool:
+    def add_note(self, incident_id: int, detail: dict[str, Any], now: datetime) -> bool:
+        """A note on the timeline (``detail``: its text, who wrote it, how and from where)."""
         incident = self.session.get(Incident, incident_id)
         if incident is None:
             return False
-        self.add_event(incident, now, "note", {"user": user, "text": text})
+        self.add_event(incident, now, "note", detail)
         return True
 
     def index_labels(self, incident_id: int, labels: dict[str, str]) -> None:

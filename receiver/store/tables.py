@@ -390,3 +390,30 @@ class NotificationThread(Base):
         BigInteger().with_variant(Integer(), "sqlite"), default=0
     )
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class UiSession(Base):
+    """A UI login. The cookie carries a random token and this row its hash, so deleting a
+    user's rows ends their sessions on every replica at once."""
+
+    __tablename__ = "ui_sessions"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    username: Mapped[str] = mapped_column(String(255), index=True)
+    role: Mapped[str] = mapped_column(String(16))  # viewer | responder
+    via: Mapped[str] = mapped_column(String(16))  # password | oidc
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
+    remote_addr: Mapped[str | None] = mapped_column(String(64))
+    user_agent: Mapped[str | None] = mapped_column(String(255))
+
+
+class LoginThrottle(Base):
+    """Failed logins of one key ("user:NAME" or "addr:ADDRESS") in its current window."""
+
+    __tablename__ = "login_throttle"
+
+    key: Mapped[str] = mapped_column(String(320), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer)
+    window_started_at: Mapped[datetime] = mapped_column(UtcDateTime)

@@ -20,6 +20,7 @@ from receiver.store.repositories import (
     ReceiptRepository,
     RejectedRepository,
 )
+from receiver.store.sessions import SessionRepository
 from receiver.store.watch import HeartbeatRepository, StaleRepository
 
 
@@ -47,6 +48,7 @@ class UnitOfWork:
         self.repeats = RepeatRepository(self.session)
         self.openings = OpeningRepository(self.session)
         self.pacing = PacingRepository(self.session)
+        self.logins = SessionRepository(self.session)
         return self
 
     def __exit__(

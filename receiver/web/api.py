@@ -23,7 +23,7 @@ from receiver.store import migrate
 from receiver.store.export import IncidentNotFound, PayloadsPruned
 from receiver.store.gauges import StoreGauges, read_gauges
 from receiver.store.tables import RejectedRequest
-from receiver.web.auth import challenge, is_authorized, ui_user
+from receiver.web.access import Access, allow
 from receiver.web.errors import ApiError, invalid_payload
 from receiver.web.filters import parse_list_query
 
@@ -31,7 +31,6 @@ log = logging.getLogger(__name__)
 bp = Blueprint("api", __name__)
 JSON_TYPES = {"application/json"}
 MAX_RECEIVER_NAME = 255
-READ_PREFIXES = ("/api/v1/incidents", "/api/v1/payloads")
 
 
 def container() -> Container:
@@ -40,6 +39,7 @@ def container() -> Container:
 
 @bp.post("/api/v1/alertmanager", defaults={"name": None})
 @bp.post("/api/v1/alertmanager/<name>")
+@allow(Access.WEBHOOK)
 def receive_webhook(name: str | None) -> ResponseReturnValue:
     """Authenticate, validate, store in one transaction, then answer 200 with a summary."""
     c = container()
@@ -49,14 +49,6 @@ def receive_webhook(name: str | None) -> ResponseReturnValue:
     if name is not None and "\x00" in name:
         message = "receiver name in the path must not contain NUL characters"
         raise _reject(c, name, ApiError(400, "invalid_receiver", message))
-    if not is_authorized(c.settings.auth, request.headers.get("Authorization")):
-        error = ApiError(
-            401,
-            "unauthorized",
-            "missing or invalid credentials (Bearer token or Basic auth)",
-            headers={"WWW-Authenticate": challenge(c.settings.auth)},
-        )
-        raise _reject(c, name, error, keep_body=False)
     limit = c.settings.intake.max_body_bytes
     if request.content_length is not None and request.content_length > limit:
         raise _reject(c, name, _too_large(limit), keep_body=False)
@@ -108,15 +100,14 @@ def _too_large(limit: int) -> ApiError:
 
 def _reject(c: Container, name: str | None, error: ApiError, keep_body: bool = True) -> ApiError:
     """Count, log and record a rejected request (bounded table), then hand back the error."""
-    # an unauthenticated sender must not be able to mint metric series through the URL
-    c.metrics.webhooks.labels(error.code, "" if error.status == 401 else name or "").inc()
+    c.metrics.webhooks.labels(error.code, name or "").inc()
     fields = [e["field"] for e in error.errors or []][:20]
     log.warning(
         "rejected webhook from %s: %s %s %s", request.remote_addr, error.status, error.code, fields
     )
     intake = c.settings.intake
-    if error.status == 401 or intake.rejected_keep == 0:
-        return error  # unauthenticated bodies are not worth keeping
+    if intake.rejected_keep == 0:
+        return error
     body = request.get_data(cache=True)[: intake.rejected_body_bytes] if keep_body else None
     rejected = RejectedRequest(
         received_at=c.clock(),
@@ -138,17 +129,8 @@ def _reject(c: Container, name: str | None, error: ApiError, keep_body: bool = T
     return error
 
 
-@bp.before_request
-def _readers_log_in() -> None:
-    """With the UI configured, reading incidents needs a UI login (never the webhook token)."""
-    if request.method != "GET" or not request.path.startswith(READ_PREFIXES):
-        return
-    ui_settings = container().settings.ui
-    if ui_settings.enabled and not ui_user(ui_settings):
-        raise ApiError(401, "unauthorized", "log in to the incident UI to read incidents")
-
-
 @bp.get("/api/v1/incidents")
+@allow(Access.READ)
 def list_incidents() -> ResponseReturnValue:
     """Incidents newest first, filtered by query parameters; cursor pagination."""
     query = parse_list_query(request.args, default_limit=50)
@@ -159,6 +141,7 @@ def list_incidents() -> ResponseReturnValue:
 
 
 @bp.get("/api/v1/incidents/<int:incident_id>")
+@allow(Access.READ)
 def get_incident(incident_id: int) -> ResponseReturnValue:
     detail = container().queries.get_incident(incident_id)
     if detail is None:
@@ -167,6 +150,7 @@ def get_incident(incident_id: int) -> ResponseReturnValue:
 
 
 @bp.get("/api/v1/incidents/<int:incident_id>/fixture")
+@allow(Access.READ)
 def get_incident_fixture(incident_id: int) -> ResponseReturnValue:
     """The incident's raw requests as one replay fixture (what ``receiver export`` writes)."""
     c = container()
@@ -181,6 +165,7 @@ def get_incident_fixture(incident_id: int) -> ResponseReturnValue:
 
 
 @bp.get("/api/v1/payloads/<int:receipt_id>")
+@allow(Access.READ)
 def get_payload(receipt_id: int) -> ResponseReturnValue:
     """The exact bytes of an accepted webhook, while retained: a replayable fixture."""
     body = container().queries.payload_body(receipt_id)
@@ -190,11 +175,13 @@ def get_payload(receipt_id: int) -> ResponseReturnValue:
 
 
 @bp.get("/healthz")
+@allow(Access.PUBLIC)
 def healthz() -> ResponseReturnValue:
     return jsonify({"status": "ok"})
 
 
 @bp.get("/readyz")
+@allow(Access.PUBLIC)
 def readyz() -> ResponseReturnValue:
     """Ready when the database answers and its schema is at the head revision."""
     head = current_app.config["RECEIVER_HEAD_REVISION"]
@@ -216,6 +203,7 @@ def _not_ready(reason: str) -> ResponseReturnValue:
 
 
 @bp.get("/metrics")
+@allow(Access.METRICS)
 def metrics() -> ResponseReturnValue:
     c = container()
 

@@ -1,14 +1,21 @@
-"""Webhook authentication as Alertmanager's ``http_config`` sends it: Bearer or Basic."""
+"""Who is asking: Alertmanager's webhook credentials as its ``http_config`` sends them (Bearer
+or Basic), and the person behind a UI request (a session, or a trusted proxy's headers)."""
 
 from __future__ import annotations
 
 import base64
 import binascii
 import hmac
+from dataclasses import replace
+from typing import Any
 
-from flask import request, session
+from flask import abort, g, request, session
 
+from receiver.accounts import session_identity
+from receiver.model.access import Identity, Role, Via, role_for_groups
 from receiver.settings import AuthSettings, UISettings
+
+SESSION_TOKEN = "sid"  # the session cookie's key holding the token of the stored session
 
 
 def _same(given: str, expected: str) -> bool:
@@ -53,8 +60,42 @@ def challenge(auth: AuthSettings) -> str:
     return ", ".join(schemes) or 'Bearer realm="receiver"'
 
 
-def ui_user(ui: UISettings) -> str | None:
-    """The person using the UI: the trusted proxy header when configured, else the session."""
+def current_identity(container: Any) -> Identity | None:
+    """The person behind this request (looked up once per request), or None."""
+    if "identity" not in g:
+        g.identity = _identify(container)
+    return g.identity
+
+
+def _identify(container: Any) -> Identity | None:
+    ui: UISettings = container.settings.ui
+    if not ui.enabled:
+        return None
     if ui.trusted_user_header:
-        return request.headers.get(ui.trusted_user_header) or None
-    return session.get("user")
+        return _from_proxy(ui)
+    token = session.get(SESSION_TOKEN)
+    if not isinstance(token, str):
+        return None
+    identity = session_identity(container.engine, token, container.clock)
+    if identity is None:
+        return None
+    if identity.via is Via.PASSWORD:  # the configuration decides, now: a removed user is out
+        if identity.name not in ui.users:
+            return None
+        role = Role.VIEWER if identity.name in ui.viewers else Role.RESPONDER
+        return replace(identity, role=role)
+    return identity if ui.oidc is not None else None
+
+
+def _from_proxy(ui: UISettings) -> Identity | None:
+    assert ui.trusted_user_header is not None
+    name = (request.headers.get(ui.trusted_user_header) or "").strip()[:255]
+    if not name:
+        return None
+    if not ui.trusted_groups_header:
+        return Identity(name, Role.RESPONDER, Via.HEADER)
+    groups = (request.headers.get(ui.trusted_groups_header) or "").split(",")
+    role = role_for_groups((x.strip() for x in groups), ui.responder_groups, ui.viewer_groups)
+    if role is None:
+        abort(403, description=f"{name}: none of your groups has access to the incident UI")
+    return Identity(name, role, Via.HEADER)

@@ -7,10 +7,11 @@ links. The webhook credentials do not open the UI, and the UI session does not o
 from __future__ import annotations
 
 import hmac
+import math
 import secrets
-from functools import wraps
+from datetime import timedelta
 from typing import Any
-from urllib.parse import urlencode, urlparse
+from urllib.parse import urlencode, urlparse, urlsplit
 
 from flask import (
     Blueprint,
@@ -26,10 +27,19 @@ from flask import (
 from flask.typing import ResponseReturnValue
 from werkzeug.security import check_password_hash
 
+from receiver.accounts import (
+    LoginLimits,
+    end_sessions,
+    login_failed,
+    login_wait,
+    open_session,
+)
 from receiver.bootstrap import Container
-from receiver.service import acknowledge_incident, add_incident_note
+from receiver.model.access import Identity, LoginLimit, Role, Via
+from receiver.service import Actor, acknowledge_incident, add_incident_note
 from receiver.web import charts
-from receiver.web.auth import ui_user
+from receiver.web.access import Access, allow
+from receiver.web.auth import SESSION_TOKEN, current_identity
 from receiver.web.filters import STATUSES, parse_list_query
 
 bp = Blueprint(
@@ -60,6 +70,7 @@ def init_app(app: Flask) -> None:
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_SECURE=ui.cookie_secure,
         SESSION_COOKIE_NAME="receiver_session",
+        PERMANENT_SESSION_LIFETIME=timedelta(hours=ui.session_hours),
     )
     app.jinja_env.filters["http_url"] = http_url
     app.jinja_env.globals.update(sparkline=_sparkline, bars=charts.bars)  # macros see globals
@@ -77,18 +88,15 @@ def http_url(value: Any) -> str | None:
     return None
 
 
-def current_user() -> str | None:
-    return ui_user(container().settings.ui)
+def current_user() -> Identity | None:
+    return current_identity(container())
 
 
-def login_required(view: Any) -> Any:
-    @wraps(view)
-    def wrapped(*args: Any, **kwargs: Any) -> ResponseReturnValue:
-        if current_user() is None:
-            return redirect(url_for("ui.login", next=request.full_path.rstrip("?")))
-        return view(*args, **kwargs)
-
-    return wrapped
+def actor() -> Actor:
+    """The logged-in person as the timeline records them: who, how and from where."""
+    identity = current_user()
+    assert identity is not None  # the view's access check let them in
+    return Actor(identity.name, f"ui:{identity.via.value}", request.remote_addr)
 
 
 def csrf_token() -> str:
@@ -117,22 +125,56 @@ def _sparkline(series: list[dict[str, Any]] | None) -> charts.Sparkline | None:
 
 
 @bp.route("/login", methods=["GET", "POST"])
+@allow(Access.PUBLIC)
 def login() -> ResponseReturnValue:
     target = _safe_next(request.values.get("next"))
-    if request.method == "GET":
-        return render_template("login.html", next=target, error=None)
+    if request.method != "POST":
+        return _login_page(target)
     check_csrf()
-    users = container().settings.ui.users
-    name = request.form.get("username", "")
-    stored = users.get(name)
+    c = container()
+    ui = c.settings.ui
+    if not ui.users:
+        abort(400, description="password logins are not configured here")
+    name = request.form.get("username", "")[:255]
+    # refused before the password hash is computed: guessing costs the guesser, not the CPU
+    wait = login_wait(c.engine, _limits(), name, request.remote_addr, c.clock)
+    if wait is not None:
+        minutes = math.ceil(wait / 60)
+        error = f"Too many failed logins: try again in {minutes} minute{'s' if minutes > 1 else ''}"
+        return _login_page(target, error), 429, {"Retry-After": str(math.ceil(wait))}
+    stored = ui.users.get(name)
     hashed = stored.get_secret_value() if stored else _DUMMY_HASH
     password_ok = _check(hashed, request.form.get("password", ""))
     if stored is None or not password_ok:
-        error = "Invalid username or password"
-        return render_template("login.html", next=target, error=error), 401
-    session.clear()
-    session["user"] = name
+        login_failed(c.uow, _limits(), name, request.remote_addr, c.clock)
+        return _login_page(target, "Invalid username or password"), 401
+    role = Role.VIEWER if name in ui.viewers else Role.RESPONDER
+    start_session(Identity(name, role, Via.PASSWORD))
     return redirect(target)
+
+
+def _login_page(target: str, error: str | None = None) -> str:
+    ui = container().settings.ui
+    return render_template(
+        "login.html", next=target, error=error, passwords=bool(ui.users), oidc=ui.oidc
+    )
+
+
+def start_session(identity: Identity) -> None:
+    """Log ``identity`` in: a new stored session, and a fresh cookie that names only it."""
+    c = container()
+    lifetime = timedelta(hours=c.settings.ui.session_hours)
+    agent = request.user_agent.string or None
+    token = open_session(c.uow, identity, lifetime, c.clock, request.remote_addr, agent)
+    session.clear()
+    session.permanent = True
+    session[SESSION_TOKEN] = token
+
+
+def _limits() -> LoginLimits:
+    limits = container().settings.ui.login_limits
+    window = timedelta(minutes=limits.window_minutes)
+    return LoginLimits(LoginLimit(limits.per_user, window), LoginLimit(limits.per_address, window))
 
 
 def _check(hashed: str, password: str) -> bool:
@@ -143,26 +185,38 @@ def _check(hashed: str, password: str) -> bool:
 
 
 def _safe_next(target: str | None) -> str:
-    """Only local paths: the login form must not redirect people elsewhere."""
-    if not target or not target.startswith("/") or target.startswith("//"):
-        return url_for("ui.incidents")
+    """Only a path of this site: the login form must not send people elsewhere. Browsers drop
+    tabs and newlines from URLs and read a backslash as a slash, so ``/\t/evil.example`` or
+    ``/\\evil.example`` would be another host: anything but printable ASCII is refused."""
+    default = url_for("ui.incidents")
+    if not target or not all(0x20 < ord(ch) < 0x7F and ch != "\\" for ch in target):
+        return default
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
+        return default
     return target
 
 
 @bp.post("/logout")
+@allow(Access.PUBLIC)
 def logout() -> ResponseReturnValue:
+    """End every session of this person, on every replica (a copied cookie dies too)."""
     check_csrf()
+    identity = current_user()
+    if identity is not None and identity.via is not Via.HEADER:
+        end_sessions(container().uow, identity.name)
     session.clear()
     return redirect(url_for("ui.login"))
 
 
 @bp.get("/")
+@allow(Access.PUBLIC)
 def index() -> ResponseReturnValue:
     return redirect(url_for("ui.incidents"))
 
 
 @bp.get("/incidents")
-@login_required
+@allow(Access.READ)
 def incidents() -> ResponseReturnValue:
     query = parse_list_query(request.args, container().settings.ui.page_size)
     if query.errors:
@@ -190,7 +244,7 @@ def incidents() -> ResponseReturnValue:
 
 
 @bp.get("/overview")
-@login_required
+@allow(Access.READ)
 def overview() -> ResponseReturnValue:
     c = container()
     now = c.clock()
@@ -200,7 +254,7 @@ def overview() -> ResponseReturnValue:
 
 
 @bp.get("/incidents/<int:incident_id>")
-@login_required
+@allow(Access.READ)
 def incident(incident_id: int) -> ResponseReturnValue:
     detail = container().queries.get_incident(incident_id)
     if detail is None:
@@ -209,23 +263,23 @@ def incident(incident_id: int) -> ResponseReturnValue:
 
 
 @bp.post("/incidents/<int:incident_id>/ack")
-@login_required
+@allow(Access.ACT)
 def acknowledge(incident_id: int) -> ResponseReturnValue:
     check_csrf()
     c = container()
-    if not acknowledge_incident(c.uow, incident_id, current_user() or "", c.clock):
+    if not acknowledge_incident(c.uow, incident_id, actor(), c.clock):
         abort(404, description=f"no incident {incident_id}")
     return redirect(url_for("ui.incident", incident_id=incident_id))
 
 
 @bp.post("/incidents/<int:incident_id>/notes")
-@login_required
+@allow(Access.ACT)
 def add_note(incident_id: int) -> ResponseReturnValue:
     check_csrf()
     text = (request.form.get("text") or "").strip()
     if not text:
         abort(400, description="a note needs some text")
     c = container()
-    if not add_incident_note(c.uow, incident_id, current_user() or "", text[:MAX_NOTE], c.clock):
+    if not add_incident_note(c.uow, incident_id, actor(), text[:MAX_NOTE], c.clock):
         abort(404, description=f"no incident {incident_id}")
     return redirect(url_for("ui.incident", incident_id=incident_id) + "#timeline")
