@@ -9,7 +9,7 @@ from flask import Flask
 from receiver.bootstrap import Container, bootstrap
 from receiver.settings import Settings, load_settings
 from receiver.store import migrate
-from receiver.web import access, api, errors, observe, security, ui
+from receiver.web import access, api, errors, filters, observe, security, ui
 
 log = logging.getLogger(__name__)
 
@@ -24,6 +24,7 @@ def create_app(settings: Settings | None = None, container: Container | None = N
     app.config["MAX_CONTENT_LENGTH"] = container.settings.intake.max_body_bytes + 1
     app.config["RECEIVER_HEAD_REVISION"] = migrate.head_revision()
     app.json.sort_keys = False  # type: ignore[attr-defined]
+    app.url_map.converters["row_id"] = filters.RowId  # before any route uses it
     observe.init_app(app)
     errors.init_app(app)
     security.init_app(app)

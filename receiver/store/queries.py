@@ -6,7 +6,7 @@ import base64
 import binascii
 import re
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import BigInteger, Engine, String, and_, case, exists, func, or_, select
@@ -30,6 +30,7 @@ from receiver.store.tables import (
 )
 
 MAX_LIMIT = 500
+MAX_ROW_ID = 2**63 - 1  # a BIGINT
 
 
 class utc_day(FunctionElement[Any]):
@@ -115,15 +116,19 @@ def encode_cursor(opened_at: datetime, incident_id: int) -> str:
 
 
 def decode_cursor(cursor: str) -> tuple[datetime, int]:
-    """Inverse of encode_cursor; raise ValueError for anything else."""
+    """Inverse of encode_cursor; raise ValueError for anything else (a time or an id the
+    database could not hold included)."""
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         when, ident = raw.split("|")
         at = datetime.fromisoformat(when)
         if at.tzinfo is None:
             raise ValueError("cursor time without a time zone")
-        return at, int(ident)
-    except (binascii.Error, UnicodeDecodeError, ValueError):
+        row = int(ident) if ident.isascii() and ident.isdigit() and len(ident) <= 19 else 0
+        if not 1 <= row <= MAX_ROW_ID:
+            raise ValueError("cursor id out of range")
+        return at.astimezone(UTC), row
+    except (binascii.Error, UnicodeDecodeError, ValueError, OverflowError):
         raise ValueError("invalid cursor") from None
 
 

@@ -140,7 +140,7 @@ def list_incidents() -> ResponseReturnValue:
     return jsonify(page)
 
 
-@bp.get("/api/v1/incidents/<int:incident_id>")
+@bp.get("/api/v1/incidents/<row_id:incident_id>")
 @allow(Access.READ)
 def get_incident(incident_id: int) -> ResponseReturnValue:
     detail = container().queries.get_incident(incident_id)
@@ -149,7 +149,7 @@ def get_incident(incident_id: int) -> ResponseReturnValue:
     return jsonify(detail)
 
 
-@bp.get("/api/v1/incidents/<int:incident_id>/fixture")
+@bp.get("/api/v1/incidents/<row_id:incident_id>/fixture")
 @allow(Access.READ)
 def get_incident_fixture(incident_id: int) -> ResponseReturnValue:
     """The incident's raw requests as one replay fixture (what ``receiver export`` writes)."""
@@ -164,7 +164,7 @@ def get_incident_fixture(incident_id: int) -> ResponseReturnValue:
     return Response(text, mimetype="application/json", headers={"Content-Disposition": disposition})
 
 
-@bp.get("/api/v1/payloads/<int:receipt_id>")
+@bp.get("/api/v1/payloads/<row_id:receipt_id>")
 @allow(Access.READ)
 def get_payload(receipt_id: int) -> ResponseReturnValue:
     """The exact bytes of an accepted webhook, while retained: a replayable fixture."""

@@ -6,12 +6,22 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from werkzeug.datastructures import MultiDict
+from werkzeug.routing import IntegerConverter
 
 from receiver.intake import parse_time
 from receiver.model.matchers import Matcher
-from receiver.store.queries import IncidentFilter, decode_cursor
+from receiver.store.queries import MAX_LIMIT, MAX_ROW_ID, IncidentFilter, decode_cursor
 
 STATUSES = ("firing", "resolved", "acknowledged")
+MAX_LIMIT_DIGITS = 6  # larger page sizes are cut to the maximum anyway
+
+
+class RowId(IntegerConverter):
+    """``<row_id:name>``: a database row id, 1 to 2**63 - 1; beyond, the route does not match
+    (404), where an int the database cannot hold would fail the query."""
+
+    def __init__(self, url_map: object) -> None:
+        super().__init__(url_map, min=1, max=MAX_ROW_ID)  # type: ignore[arg-type]
 
 
 @dataclass
@@ -24,7 +34,12 @@ class ListQuery:
 
 def parse_list_query(args: MultiDict[str, str], default_limit: int) -> ListQuery:
     """Filters, page size and cursor; problems are collected, field by field."""
-    errors: list[dict[str, str]] = []
+    errors: list[dict[str, str]] = [
+        {"field": name, "message": "must not contain NUL characters"}
+        for name in sorted({k for k, v in args.items(multi=True) if "\x00" in v})
+    ]
+    if errors:  # no stored text holds NUL (the intake refuses it), and Postgres cannot take it
+        return ListQuery(IncidentFilter(), default_limit, None, errors)
     labels = args.getlist("label") + [f'model="{m}"' for m in args.getlist("model") if m]
     flt = IncidentFilter(
         status=_present(args.getlist("status")),
@@ -76,7 +91,8 @@ def _time(args: MultiDict[str, str], name: str, errors: list[dict[str, str]]) ->
 def _limit(value: str | None, default: int, errors: list[dict[str, str]]) -> int:
     if value is None:
         return default
-    if not value.isdigit() or int(value) < 1:
+    digits = value.lstrip("0")
+    if not (digits.isascii() and digits.isdigit()):  # "" (zero), "-1", "²", "1e3"
         errors.append({"field": "limit", "message": "must be a positive integer"})
         return default
-    return int(value)
+    return MAX_LIMIT if len(digits) > MAX_LIMIT_DIGITS else int(digits)

@@ -253,7 +253,7 @@ def overview() -> ResponseReturnValue:
     )
 
 
-@bp.get("/incidents/<int:incident_id>")
+@bp.get("/incidents/<row_id:incident_id>")
 @allow(Access.READ)
 def incident(incident_id: int) -> ResponseReturnValue:
     detail = container().queries.get_incident(incident_id)
@@ -262,7 +262,7 @@ def incident(incident_id: int) -> ResponseReturnValue:
     return render_template("incident.html", incident=detail)
 
 
-@bp.post("/incidents/<int:incident_id>/ack")
+@bp.post("/incidents/<row_id:incident_id>/ack")
 @allow(Access.ACT)
 def acknowledge(incident_id: int) -> ResponseReturnValue:
     check_csrf()
@@ -272,7 +272,7 @@ def acknowledge(incident_id: int) -> ResponseReturnValue:
     return redirect(url_for("ui.incident", incident_id=incident_id))
 
 
-@bp.post("/incidents/<int:incident_id>/notes")
+@bp.post("/incidents/<row_id:incident_id>/notes")
 @allow(Access.ACT)
 def add_note(incident_id: int) -> ResponseReturnValue:
     check_csrf()
