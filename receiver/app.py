@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from receiver.bootstrap import Container, bootstrap
 from receiver.settings import Settings, load_settings
@@ -25,6 +26,9 @@ def create_app(settings: Settings | None = None, container: Container | None = N
     app.config["RECEIVER_HEAD_REVISION"] = migrate.head_revision()
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.url_map.converters["row_id"] = filters.RowId  # before any route uses it
+    if hops := container.settings.listen.proxy_hops:
+        # trust exactly that many proxies' X-Forwarded-* headers (werkzeug's own middleware)
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)  # type: ignore[method-assign]
     observe.init_app(app)
     errors.init_app(app)
     security.init_app(app)

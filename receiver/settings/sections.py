@@ -18,6 +18,9 @@ class ListenSettings(_Section):
     threads: int = Field(2, ge=1, le=64)
     # a request whose body has not fully arrived by then gets 408 (slow or stalled clients)
     request_timeout_seconds: float = Field(10, gt=0, le=300)
+    # reverse proxies in front that append X-Forwarded-For (and set -Proto, -Host): the client
+    # address (login limits, the timeline's "from") is then the one the nearest proxy saw
+    proxy_hops: int = Field(0, ge=0, le=5)
 
 
 class BasicAuthSettings(_Section):

@@ -208,3 +208,28 @@ def test_a_viewer_reads_but_is_offered_no_actions(build: Build) -> None:
     answer = bob.post("/incidents/1/ack", data={"csrf_token": token})
     assert answer.status_code == 403
     assert bob.get("/api/v1/incidents/1").get_json()["acknowledged_at"] is None
+
+
+def test_behind_a_proxy_the_limits_count_the_address_the_proxy_saw(make_settings, clock) -> None:
+    settings = make_settings(
+        {
+            "ui.users": {"alice": generate_password_hash(PASSWORD)},
+            "ui.secret_key": "s" * 32,
+            "ui.login_limits.per_address": 2,
+            "listen.proxy_hops": 1,
+        }
+    )
+    container = bootstrap(settings, clock=clock)
+    client = create_app(container=container).test_client()
+    client.environ_base["REMOTE_ADDR"] = "10.0.0.254"  # the proxy, for everybody
+    spoofed = {"X-Forwarded-For": "198.51.100.1, 203.0.113.5"}  # the proxy appended the last
+    for user in ("bob", "carol"):
+        token = csrf(client.get("/login").get_data(as_text=True))
+        data = {"username": user, "password": "x", "csrf_token": token}
+        assert client.post("/login", data=data, headers=spoofed).status_code == 401
+    token = csrf(client.get("/login").get_data(as_text=True))
+    data = {"username": "dave", "password": "x", "csrf_token": token}
+    assert client.post("/login", data=data, headers=spoofed).status_code == 429
+    other = {"X-Forwarded-For": "203.0.113.9"}  # another person behind the same proxy
+    assert client.post("/login", data=data, headers=other).status_code == 401
+    container.engine.dispose()
