@@ -23,16 +23,24 @@ Logout 1.0, RFC 6749 (OAuth 2.0) and RFC 7636 (PKCE, S256 only):
 
 How tokens are made (groups claim name, lifetime, clock skew, wrong issuer or audience, an
 unknown signing key) is ``settings``, a ``TokenSettings`` the test may change at any time.
+With ``tls=True`` it serves HTTPS with a certificate for 127.0.0.1 from a ``trustme`` CA
+written to ``ca_file``.
 """
 
 from __future__ import annotations
 
 import secrets
+import shutil
+import ssl
+import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable, Collection, Iterable
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
+
+import trustme
 
 from tests.standins import Answer, Clock, Fault, RequestHandler, StandIn, names
 from tests.standins.oidc_checks import (
@@ -60,7 +68,8 @@ DISCOVERY = "/.well-known/openid-configuration"
 
 
 class OIDCStandIn(StandIn):
-    """An OpenID Provider on ``http://127.0.0.1:PORT``; use as a context manager."""
+    """An OpenID Provider on ``http://127.0.0.1:PORT`` (``https`` with ``tls=True``, its CA in
+    ``ca_file``); use as a context manager."""
 
     def __init__(
         self,
@@ -68,6 +77,7 @@ class OIDCStandIn(StandIn):
         settings: TokenSettings | None = None,
         code_lifetime: float = 60.0,
         clock: Clock = time.monotonic,
+        tls: bool = False,
     ) -> None:
         self._clients = {c.client_id: c for c in clients}
         self.settings = settings or TokenSettings()
@@ -86,9 +96,37 @@ class OIDCStandIn(StandIn):
             "/userinfo": (("GET", "POST"), self._userinfo),
             "/logout": (("GET", "POST"), self._logout),
         }
-        super().__init__(clock)
-        self.base_url = self.issuer = f"http://127.0.0.1:{self.port}"
+        self._tmp: Path | None = None
+        self.ca_file: str | None = None  # with tls: the CA to trust (e.g. ui.oidc.ca_bundle)
+        try:
+            super().__init__(clock, tls=self._server_tls() if tls else None)
+        except BaseException:
+            self._remove_ca()
+            raise
+        scheme = "https" if tls else "http"
+        self.base_url = self.issuer = f"{scheme}://127.0.0.1:{self.port}"
         self.metadata_url = self.issuer + DISCOVERY
+
+    def _server_tls(self) -> ssl.SSLContext:
+        """A certificate for 127.0.0.1 from a fresh ``trustme`` CA, written to ``ca_file``."""
+        ca = trustme.CA()
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ca.issue_cert("127.0.0.1").configure_cert(context)
+        self._tmp = Path(tempfile.mkdtemp(prefix="oidc-standin-"))
+        self.ca_file = str(self._tmp / "ca.pem")
+        ca.cert_pem.write_to_path(self.ca_file)
+        return context
+
+    def _remove_ca(self) -> None:
+        if self._tmp is not None:
+            shutil.rmtree(self._tmp, ignore_errors=True)
+
+    def close(self) -> None:
+        """Stop the server and its threads, then remove the CA file (with tls)."""
+        try:
+            super().close()
+        finally:
+            self._remove_ca()
 
     def metadata(self) -> dict[str, Any]:
         """The Discovery 1.0 document (section 3)."""

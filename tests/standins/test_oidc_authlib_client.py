@@ -6,10 +6,12 @@ A tiny Flask app stands for the relying party: Flask's test client is the browse
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlsplit
 
+import certifi
 import pytest
 import requests
 from authlib.integrations.flask_client import OAuth
@@ -27,8 +29,11 @@ from tests.standins.conftest import OIDC_CLIENT
 from tests.standins.oidc import OIDCStandIn
 
 
-def relying_party(idp: OIDCStandIn, claims_options: dict[str, Any] | None = None) -> Flask:
-    """A Flask app logging in with Authlib: discovery, PKCE S256, nonce, client_secret_basic."""
+def relying_party(
+    idp: OIDCStandIn, claims_options: dict[str, Any] | None = None, **session: Any
+) -> Flask:
+    """A Flask app logging in with Authlib: discovery, PKCE S256, nonce, client_secret_basic;
+    ``session`` sets attributes of its requests sessions (``verify``, ``trust_env``)."""
     app = Flask(__name__)
     app.config.update(TESTING=True, SECRET_KEY="test-only")  # TESTING: view errors propagate
     oauth = OAuth(app)
@@ -37,7 +42,11 @@ def relying_party(idp: OIDCStandIn, claims_options: dict[str, Any] | None = None
         client_id=OIDC_CLIENT.client_id,
         client_secret=OIDC_CLIENT.client_secret,
         server_metadata_url=idp.metadata_url,
-        client_kwargs={"scope": "openid email profile", "code_challenge_method": "S256"},
+        client_kwargs={
+            "scope": "openid email profile",
+            "code_challenge_method": "S256",
+            **session,
+        },
     )
 
     @app.get("/login")
@@ -58,11 +67,12 @@ def browser(oidc_standin: OIDCStandIn) -> Iterator[FlaskClient]:
         yield client
 
 
-def visit_idp(browser: FlaskClient) -> str:
+def visit_idp(browser: FlaskClient, ca_file: str | None = None) -> str:
     """Follow the app's redirect to the provider; the callback path and query it sends back to."""
     start = browser.get("/login")
     assert start.status_code == 302
-    answer = requests.get(start.headers["Location"], allow_redirects=False, timeout=5)
+    url = start.headers["Location"]
+    answer = requests.get(url, allow_redirects=False, timeout=5, verify=ca_file or True)
     assert answer.status_code == 302, answer.text
     back = urlsplit(answer.headers["Location"])
     return f"{back.path}?{back.query}"
@@ -87,6 +97,24 @@ def test_authlib_logs_in_with_pkce_and_a_nonce_and_reads_the_groups(oidc_standin
         "Authorization"
         in next(r for r in oidc_standin.requests if r["path"] == "/token")["headers"]
     )
+
+
+def test_authlib_logs_in_over_tls_trusting_the_standins_ca_only_without_trust_env(monkeypatch):
+    """requests lets REQUESTS_CA_BUNDLE override a session's ``verify`` (psf/requests#3829):
+    a CA bundle setting handed to Authlib needs ``trust_env=False`` (or a per-request verify)."""
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", certifi.where())
+    with OIDCStandIn(clients=[OIDC_CLIENT], tls=True) as idp:
+        assert idp.issuer.startswith("https://") and idp.ca_file is not None
+        idp.login_as("u-7", groups=["triton-viewers"])
+        lax = relying_party(idp, verify=idp.ca_file).test_client()
+        with lax, pytest.raises(requests.exceptions.SSLError):
+            lax.get("/login")  # its discovery request trusts the environment's CAs instead
+        strict = relying_party(idp, verify=idp.ca_file, trust_env=False)
+        with strict.test_client() as browser:
+            answer = browser.get(visit_idp(browser, idp.ca_file))
+        assert answer.status_code == 200 and answer.json["claims"]["iss"] == idp.issuer
+        ca_file = idp.ca_file
+    assert idp.errors == [] and not os.path.exists(ca_file)
 
 
 def test_authlib_refetches_the_jwks_after_a_rotation(oidc_standin, browser):
