@@ -123,7 +123,7 @@ def _is_api() -> bool:
 def _log_in_first() -> Any:
     if _is_api():
         raise ApiError(401, "unauthorized", "log in to the incident UI to read incidents")
-    return redirect(url_for("ui.login", next=request.full_path.rstrip("?")))
+    return redirect(url_for("login.login", next=request.full_path.rstrip("?")))
 
 
 _CHECKS: dict[Access, Callable[[], Any]] = {
