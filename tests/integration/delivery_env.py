@@ -27,6 +27,7 @@ from receiver.bootstrap import Container, bootstrap, build_delivery_worker
 from receiver.notify.outbox import DeliveryWorker
 from receiver.replay import AppTarget, load_items
 from receiver.settings import Settings
+from receiver.store.db import make_engine
 from receiver.store.tables import Delivery
 from tests.conftest import AUTH, FIXTURES, FakeClock
 from tests.integration.payloads import alert, webhook
@@ -237,17 +238,27 @@ class EnvFactory:
         overrides: dict[str, Any] | None = None,
         channel: str = CHANNEL_ID,
         slack_rate_limit: bool = False,
+        slack_options: dict[str, Any] | None = None,
+        engine_options: dict[str, Any] | None = None,
     ) -> DeliveryEnv:
-        mono = ManualClock(self.clock.now.timestamp())
+        """A bench; ``slack_options``: more SlackStandIn arguments (its channels default to
+        ``CHANNELS``); ``engine_options``: the database engine's (``make_engine``)."""
+        mono = ManualClock(self.clock.now.timestamp())  # epoch seconds, as the receiver's clock
         pd = self.stack.enter_context(PagerDutyStandIn(clock=mono))
+        options = {"channels": CHANNELS, **(slack_options or {})}
         slack = self.stack.enter_context(
-            SlackStandIn(SLACK_TOKEN, CHANNELS, rate_limit=slack_rate_limit, clock=mono)
+            SlackStandIn(
+                SLACK_TOKEN, rate_limit=slack_rate_limit, clock=mono, epoch=mono, **options
+            )
         )
         self.standins += [pd, slack]
         settings = self.make_settings(
             {**delivery_overrides(pd, slack, channel), **(overrides or {})}
         )
-        container = bootstrap(settings, clock=self.clock)
+        engine = None
+        if engine_options is not None:
+            engine = make_engine(settings.database_url, **engine_options)
+        container = bootstrap(settings, clock=self.clock, engine=engine)
         self.stack.callback(container.engine.dispose)
         worker = build_delivery_worker(container)
         assert worker is not None

@@ -241,10 +241,13 @@ class StandIn:
     def injected(self, fault: Fault) -> Answer:
         raise NotImplementedError
 
-    def hang(self, seconds: float, times: int | None = None) -> None:
-        """Accept every request (or the next ``times``) and answer nothing for ``seconds`` of
-        real time, or until ``release()``; a hung request still counts as recorded."""
-        self.faults.add(Fault(hang=seconds, times=times), None)
+    def hang(
+        self, seconds: float, times: int | None = None, methods: Collection[str] | None = None
+    ) -> None:
+        """Accept every request (or the next ``times``; of ``methods``: paths or API methods,
+        if given) and answer nothing for ``seconds`` of real time, or until ``release()``; a
+        hung request still counts as recorded."""
+        self.faults.add(Fault(hang=seconds, times=times, names=names(methods)), None)
 
     def release(self) -> None:
         """End every hang now: hung requests are then served normally (maybe too late)."""

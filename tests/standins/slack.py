@@ -1,89 +1,44 @@
-"""A Slack Web API stand-in: chat.postMessage, chat.update, conversations.history, over HTTP.
+"""A Slack Web API stand-in: chat.postMessage, chat.update, conversations.history and
+conversations.list, over HTTP.
 
 The contract follows Slack's API docs for those methods, for rate limits and for Block Kit, as
-summarised in /work/shared/API-FACTS.md:
+summarised in /work/shared/API-FACTS.md; the channels, scopes and conversations.list are in
+``slack_workspace``, message checks in ``slack_content`` (each citing the docs it follows):
 
 - ``{base_url}{method}``; arguments from the query string, a form body or a JSON body (slack_sdk
-  sends chat.* as JSON and, despite ``http_verb="GET"``, conversations.history as a form POST).
+  sends chat.* as JSON and, despite ``http_verb="GET"``, conversations.* as a form POST).
 - ``Authorization: Bearer <token>``: none -> ``not_authed``, another -> ``invalid_auth``.
 - Answers are HTTP 200 ``{"ok": true, ...}`` or ``{"ok": false, "error": code}``; rate limiting
   is HTTP 429 with ``Retry-After`` (seconds) and ``"ratelimited"``: chat.postMessage allows
   about one message per second per channel, replies included (clock: injectable, monotonic).
-- Block Kit: at most 50 blocks, section text 3000 and field text 2000 characters, header text
-  150; else ``invalid_blocks`` with ``response_metadata.messages``. Text over 40000 characters
-  is ``msg_too_long``.
+- conversations.history (https://docs.slack.dev/reference/methods/conversations.history): a
+  channel ID only; top-level messages newest first within ``oldest``/``latest``; ``limit``
+  (default 100, at most 999), ``has_more`` and ``response_metadata.next_cursor`` for the next
+  page; message ``metadata`` only with ``include_all_metadata=true``.
+- Message ``ts``: epoch seconds with six decimals from ``epoch`` (default ``time.time``; give it
+  the receiver's clock when that is not the real one), strictly increasing.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
-import re
 import time
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from tests.standins import Answer, Clock, Fault, RequestHandler, StandIn, names
+from tests.standins.slack_content import SlackError, block_errors, content, flag
+from tests.standins.slack_workspace import LIST_LIMIT, Workspace
 
+__all__ = ["SlackError", "SlackStandIn", "block_errors"]
 API = "/api/"
 BOT = {"user": "U0STANDIN", "bot_id": "B0STANDIN"}
-MAX_BLOCKS, MAX_FIELDS, MAX_TEXT = 50, 10, 40000
-TEXT_LIMITS = {"section": 3000, "header": 150, "field": 2000}
-CHANNEL_ID = re.compile(r"^[CGD][A-Z0-9]{6,}$")
 RATE_WINDOW = 1.0  # seconds per message per channel
-
-
-class SlackError(Exception):
-    """An ``ok: false`` answer."""
-
-    def __init__(self, error: str, messages: list[str] | None = None, status: int = 200) -> None:
-        super().__init__(error)
-        self.error, self.messages, self.status = error, messages, status
-
-    def answer(self) -> Answer:
-        body: dict[str, Any] = {"ok": False, "error": self.error}
-        if self.messages:
-            body["response_metadata"] = {"messages": self.messages}
-        return self.status, body, {"Retry-After": "1"} if self.status == 429 else {}
-
-
-def block_errors(blocks: list[Any]) -> list[str]:
-    """Block Kit limit violations, worded like Slack's ``response_metadata.messages``."""
-    if len(blocks) > MAX_BLOCKS:
-        return [f"[ERROR] no more than {MAX_BLOCKS} items allowed [json-pointer:/blocks]"]
-    errors = []
-    for i, block in enumerate(blocks):
-        where = f"/blocks/{i}"
-        if not (isinstance(block, dict) and isinstance(block.get("type"), str)):
-            errors.append(f"[ERROR] missing required field: type [json-pointer:{where}]")
-        elif block["type"] == "header":
-            errors += _text_errors(block.get("text"), f"{where}/text", "header", required=True)
-        elif block["type"] == "section":
-            fields = block.get("fields", [])
-            if "text" not in block and not fields:
-                errors.append(f"[ERROR] must provide either text or fields [json-pointer:{where}]")
-            errors += _text_errors(block.get("text"), f"{where}/text", "section")
-            if not isinstance(fields, list) or len(fields) > MAX_FIELDS:
-                errors.append(f"[ERROR] no more than {MAX_FIELDS} fields [json-pointer:{where}]")
-                fields = []
-            for j, item in enumerate(fields):
-                errors += _text_errors(item, f"{where}/fields/{j}", "field", required=True)
-    return errors
-
-
-def _text_errors(obj: Any, where: str, kind: str, required: bool = False) -> list[str]:
-    if obj is None and not required:
-        return []
-    types = ("plain_text",) if kind == "header" else ("plain_text", "mrkdwn")
-    text = obj.get("text") if isinstance(obj, dict) else None
-    if not (isinstance(text, str) and obj.get("type") in types):
-        return [f"[ERROR] must be a {' or '.join(types)} text object [json-pointer:{where}]"]
-    limit = TEXT_LIMITS[kind]
-    if not 0 < len(text) <= limit:
-        return [f"[ERROR] must be 1..{limit} characters [json-pointer:{where}/text]"]
-    return []
 
 
 @dataclass
@@ -123,7 +78,13 @@ class Message:
 
 
 class SlackStandIn(StandIn):
-    """Slack's Web API on ``http://127.0.0.1:PORT/api/``; use as a context manager."""
+    """Slack's Web API on ``http://127.0.0.1:PORT/api/``; use as a context manager.
+
+    ``channels`` maps names to IDs (``#x`` or ``x``); names in ``private``, ``archived`` or
+    ``outside`` (the bot is not in it) are so; ``scopes`` (default: every scope the receiver
+    uses) is the token's, changeable through ``self.scopes``; ``page_max`` caps a page of
+    conversations.list below the ``limit`` asked for.
+    """
 
     def __init__(
         self,
@@ -132,16 +93,30 @@ class SlackStandIn(StandIn):
         missing_channels: Collection[str] = (),
         rate_limit: bool = True,
         clock: Clock = time.monotonic,
+        *,
+        private: Collection[str] = (),
+        archived: Collection[str] = (),
+        outside: Collection[str] = (),
+        scopes: Collection[str] | None = None,
+        page_max: int = LIST_LIMIT,
+        epoch: Clock = time.time,
     ) -> None:
-        self.token, self.rate_limit = token, rate_limit
-        self._ids = {name.lstrip("#"): cid for name, cid in (channels or {}).items()}
-        self._missing = {name.lstrip("#") for name in missing_channels}
+        self.token, self.rate_limit, self.epoch = token, rate_limit, epoch
+        self.workspace = Workspace(
+            channels or {}, missing_channels, private, archived, outside, scopes, page_max
+        )
         self._messages: dict[str, list[Message]] = {}
         self._by_ts: dict[tuple[str, str], Message] = {}
         self._last_post: dict[str, float] = {}
         self._last_micros = 0
+        self._after: dict[str, list[Callable[[], None]]] = {}
         super().__init__(clock)
         self.base_url = f"http://127.0.0.1:{self.port}{API}"
+
+    @property
+    def scopes(self) -> set[str]:
+        """The token's scopes (add or remove some to change them from the next call)."""
+        return self.workspace.scopes
 
     @property
     def calls(self) -> list[dict[str, Any]]:
@@ -149,10 +124,14 @@ class SlackStandIn(StandIn):
         json (a JSON body), authorization, status, fault ("fail", "hang"), response."""
         return self.records()
 
+    def methods(self) -> list[str]:
+        """The API method of every call, in order."""
+        return [c["method"] for c in self.calls]
+
     def channel_id(self, name: str) -> str:
         """The ID a channel name maps to, made up on first use (SlackError for missing ones)."""
         with self._lock:
-            return self._channel(name, names_ok=True)
+            return self.workspace.channel_id(name)
 
     def messages(self, channel_id: str) -> list[dict[str, Any]]:
         """Top-level messages of a channel in post order, with their current content."""
@@ -164,6 +143,12 @@ class SlackStandIn(StandIn):
         with self._lock:
             parent = self._by_ts.get((channel_id, parent_ts))
             return [] if parent is None else [m.view() for m in parent.replies]
+
+    def after(self, method: str, action: Callable[[], None]) -> None:
+        """Run ``action`` once, after the next call of ``method`` is served and before it is
+        answered (say, to stop a database while the caller waits for Slack)."""
+        with self._lock:
+            self._after.setdefault(method, []).append(action)
 
     def fail(
         self,
@@ -211,6 +196,7 @@ class SlackStandIn(StandIn):
             "chat.postMessage": self._post_message,
             "chat.update": self._update,
             "conversations.history": self._history,
+            "conversations.list": self.workspace.list_page,
         }.get(record["method"])
         try:
             if serve is None:
@@ -222,9 +208,14 @@ class SlackStandIn(StandIn):
             if not isinstance(record["json"], dict | None):  # not JSON, or not an object
                 raise SlackError("invalid_json")
             with self._lock:
-                return 200, serve({**record["params"], **(record["json"] or {})}), {}
+                answer: Answer = 200, serve({**record["params"], **(record["json"] or {})}), {}
         except SlackError as exc:
-            return exc.answer()
+            answer = exc.answer()
+        with self._lock:
+            actions = self._after.pop(record["method"], [])
+        for action in actions:
+            action()
+        return answer
 
     def injected(self, fault: Fault) -> Answer:
         """A ``fail()`` answer: ``{"ok": false, "error": ...}`` or, without error, plain text."""
@@ -236,20 +227,20 @@ class SlackStandIn(StandIn):
 
     def _post_message(self, args: dict[str, Any]) -> dict[str, Any]:
         """chat.postMessage: channel name or ID, text/blocks/metadata, thread_ts; 1/s/channel."""
-        channel = self._channel(args.get("channel"), names_ok=True)
+        channel = self.workspace.postable(args.get("channel")).id
         now = self.clock()
         last = self._last_post.get(channel)
         if self.rate_limit and last is not None and now - last < RATE_WINDOW:
             raise SlackError("ratelimited", status=429)
-        content = _content(args)
-        if not (content.get("text") or content.get("blocks")):
+        found = content(args)
+        if not (found.get("text") or found.get("blocks")):
             raise SlackError("no_text")
         parent = None
         if thread_ts := args.get("thread_ts"):
             parent = self._by_ts.get((channel, str(thread_ts)))
             if parent is None or parent.thread_ts is not None:
                 raise SlackError("thread_not_found")
-        message = Message(channel, self._next_ts(), thread_ts=parent and parent.ts, **content)
+        message = Message(channel, self._next_ts(), thread_ts=parent and parent.ts, **found)
         self._by_ts[(channel, message.ts)] = message
         if parent is None:
             self._messages.setdefault(channel, []).append(message)
@@ -260,91 +251,58 @@ class SlackStandIn(StandIn):
 
     def _update(self, args: dict[str, Any]) -> dict[str, Any]:
         """chat.update: channel ID and ts; given fields replace, omitted ones are kept."""
-        channel = self._channel(args.get("channel"), names_ok=False)
+        channel = self.workspace.updatable(args.get("channel")).id
         message = self._by_ts.get((channel, str(args.get("ts"))))
         if message is None:
             raise SlackError("message_not_found")
-        content = _content(args)
-        if not content:
+        found = content(args)
+        if not found:
             raise SlackError("no_text")
-        for name, value in content.items():  # blocks=[] removes the blocks
+        for name, value in found.items():  # blocks=[] removes the blocks
             setattr(message, name, value)
-        message.updates.append({"at": self.clock(), "ts": self._next_ts(), **content})
+        message.updates.append({"at": self.clock(), "ts": self._next_ts(), **found})
         answer = {"ok": True, "channel": channel, "ts": message.ts, "text": message.text}
         return {**answer, "message": message.payload()}
 
     def _history(self, args: dict[str, Any]) -> dict[str, Any]:
-        """conversations.history: top-level messages newest first; metadata only on request."""
-        channel = self._channel(args.get("channel"), names_ok=False)
+        """conversations.history: top-level messages newest first, a page at a time (cursor);
+        metadata only on request."""
+        channel = self.workspace.readable(args.get("channel")).id
         oldest = _ts(args.get("oldest"), "0", "invalid_ts_oldest")
         latest = _ts(args.get("latest"), "Infinity", "invalid_ts_latest")
-        edges = (oldest, latest) if _flag(args.get("inclusive")) else ()
+        edges = (oldest, latest) if flag(args.get("inclusive")) else ()
         try:
             limit = min(max(int(args.get("limit") or 100), 1), 999)
         except ValueError:
             raise SlackError("invalid_limit") from None
+        below = _history_cursor(args.get("cursor"))
         stamps = [(Decimal(m.ts), m) for m in reversed(self._messages.get(channel, []))]
-        found = [m for t, m in stamps if oldest < t < latest or t in edges]
-        with_metadata = _flag(args.get("include_all_metadata"))
-        messages = [m.payload(with_metadata) for m in found[:limit]]
-        return {"ok": True, "messages": messages, "has_more": len(found) > limit, "pin_count": 0}
-
-    def _channel(self, value: Any, names_ok: bool) -> str:
-        """An ID as is; a name (``#x`` or ``x``) -> its ID, when the method takes names."""
-        if isinstance(value, str) and value in self._ids.values():
-            return value
-        name = value.lstrip("#") if isinstance(value, str) else ""
-        if not names_ok or not name or name in self._missing or CHANNEL_ID.match(value):
-            raise SlackError("channel_not_found")
-        if name not in self._ids:
-            stem = re.sub(r"[^A-Z0-9]", "", name.upper())[:6]
-            number = len(self._ids) + 1
-            while f"C0{stem}{number}" in self._ids.values():
-                number += 1
-            self._ids[name] = f"C0{stem}{number}"
-        return self._ids[name]
+        found = [m for t, m in stamps if (oldest < t < latest or t in edges) and t <= below]
+        with_metadata = flag(args.get("include_all_metadata"))
+        answer = {"ok": True, "messages": [m.payload(with_metadata) for m in found[:limit]]}
+        answer.update(has_more=len(found) > limit, pin_count=0)
+        if len(found) > limit:  # Slack's cursors name the next message: "next_ts:<ts>"
+            cursor = f"next_ts:{found[limit].ts.replace('.', '')}".encode()
+            answer["response_metadata"] = {"next_cursor": base64.b64encode(cursor).decode()}
+        return answer
 
     def _next_ts(self) -> str:
         """Epoch seconds with six decimals, strictly increasing like Slack's message ts."""
-        self._last_micros = max(int(time.time() * 1_000_000), self._last_micros + 100)
+        self._last_micros = max(int(self.epoch() * 1_000_000), self._last_micros + 100)
         return f"{self._last_micros // 1_000_000}.{self._last_micros % 1_000_000:06d}"
 
 
-def _content(args: dict[str, Any]) -> dict[str, Any]:
-    """The text, blocks and metadata given, validated; JSON strings (form bodies) decoded."""
-    content: dict[str, Any] = {}
-    if "text" in args:
-        if not isinstance(args["text"], str):
-            raise SlackError("invalid_arguments")
-        if len(args["text"]) > MAX_TEXT:
-            raise SlackError("msg_too_long")
-        content["text"] = args["text"]
-    if "blocks" in args:
-        blocks = _decoded(args["blocks"], "invalid_blocks_format")
-        if not isinstance(blocks, list):
-            raise SlackError("invalid_blocks_format")
-        if errors := block_errors(blocks):
-            raise SlackError("invalid_blocks", errors)
-        content["blocks"] = blocks
-    if "metadata" in args:
-        metadata = _decoded(args["metadata"], "invalid_metadata_format")
-        if not (
-            isinstance(metadata, dict)
-            and isinstance(metadata.get("event_type"), str)
-            and isinstance(metadata.get("event_payload"), dict)
-        ):
-            raise SlackError("invalid_metadata_format")
-        content["metadata"] = metadata
-    return content
-
-
-def _decoded(value: Any, error: str) -> Any:
-    if not isinstance(value, str):
-        return value
+def _history_cursor(value: Any) -> Decimal:
+    """The newest ts a history page may start at (no cursor: any); else ``invalid_cursor``."""
+    if value in (None, ""):
+        return Decimal("Infinity")
     try:
-        return json.loads(value)
-    except ValueError:
-        raise SlackError(error) from None
+        prefix, _, micros = base64.b64decode(str(value), validate=True).decode().partition(":")
+    except (binascii.Error, UnicodeDecodeError):
+        raise SlackError("invalid_cursor") from None
+    if prefix != "next_ts" or not micros.isdigit():
+        raise SlackError("invalid_cursor")
+    return Decimal(micros) / 1_000_000
 
 
 def _ts(value: Any, default: str, error: str) -> Decimal:
@@ -355,7 +313,3 @@ def _ts(value: Any, default: str, error: str) -> Decimal:
     if stamp.is_nan():
         raise SlackError(error)
     return stamp
-
-
-def _flag(value: Any) -> bool:
-    return value in (True, 1, "1", "true")
