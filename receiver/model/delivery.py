@@ -9,6 +9,10 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
+# How the last error of a delivery in doubt begins: a send of it may have arrived unseen, so
+# the next try looks for it before sending again (the marker survives in ``last_error``).
+IN_DOUBT = "in doubt"
+
 
 class Outcome(StrEnum):
     OK = "ok"
@@ -28,6 +32,12 @@ class SendResult:
     external: dict[str, Any] = field(default_factory=dict)  # ids to remember (Slack ts, ...)
     attempted: bool = True  # False: held back by pacing, nothing was sent
     told_changes: bool = True  # False: the timeline changes still need telling next time
+    in_doubt: bool = False  # a retry whose earlier send may have arrived: look before resending
+
+
+def in_doubt(last_error: str | None) -> bool:
+    """Whether a delivery's last try left it in doubt."""
+    return (last_error or "").startswith(f"{IN_DOUBT}: ")
 
 
 @dataclass(frozen=True)
@@ -49,5 +59,9 @@ class RetryPolicy:
         jittered = base * (0.5 + rand() / 2)
         return max(jittered, retry_after or 0.0)
 
-    def is_dead(self, created_at: datetime, now: datetime) -> bool:
-        return now - created_at >= self.max_age
+    def is_dead(
+        self, created_at: datetime, now: datetime, in_doubt: bool = False, firing: bool = False
+    ) -> bool:
+        """Too old to retry; never a send in doubt while its incident fires (given up, it
+        would leave a message stale, and the next change would post a second one)."""
+        return now - created_at >= self.max_age and not (in_doubt and firing)

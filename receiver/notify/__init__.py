@@ -24,7 +24,9 @@ class DeliveryJob:
     incident: dict[str, Any]  # the incident as the API shows it (with context and runbook)
     external: dict[str, Any] = field(default_factory=dict)  # what earlier sends remembered
     new_events: list[dict[str, Any]] = field(default_factory=list)  # timeline since last send
-    reclaimed: bool = False  # a previous claim died mid-send: check before sending again
+    # an earlier send may have arrived unseen (a claim died mid-send, or a try ended in
+    # doubt): look for it before sending again
+    reclaimed: bool = False
     incident_url: str | None = None
     as_of: datetime | None = None  # when its batch was claimed: pacing decides as of then
     last_error: str | None = None  # how its previous try ended (None: the first)

@@ -22,7 +22,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from receiver import tracing
-from receiver.model.delivery import Outcome, RetryPolicy, SendResult
+from receiver.model.delivery import IN_DOUBT, Outcome, RetryPolicy, SendResult, in_doubt
 from receiver.notify import DeliveryJob, Notifier, redact
 from receiver.store.outbox import DeliveryRepository
 from receiver.store.queries import IncidentQueries, incident_details
@@ -95,7 +95,12 @@ class DeliveryWorker:
                 item.trace, delivery_id=item.job.delivery_id, receiver=item.receiver
             ):
                 if self.monotonic() - started > SEND_BUDGET.total_seconds():
-                    out_of_time = SendResult(Outcome.RETRY, "batch out of time", attempted=False)
+                    out_of_time = SendResult(
+                        Outcome.RETRY,
+                        "batch out of time",
+                        attempted=False,
+                        in_doubt=item.job.reclaimed,  # still to be looked for
+                    )
                     item.sent(out_of_time, 0.0, self.clock())
                 else:
                     self._send(item)
@@ -139,9 +144,10 @@ class DeliveryWorker:
             result = notifier.send(job)
         elapsed = time.perf_counter() - started
         # whatever a vendor echoed back, no secret reaches the database, the API or the logs
+        reason = f"{IN_DOUBT}: {result.reason}" if result.in_doubt else result.reason
         result = replace(
             result,
-            reason=redact(result.reason, list(self.secrets)),
+            reason=redact(reason, list(self.secrets)),
             excerpt=redact(result.excerpt, list(self.secrets)),
         )
         item.sent(result, elapsed, self.clock())
@@ -194,7 +200,7 @@ class DeliveryWorker:
                 incident=incident,
                 external=dict(thread.external) if thread else {},
                 new_events=[e for e in incident.get("timeline", []) if e["id"] > last],
-                reclaimed=reclaimed,
+                reclaimed=reclaimed or in_doubt(d.last_error),
                 incident_url=self._incident_url(d.incident_id),
                 as_of=now,
                 last_error=d.last_error,
@@ -232,8 +238,9 @@ class DeliveryWorker:
                 # held back unsent: due from the claim's time, as the pacing decided, so each
                 # post held for the channel falls due exactly at its turn
                 base = at if result.attempted else (job.as_of or at)
+                firing = job.incident.get("status") == "firing"
                 item.values, item.dead = self._next_state(
-                    item.created_at, attempts, result, at, base
+                    item.created_at, attempts, result, at, base, firing
                 )
                 attempt = (
                     _attempt(job.delivery_id, at, result, item.elapsed)
@@ -266,12 +273,14 @@ class DeliveryWorker:
         result: SendResult,
         now: datetime,
         base: datetime,
+        firing: bool,
     ) -> tuple[dict[str, Any], bool]:
         """The delivery's columns after a send (``attempts`` counts it) at ``now``, a retry
-        due its delay after ``base``, and whether it is dead."""
+        due its delay after ``base``, and whether it is dead (``firing``: its incident)."""
         if result.outcome is Outcome.OK:
             return {"state": "sent", "sent_at": now, "last_error": None}, False
-        if result.outcome is Outcome.GIVE_UP or self.policy.is_dead(created_at, now):
+        too_old = self.policy.is_dead(created_at, now, result.in_doubt, firing)
+        if result.outcome is Outcome.GIVE_UP or too_old:
             return {"state": "dead", "last_error": result.reason}, True
         if result.attempted:
             delay = self.policy.delay(attempts, result.retry_after, self.rand)

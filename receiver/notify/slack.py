@@ -3,17 +3,29 @@
 Retry table (https://api.slack.com/docs/rate-limits, https://api.slack.com/methods/chat.update):
 HTTP 429 / ``ratelimited``: retry after Retry-After; 5xx and network: retry; ``message_not_found``
 or ``cant_update_message`` on update: post a fresh message; other errors (invalid_auth,
-channel_not_found, invalid_blocks, ...): give up. Posts are paced to one per second per channel
-by holding deliveries back in the worker, never by sleeping (``receiver.notify.pacing``: shared
-by every worker process through the database). Held posts queue behind each other, for every
-worker together: each new one falls due an interval after the last one queued, so each is
-claimed again when its turn comes, not at every slot before it.
+channel_not_found, invalid_blocks, ...): give up.
+
+The channel is used by ID (``receiver.notify.slack_channels``: a name is resolved once), for
+posts, for the lookup and as the pacing key. A post whose outcome is unknown (its worker died
+or its settle failed before the outbox recorded it, it timed out, Slack answered 5xx) is in
+doubt: the next try first looks for it in the channel's history by the key in its metadata,
+updates it in place when found and posts once when not. A lookup that fails, for any reason,
+is retried and never followed by a blind post; the outbox keeps such a delivery while its
+incident fires (docs/delivery.md).
+
+Posts are paced to one per second per channel by holding deliveries back in the worker, never
+by sleeping (``receiver.notify.pacing``: shared by every worker process through the database).
+Held posts queue behind each other, for every worker together: each new one falls due an
+interval after the last one queued, so each is claimed again when its turn comes, not at every
+slot before it.
 """
 
 from __future__ import annotations
 
 import math
 import ssl
+from dataclasses import dataclass, replace
+from datetime import datetime
 from typing import Any
 
 from slack_sdk import WebClient
@@ -23,6 +35,13 @@ from receiver.model.delivery import Outcome, SendResult
 from receiver.notify import DeliveryJob, redact
 from receiver.notify.pacing import Pacer
 from receiver.notify.slack_blocks import change_lines, incident_blocks, incident_text
+from receiver.notify.slack_channels import (
+    NAME_SCOPES,
+    ChannelDirectory,
+    ChannelNotFound,
+    HistoryTooLong,
+    find_posted,
+)
 from receiver.settings import SlackReceiver
 
 REPOST_ERRORS = {"message_not_found", "cant_update_message", "edit_window_closed"}
@@ -35,6 +54,16 @@ RETRY_ERRORS = {
 }
 METADATA_TYPE = "receiver_incident"
 PACED = "paced"  # a post held back for its channel's turn
+
+
+@dataclass
+class _Try:
+    """How far one send got: its step, the channel's ID once known, and whether a post of
+    this delivery may be in Slack unseen (``in_doubt``)."""
+
+    in_doubt: bool
+    step: str = "resolve"  # resolve | lookup | post | update | reply
+    channel: str | None = None
 
 
 class SlackNotifier:
@@ -53,37 +82,46 @@ class SlackNotifier:
             ssl=context,
         )
         self.pacer = pacer
+        self.channels = ChannelDirectory(self.client, settings.channel)
 
     def close(self) -> None:
         """Nothing to close: WebClient opens a connection per call."""
 
     def render(self, job: DeliveryJob) -> dict[str, Any]:
         return {
-            "channel": job.external.get("channel") or self.settings.channel,
+            "channel": job.external.get("channel") or self.channels.known or self.settings.channel,
             "text": incident_text(job.incident),
             "blocks": incident_blocks(job.incident, job.incident_url),
         }
 
     def send(self, job: DeliveryJob) -> SendResult:
-        if "ts" not in job.external:  # a new message: chat.postMessage is paced per channel
-            wait = self.pacer.reserve(self.settings.channel, job.as_of)
-            if wait > 0:
-                return SendResult(
-                    Outcome.RETRY, PACED, retry_after=self._turn(wait, job), attempted=False
-                )
+        """Post or update the incident's message; a retry says whether it is in doubt."""
+        attempt = _Try(in_doubt=job.reclaimed and "ts" not in job.external)
         try:
-            return self._send(job)
+            result = self._send(job, attempt)
+        except ChannelNotFound as exc:  # nothing was or can be posted there
+            result = SendResult(Outcome.GIVE_UP, str(exc))
+        except HistoryTooLong as exc:
+            result = SendResult(Outcome.RETRY, str(exc))
         except SlackApiError as exc:
-            return self._failure(exc)
+            result = self._failure(exc, attempt)
         except OSError as exc:  # urllib: connection refused, timeout, TLS
-            return SendResult(Outcome.RETRY, f"network error: {type(exc).__name__}")
+            result = SendResult(Outcome.RETRY, f"network error: {type(exc).__name__}")
+        if result.outcome is Outcome.RETRY and attempt.in_doubt:
+            return replace(result, in_doubt=True)
+        return result
 
-    def _send(self, job: DeliveryJob) -> SendResult:
+    def _send(self, job: DeliveryJob, attempt: _Try) -> SendResult:
         ts, channel = job.external.get("ts"), job.external.get("channel")
-        if ts is None and job.reclaimed:
-            ts, channel = self._find_posted(job)  # a dead worker may have posted already
         if ts is None:
-            return self._post(job)
+            channel = self._channel(attempt)
+            if attempt.in_doubt:  # an earlier try may have posted it: look before posting
+                attempt.step = "lookup"
+                ts = find_posted(self.client, channel, job.idempotency_key, _opened(job))
+                attempt.in_doubt = ts is not None  # found: in doubt until it is recorded
+            if ts is None:
+                return self._paced_post(job, channel, attempt)
+        attempt.step, attempt.channel = "update", channel
         blocks = incident_blocks(job.incident, job.incident_url)
         try:
             self.client.chat_update(
@@ -91,15 +129,30 @@ class SlackNotifier:
             )
         except SlackApiError as exc:
             if exc.response.get("error") in REPOST_ERRORS:
-                return self._post(job)
+                return self._post(job, self._channel(attempt), attempt)
             raise
-        told = self._reply(channel, ts, job)
+        told = self._reply(channel, ts, job, attempt)
         external = {"channel": channel, "ts": ts}
         return SendResult(Outcome.OK, "updated", 200, external=external, told_changes=told)
 
-    def _post(self, job: DeliveryJob) -> SendResult:
+    def _channel(self, attempt: _Try) -> str:
+        """The configured channel's ID (resolved once)."""
+        attempt.step = "resolve"
+        attempt.channel = self.channels.id()
+        return attempt.channel
+
+    def _paced_post(self, job: DeliveryJob, channel: str, attempt: _Try) -> SendResult:
+        """A new message, when the channel's slot is free; else held back for its turn."""
+        wait = self.pacer.reserve(channel, job.as_of)
+        if wait > 0:
+            turn = self._turn(channel, wait, job)
+            return SendResult(Outcome.RETRY, PACED, retry_after=turn, attempted=False)
+        return self._post(job, channel, attempt)
+
+    def _post(self, job: DeliveryJob, channel: str, attempt: _Try) -> SendResult:
+        attempt.step, attempt.in_doubt = "post", True  # until Slack answers
         response = self.client.chat_postMessage(
-            channel=self.settings.channel,
+            channel=channel,
             text=incident_text(job.incident),
             blocks=incident_blocks(job.incident, job.incident_url),
             metadata={
@@ -107,11 +160,12 @@ class SlackNotifier:
                 "event_payload": {"incident": job.incident["id"], "key": job.idempotency_key},
             },
         )
-        channel, ts = response["channel"], response["ts"]
-        self._paced()
-        return SendResult(Outcome.OK, "posted", 200, external={"channel": channel, "ts": ts})
+        attempt.in_doubt = False
+        self.pacer.hold(channel)  # the interval counts from Slack's answer
+        external = {"channel": response["channel"], "ts": response["ts"]}
+        return SendResult(Outcome.OK, "posted", 200, external=external)
 
-    def _turn(self, wait: float, job: DeliveryJob) -> float:
+    def _turn(self, channel: str, wait: float, job: DeliveryJob) -> float:
         """Seconds until a held post's turn (the slot frees in ``wait``). Held for the first
         time, it queues behind the posts already held for the channel, by every worker, so it
         is claimed again when its turn comes, not at every slot before it. Held again at its
@@ -119,54 +173,46 @@ class SlackNotifier:
         takes the oldest due first, so posts still go out in order."""
         if job.as_of is None or job.last_error == PACED:
             return wait
-        return self.pacer.queue(self.settings.channel, job.as_of, wait)
+        return self.pacer.queue(channel, job.as_of, wait)
 
-    def _reply(self, channel: str, ts: str, job: DeliveryJob) -> bool:
+    def _reply(self, channel: str, ts: str, job: DeliveryJob, attempt: _Try) -> bool:
         """Timeline changes since the last send as one thread reply; False if held by pacing."""
         lines = change_lines(job.new_events)
         if not lines:
             return True
-        if self.pacer.reserve(self.settings.channel, job.as_of) > 0:
+        if self.pacer.reserve(channel, job.as_of) > 0:
             return False  # told with the next update instead
+        attempt.step = "reply"
         self.client.chat_postMessage(channel=channel, thread_ts=ts, text="\n".join(lines)[:3000])
-        self._paced()
+        self.pacer.hold(channel)
         return True
 
-    def _find_posted(self, job: DeliveryJob) -> tuple[str | None, str | None]:
-        """Look for a message this delivery already posted (by its metadata) before a crash.
-
-        conversations.history takes a channel ID: configure ``channel`` as an ID (C...) for
-        this check to work against Slack itself.
-        """
-        channel = self.settings.channel
-        history = self.client.conversations_history(
-            channel=channel, include_all_metadata=True, limit=100
-        )
-        for message in history.get("messages", []):
-            payload = (message.get("metadata") or {}).get("event_payload") or {}
-            if payload.get("key") == job.idempotency_key:
-                return message["ts"], channel
-        return None, None
-
-    def _paced(self) -> None:
-        """The interval counts from Slack's answer: keep the channel's slot until then."""
-        self.pacer.hold(self.settings.channel)
-
-    def _failure(self, exc: SlackApiError) -> SendResult:
+    def _failure(self, exc: SlackApiError, attempt: _Try) -> SendResult:
+        """Retry, or give up, by the error and the step it happened at."""
         response = exc.response
         status = getattr(response, "status_code", None)
         error = response.get("error") if hasattr(response, "get") else None
+        needed = response.get("needed") if hasattr(response, "get") else None
         excerpt = redact(str(getattr(response, "data", "")), [self._token])[:500]
-        if status == 429 or error in RETRY_ERRORS or (status or 0) >= 500:
-            retry_after = _seconds(
-                response.headers.get("Retry-After") if response.headers else None
-            )
-            if status == 429 or error == "ratelimited":  # the channel waits, not this post only
-                self.pacer.hold(self.settings.channel, retry_after)
-            return SendResult(
-                Outcome.RETRY, f"slack: {error or status}", status, retry_after, excerpt
-            )
-        return SendResult(Outcome.GIVE_UP, f"slack: {error or status}", status, excerpt=excerpt)
+        retry_after = _seconds(response.headers.get("Retry-After") if response.headers else None)
+        reason = f"slack: {error or status}" + (f" (needed: {needed})" if needed else "")
+        if attempt.step == "resolve":
+            reason += f" resolving {self.settings.channel!r} (needs {NAME_SCOPES}, or an ID)"
+        limited = status == 429 or error == "ratelimited"
+        if attempt.step == "post" and limited:
+            attempt.in_doubt = False  # refused: nothing was posted
+        looking = attempt.in_doubt and attempt.step in ("resolve", "lookup")  # any reason
+        if looking or limited or error in RETRY_ERRORS or (status or 0) >= 500:
+            if limited and attempt.channel and attempt.step in ("post", "update", "reply"):
+                self.pacer.hold(attempt.channel, retry_after)  # the channel waits, not one post
+            return SendResult(Outcome.RETRY, reason, status, retry_after, excerpt)
+        return SendResult(Outcome.GIVE_UP, reason, status, excerpt=excerpt)
+
+
+def _opened(job: DeliveryJob) -> datetime | None:
+    """When the incident opened: no post of it can be older."""
+    opened = job.incident.get("opened_at")
+    return datetime.fromisoformat(opened) if opened else None
 
 
 def _seconds(value: Any) -> float | None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import re
+from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -40,6 +41,8 @@ SLACK_TOKEN = "xoxb-test"
 CHANNEL_ID = "C0TRITON1"
 CHANNELS = {"#triton-alerts": CHANNEL_ID}
 GOLDEN = Path(__file__).parent.parent / "golden"
+# settings, or a function of the bench's stand-ins that gives them
+Overrides = dict[str, Any] | Callable[[PagerDutyStandIn, SlackStandIn], dict[str, Any]]
 UPDATE_GOLDEN = os.environ.get("RECEIVER_TEST_UPDATE_GOLDEN", "") not in ("", "0")
 
 
@@ -235,14 +238,15 @@ class EnvFactory:
 
     def __call__(
         self,
-        overrides: dict[str, Any] | None = None,
+        overrides: Overrides | None = None,
         channel: str = CHANNEL_ID,
         slack_rate_limit: bool = False,
         slack_options: dict[str, Any] | None = None,
         engine_options: dict[str, Any] | None = None,
     ) -> DeliveryEnv:
-        """A bench; ``slack_options``: more SlackStandIn arguments (its channels default to
-        ``CHANNELS``); ``engine_options``: the database engine's (``make_engine``)."""
+        """A bench; ``overrides``: settings (or a function of the stand-ins giving them);
+        ``slack_options``: more SlackStandIn arguments (its channels default to ``CHANNELS``);
+        ``engine_options``: the database engine's (``make_engine``)."""
         mono = ManualClock(self.clock.now.timestamp())  # epoch seconds, as the receiver's clock
         pd = self.stack.enter_context(PagerDutyStandIn(clock=mono))
         options = {"channels": CHANNELS, **(slack_options or {})}
@@ -252,6 +256,8 @@ class EnvFactory:
             )
         )
         self.standins += [pd, slack]
+        if callable(overrides):
+            overrides = overrides(pd, slack)
         settings = self.make_settings(
             {**delivery_overrides(pd, slack, channel), **(overrides or {})}
         )

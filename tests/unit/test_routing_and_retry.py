@@ -121,3 +121,12 @@ def test_a_delivery_is_dead_once_older_than_the_maximum_age():
     created = datetime(2026, 11, 28, tzinfo=UTC)
     assert not policy.is_dead(created, created + timedelta(minutes=59))
     assert policy.is_dead(created, created + timedelta(hours=1))
+
+
+def test_a_send_in_doubt_is_never_too_old_while_its_incident_fires():
+    policy = RetryPolicy(max_age=timedelta(hours=1))
+    created = datetime(2026, 11, 28, tzinfo=UTC)
+    late = created + timedelta(days=3)
+    assert not policy.is_dead(created, late, in_doubt=True, firing=True)
+    assert policy.is_dead(created, late, in_doubt=True, firing=False)  # resolved: age counts
+    assert policy.is_dead(created, late, in_doubt=False, firing=True)
