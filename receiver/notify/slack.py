@@ -197,7 +197,9 @@ class SlackNotifier:
         retry_after = _seconds(response.headers.get("Retry-After") if response.headers else None)
         reason = f"slack: {error or status}" + (f" (needed: {needed})" if needed else "")
         if attempt.step == "resolve":
-            reason += f" resolving {self.settings.channel!r} (needs {NAME_SCOPES}, or an ID)"
+            reason += f" resolving channel {self.settings.channel!r}"
+            if error in ("missing_scope", "invalid_types"):
+                reason += f" (needs {NAME_SCOPES}; or configure its ID)"
         limited = status == 429 or error == "ratelimited"
         if attempt.step == "post" and limited:
             attempt.in_doubt = False  # refused: nothing was posted
