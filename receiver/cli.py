@@ -24,7 +24,7 @@ from receiver.logs import configure_logging
 from receiver.metrics import MULTIPROC_ENV
 from receiver.settings import ConfigError, Settings, load_settings
 from receiver.store import migrate
-from receiver.worker import prune_raw_payloads, run_worker
+from receiver.worker import prune_incidents, prune_raw_payloads, run_worker
 
 if TYPE_CHECKING:
     from receiver.replay import HttpTarget, InProcessTarget, ReplayResult
@@ -124,12 +124,26 @@ def db_check(config: str | None) -> None:
 
 @db.command("prune")
 @click.option("--config", "-c", help=CONFIG_HELP)
-def db_prune(config: str | None) -> None:
-    """Delete raw payloads older than intake.raw_retention_days (the worker does it hourly)."""
+@click.option(
+    "--incident-days",
+    type=click.FloatRange(min=1),
+    help="This once: prune resolved incidents older than N days (else retention.incident_days).",
+)
+def db_prune(config: str | None, incident_days: float | None) -> None:
+    """Delete raw payloads older than intake.raw_retention_days and, with incident retention
+    on, resolved incidents older than retention.incident_days (the worker does both hourly)."""
     with _container(_settings(config)) as container:
         deleted = prune_raw_payloads(container)
         days = container.settings.intake.raw_retention_days
-    click.echo(f"pruned {deleted} raw payload(s) older than {days:g} days")
+        click.echo(f"pruned {deleted} raw payload(s) older than {days:g} days")
+        report = prune_incidents(container, days=incident_days)
+    if report is None:
+        click.echo("incident retention off (retention.incident_days not set)")
+        return
+    click.echo(
+        f"pruned {report.incidents} incident(s) resolved more than {report.days:g} days ago "
+        f"in {report.passes} pass(es): {report.details()}"
+    )
 
 
 @main.command("reconcile")

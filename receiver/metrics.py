@@ -83,6 +83,11 @@ class Metrics:
             ["result"],
             registry=self.registry,
         )
+        self.incidents_pruned = Counter(
+            "receiver_incidents_pruned_total",
+            "Resolved incidents deleted by retention (retention.incident_days), with their rows.",
+            registry=self.registry,
+        )
         self.delivery_latency = Histogram(
             "receiver_delivery_latency_seconds",
             "From the webhook that caused a delivery to its successful send, by receiver type.",

@@ -1,5 +1,5 @@
 """The background worker: context for new episodes, due deliveries, the Watchdog check,
-reconciliation with Alertmanager, then retention.
+reconciliation with Alertmanager, then retention (raw payloads, then whole incidents).
 
 Context comes first so a page usually carries it; a delivery never waits for context longer
 than one pass (the context budget bounds it).
@@ -11,6 +11,7 @@ import logging
 import socket
 import threading
 import time
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 from sqlalchemy.exc import SQLAlchemyError
@@ -25,6 +26,7 @@ from receiver.bootstrap import (
 )
 from receiver.notify.outbox import DeliveryWorker
 from receiver.reconcile import Reconciler
+from receiver.store.retention import TABLES
 
 log = logging.getLogger(__name__)
 WATCHDOG_CHECK_SECONDS = 5.0
@@ -39,6 +41,64 @@ def prune_raw_payloads(container: Container) -> int:
         deleted = uow.receipts.prune(container.clock() - timedelta(days=days))
         uow.commit()
     return deleted
+
+
+@dataclass
+class IncidentPrune:
+    """What incident retention deleted: rows per table, in how many passes."""
+
+    days: float
+    rows: dict[str, int] = field(default_factory=lambda: dict.fromkeys(TABLES, 0))
+    passes: int = 0
+
+    @property
+    def incidents(self) -> int:
+        return self.rows["incidents"]
+
+    def details(self) -> str:
+        """The rows deleted per table, e.g. ``alert_episodes 4, deliveries 2, ...``."""
+        return ", ".join(f"{table} {n}" for table, n in self.rows.items() if n) or "nothing"
+
+
+def prune_incidents(
+    container: Container, days: float | None = None, max_passes: int | None = None
+) -> IncidentPrune | None:
+    """Delete resolved incidents older than ``days`` (else ``retention.incident_days``) with
+    their rows, ``retention.batch`` a transaction, until a pass finds fewer or ``max_passes``
+    ran; None when retention is off."""
+    settings = container.settings.retention
+    days = settings.incident_days if days is None else days
+    if days is None:
+        return None
+    cutoff = container.clock() - timedelta(days=days)
+    report = IncidentPrune(days)
+    while max_passes is None or report.passes < max_passes:
+        with container.uow() as uow:
+            counts = uow.retention.prune(cutoff, settings.batch)
+            uow.commit()
+        report.passes += 1
+        for table, n in counts.items():
+            report.rows[table] += n
+        container.metrics.incidents_pruned.inc(counts["incidents"])
+        if counts["incidents"] < settings.batch:
+            break
+    return report
+
+
+def prune(container: Container) -> None:
+    """The hourly retention step: raw payloads, then a bounded number of incident passes."""
+    if deleted := prune_raw_payloads(container):
+        log.info("pruned %d raw payload(s) past retention", deleted)
+    passes = container.settings.retention.passes_per_run
+    report = prune_incidents(container, max_passes=passes)
+    if report is not None and report.incidents:
+        log.info(
+            "pruned %d incident(s) resolved more than %g days ago in %d pass(es): %s",
+            report.incidents,
+            report.days,
+            report.passes,
+            report.details(),
+        )
 
 
 class Every:
@@ -102,7 +162,7 @@ def run_worker(
     deliverer = build_delivery_worker(container)
     reconciler = build_reconciler(container)
     watchdog = build_watchdog(container)
-    prune = Every(prune_every_seconds)
+    prune_due = Every(prune_every_seconds)
     reconcile_due = Every(container.settings.alertmanager.reconcile_interval_seconds)
     watchdog_due = Every(WATCHDOG_CHECK_SECONDS)
     beat_due = Every(WORKER_BEAT_SECONDS)
@@ -119,8 +179,8 @@ def run_worker(
                     reconcile(container, reconciler)
                 if beat_due.due():
                     record_pass(container)
-                if prune.due() and (deleted := prune_raw_payloads(container)):
-                    log.info("pruned %d raw payload(s) past retention", deleted)
+                if prune_due.due():
+                    prune(container)
             except SQLAlchemyError as exc:
                 log.warning("worker pass skipped, database unavailable: %s", type(exc).__name__)
             if stop.wait(seconds_to_next_pass(container, deliverer, poll_seconds)):

@@ -20,6 +20,7 @@ from receiver.settings.sections import (
     ListenSettings,
     MetricsSettings,
     PrometheusSettings,
+    RetentionSettings,
     WatchdogSettings,
 )
 from receiver.settings.ui import LoginLimitSettings, OidcSettings, UISettings
@@ -40,6 +41,7 @@ __all__ = [
     "PagerDutyReceiver",
     "PrometheusSettings",
     "Receiver",
+    "RetentionSettings",
     "RouteSettings",
     "Settings",
     "SlackReceiver",

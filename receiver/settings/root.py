@@ -17,6 +17,7 @@ from receiver.settings.sections import (
     ListenSettings,
     MetricsSettings,
     PrometheusSettings,
+    RetentionSettings,
     WatchdogSettings,
 )
 from receiver.settings.ui import UISettings
@@ -27,6 +28,7 @@ class Settings(_Section):
     listen: ListenSettings = Field(default_factory=ListenSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
     intake: IntakeSettings = Field(default_factory=IntakeSettings)
+    retention: RetentionSettings = Field(default_factory=RetentionSettings)
     flapping: FlappingSettings = Field(default_factory=FlappingSettings)
     prometheus: PrometheusSettings = Field(default_factory=PrometheusSettings)
     alertmanager: AlertmanagerSettings = Field(default_factory=AlertmanagerSettings)

@@ -1,5 +1,5 @@
 """Settings sections of the receiver itself: listener, webhook auth, intake, Prometheus,
-Alertmanager, Watchdog, delivery and the UI."""
+Alertmanager, Watchdog, delivery, retention and the UI."""
 
 from __future__ import annotations
 
@@ -57,6 +57,16 @@ class IntakeSettings(_Section):
     rejected_keep: int = Field(1000, ge=0)
     rejected_body_bytes: int = Field(64 * 1024, ge=0)
     raw_retention_days: float = Field(30, gt=0)
+
+
+class RetentionSettings(_Section):
+    """Retention of whole incidents (raw payloads have their own: intake.raw_retention_days)."""
+
+    # resolved incidents older than this go, with every row only they use; None keeps them.
+    # At least a day: the intake's rules read recent episodes (flapping, late resolves).
+    incident_days: float | None = Field(None, ge=1)
+    batch: int = Field(200, ge=1, le=10000)  # incidents per transaction (one pass)
+    passes_per_run: int = Field(25, ge=1)  # passes per hourly worker run; the rest waits
 
 
 class FlappingSettings(_Section):

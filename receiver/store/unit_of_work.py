@@ -20,6 +20,7 @@ from receiver.store.repositories import (
     ReceiptRepository,
     RejectedRepository,
 )
+from receiver.store.retention import IncidentRetention
 from receiver.store.sessions import SessionRepository
 from receiver.store.watch import HeartbeatRepository, StaleRepository
 
@@ -49,6 +50,7 @@ class UnitOfWork:
         self.openings = OpeningRepository(self.session)
         self.pacing = PacingRepository(self.session)
         self.logins = SessionRepository(self.session)
+        self.retention = IncidentRetention(self.session)
         return self
 
     def __exit__(

@@ -1,4 +1,5 @@
-"""The ``receiver`` command: check-config, replay (in process and over HTTP), db prune, serve."""
+"""The ``receiver`` command: check-config, replay (in process and over HTTP), db prune (raw
+payloads and incidents), serve."""
 
 from __future__ import annotations
 
@@ -16,14 +17,14 @@ import pytest
 import requests
 import yaml
 from click.testing import CliRunner, Result
-from sqlalchemy import select, text, update
+from sqlalchemy import func, select, text, update
 
 from receiver.app import create_app
 from receiver.cli import main
 from receiver.settings import load_settings
 from receiver.store import migrate
 from receiver.store.db import make_engine
-from receiver.store.tables import WebhookReceipt
+from receiver.store.tables import AlertEpisode, AlertGroup, Incident, WebhookReceipt
 from tests.conftest import AUTH, FIXTURES, TOKEN
 from tests.integration.servers import (
     BIN,
@@ -244,6 +245,43 @@ def test_db_prune_deletes_payloads_past_retention_and_keeps_incidents(
     assert detail["status"] == "resolved"
     assert detail["counts"]["notifications"] == len(RECORDED)
     assert [p["receipt"] for p in detail["payloads"]] == recent
+
+
+def test_db_prune_deletes_old_resolved_incidents_when_retention_is_on(
+    db_url: str, cli: Run
+) -> None:
+    assert cli("replay", str(SCENARIO), RECEIVER_DATABASE_URL=db_url).exit_code == 0
+    env = {"RECEIVER_DATABASE_URL": db_url}
+    off = cli("db", "prune", **env)
+    assert off.exit_code == 0, off.output
+    assert "incident retention off (retention.incident_days not set)" in off.stdout
+    engine = make_engine(db_url)  # disposed by the cli fixture
+    long_ago = datetime.now(UTC) - timedelta(days=40)
+    with (
+        engine.begin() as conn
+    ):  # the replayed incident, resolved 40 days ago, in a group idle since
+        conn.execute(update(Incident).values(opened_at=long_ago, resolved_at=long_ago))
+        conn.execute(update(AlertGroup).values(last_seen_at=long_ago))
+        (incident_id,) = conn.scalars(select(Incident.id)).all()
+        episodes = conn.scalars(select(func.count()).select_from(AlertEpisode)).one()
+
+    assert cli("db", "prune", "--incident-days", "0.5", **env).exit_code == 2
+    kept = cli("db", "prune", "--incident-days", "41", **env)
+    assert "pruned 0 incident(s) resolved more than 41 days ago in 1 pass(es): nothing" in (
+        kept.stdout
+    )
+    result = cli("db", "prune", **env, RECEIVER_RETENTION__INCIDENT_DAYS="30")
+    assert result.exit_code == 0, result.output
+    assert "pruned 1 incident(s) resolved more than 30 days ago in 1 pass(es): " in result.stdout
+    assert f"alert_episodes {episodes}, " in result.stdout
+    assert f"incident_receipts {len(RECORDED)}, webhook_receipts {len(RECORDED)}, " in (
+        result.stdout
+    )
+    assert result.stdout.rstrip().endswith("incidents 1, payload_bodies 3, alert_groups 1")
+    settings = load_settings(environ={}, overrides={"database_url": db_url}, require_auth=False)
+    client = create_app(settings).test_client()
+    assert client.get(f"/api/v1/incidents/{incident_id}").status_code == 404
+    assert client.get("/api/v1/incidents").get_json()["incidents"] == []
 
 
 def serve_command(cli: Run, tmp_path: Path, workers: int = 2) -> tuple[list[str], str]:

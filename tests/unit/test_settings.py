@@ -39,6 +39,18 @@ def test_the_defaults_apply_when_nothing_is_configured():
     assert settings.intake.max_body_bytes == 10 * 1024 * 1024
     assert (settings.flapping.threshold, settings.flapping.window_minutes) == (3, 30)
     assert settings.flapping.hold_down_minutes == 15
+    assert settings.retention.incident_days is None  # incidents are kept unless asked
+    assert (settings.retention.batch, settings.retention.passes_per_run) == (200, 25)
+
+
+def test_incident_retention_is_set_in_yaml_or_the_environment_and_is_at_least_a_day(tmp_path):
+    path = write(tmp_path, "receiver.yaml", "retention: {incident_days: 90, batch: 50}\n")
+    settings = load_settings(path, environ={}, require_auth=False)
+    assert (settings.retention.incident_days, settings.retention.batch) == (90, 50)
+    environ = {"RECEIVER_RETENTION__INCIDENT_DAYS": "365"}
+    assert load_settings(path, environ=environ, require_auth=False).retention.incident_days == 365
+    error = config_errors(environ={"RECEIVER_RETENTION__INCIDENT_DAYS": "0.5"}, require_auth=False)
+    assert [e.split(":")[0] for e in error.errors] == ["retention.incident_days"]
 
 
 def test_values_from_the_yaml_file_replace_the_defaults(tmp_path):
