@@ -78,6 +78,24 @@ class PayloadsPruned(Exception):
         )
 
 
+class IncidentsPruned(PayloadsPruned):
+    """Requests the export holds also touched incidents that incident retention deleted: without
+    them the requests would not replay to the same incident."""
+
+    def __init__(self, incident_id: int, deleted: list[int]):
+        self.deleted = deleted
+        super().__init__(incident_id, [])
+
+    def message(self) -> str:
+        names = ", ".join(map(str, self.deleted))
+        return (
+            f"incident {self.incident_id} cannot be exported: its requests also touched "
+            f"incident{'s' if len(self.deleted) > 1 else ''} {names} of its group, deleted by "
+            "retention (retention.incident_days). A partial fixture would not replay to the "
+            "same incident."
+        )
+
+
 def _shortfall_text(s: Shortfall, exported: int) -> str:
     whose = (
         "it"
@@ -110,6 +128,7 @@ def incident_requests(engine: Engine, incident_id: int, lookback: timedelta) -> 
                 WebhookReceipt.received_at,
                 WebhookReceipt.receiver,
                 PayloadBody.body,
+                WebhookReceipt.summary,
             )
             .join(PayloadBody, PayloadBody.sha256 == WebhookReceipt.body_sha256)
             .where(
@@ -119,9 +138,10 @@ def incident_requests(engine: Engine, incident_id: int, lookback: timedelta) -> 
             )
             .order_by(WebhookReceipt.id)
         ).all()
+        _check_none_deleted(session, incident_id, [summary for *_, summary in rows])
     requests = [
         ExportedRequest(rid, at, receiver, bytes(body), rid in own)
-        for rid, at, receiver, body in rows
+        for rid, at, receiver, body, _summary in rows
     ]
     return IncidentRequests(_facts(incident, group), requests)
 
@@ -180,6 +200,16 @@ def _linked_receipts(session: Session, related: dict[int, int]) -> dict[int, lis
     for incident_id, receipt_id in rows:
         linked[incident_id].append(receipt_id)
     return linked
+
+
+def _check_none_deleted(
+    session: Session, incident_id: int, summaries: list[dict[str, Any]]
+) -> None:
+    """Raise IncidentsPruned if a request names an incident that no longer exists."""
+    named = {i for summary in summaries for i in summary.get("incidents", [])}
+    existing = set(session.scalars(select(Incident.id).where(Incident.id.in_(sorted(named)))))
+    if deleted := sorted(named - existing):
+        raise IncidentsPruned(incident_id, deleted)
 
 
 def _check_complete(

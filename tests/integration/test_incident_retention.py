@@ -171,6 +171,16 @@ def test_old_resolved_incidents_go_with_every_row_only_they_use(make_env):
         assert answer.status_code == 404
         assert answer.get_json()["error"] == "not_found"
     assert browser.get("/incidents/1").status_code == 404
+    # incident 2's first request also touched 1: without it no fixture replays to the same 2
+    assert browser.get("/api/v1/incidents/4/fixture").status_code == 200
+    refused = browser.get("/api/v1/incidents/2/fixture")
+    assert refused.status_code == 410
+    assert refused.get_json() == {
+        "error": "payloads_pruned",
+        "message": "incident 2 cannot be exported: its requests also touched incident 1 of its "
+        "group, deleted by retention (retention.incident_days). A partial fixture would not "
+        "replay to the same incident.",
+    }
     assert browser.get("/incidents/2").status_code == 200
     assert prune_incidents(env.container).incidents == 0
 
