@@ -121,7 +121,8 @@ class GroupRepository:
         """Return the group row locked for this transaction, creating it if needed.
 
         The row lock (``FOR UPDATE``; on SQLite the database write lock) serialises concurrent
-        intakes of one group, so counters and incident state never race.
+        intakes of one group, so counters and incident state never race. A row that incident
+        retention deleted between the insert and the lock is inserted again.
         """
         stmt = (
             _insert(self.session, AlertGroup)
@@ -136,12 +137,16 @@ class GroupRepository:
             )
             .on_conflict_do_nothing(index_elements=["receiver", "group_key_sha256"])
         )
-        self.session.execute(stmt)
-        group = self.session.scalars(
+        locked = (
             select(AlertGroup)
             .where(AlertGroup.receiver == receiver, AlertGroup.group_key_sha256 == group_key_sha256)
             .with_for_update()
-        ).one()
+        )
+        self.session.execute(stmt)
+        group = self.session.scalars(locked).one_or_none()
+        if group is None:  # deleted by retention after the insert found it there
+            self.session.execute(stmt)
+            group = self.session.scalars(locked).one()
         group.last_seen_at = now
         return group
 

@@ -1,13 +1,14 @@
 """Retention of whole incidents: resolved ones past the cut-off go, with every row only they use.
 
-One pass is one short transaction over at most ``limit`` incidents, oldest first. It claims them
-(``FOR UPDATE SKIP LOCKED`` on Postgres: an incident an intake or a worker holds is left for the
-next pass), checks again under the lock that none has a delivery still to send, then deletes
-children before parents: delivery attempts, deliveries, notification threads, labels, timeline
-events, alert episodes, the links to webhook receipts, the receipts no other incident is
-linked to, the incidents; then the bodies no receipt is left using and the alert groups nothing
-refers to any more (and idle since the cut-off). Every statement finds its rows through an index
-on the incident, delivery, receipt, body or group id (docs/benchmarks.md has the plans).
+One pass is one short transaction over at most ``limit`` incidents, oldest first. It locks their
+groups, then them (``FOR UPDATE SKIP LOCKED`` on Postgres, in the order an intake locks, so the
+two do not deadlock; what another transaction holds is left for the next pass), checks again
+under the locks that none has a delivery still to send, then deletes children before parents:
+delivery attempts, deliveries, notification threads, labels, timeline events, alert episodes,
+the links to webhook receipts, the receipts no other incident is linked to, the incidents; then
+the bodies no receipt is left using and the alert groups nothing refers to any more (and idle
+since the cut-off). Every statement finds its rows through an index on the incident, delivery,
+receipt, body or group id (docs/benchmarks.md has the plans).
 """
 
 from __future__ import annotations
@@ -107,18 +108,39 @@ class IncidentRetention(CoreRepository):
         return counts
 
     def _claim(self, resolved_before: datetime, limit: int) -> dict[int, int]:
-        """Lock the pass's incidents (id -> group id); check again under the lock that none has
-        a delivery to send (one queued since this statement's snapshot was taken)."""
-        stmt = due_incidents(resolved_before, limit).with_for_update(skip_locked=True)
-        claimed = {row.id: row.group_id for row in self._conn.execute(stmt)}
+        """Lock the pass's incidents (id -> group id) in the order an intake locks: the groups
+        first (an intake holds its group's row while it reads and writes the group's incidents),
+        then the incidents; skip whatever another transaction holds. Then, with nothing left to
+        change them, check again that none has a delivery to send."""
+        due = {
+            row.id: row.group_id
+            for row in self._conn.execute(due_incidents(resolved_before, limit))
+        }
+        if not due:
+            return {}
+        lock_groups = (
+            select(_groups.c.id)
+            .where(_groups.c.id.in_(sorted(set(due.values()))))
+            .order_by(_groups.c.id)
+            .with_for_update(skip_locked=True)
+        )
+        groups = set(self._conn.scalars(lock_groups))
+        lock_incidents = (
+            select(_incidents.c.id)
+            .where(_incidents.c.id.in_(sorted(i for i, g in due.items() if g in groups)))
+            .order_by(_incidents.c.id)
+            .with_for_update(skip_locked=True)
+        )
+        claimed = {i: due[i] for i in self._conn.scalars(lock_incidents)}
         if not claimed:
             return {}
-        busy = select(_deliveries.c.incident_id).where(
-            _deliveries.c.incident_id.in_(sorted(claimed)), _deliveries.c.state.in_(OPEN_STATES)
+        still_due = select(_incidents.c.id).where(
+            _incidents.c.id.in_(sorted(claimed)),
+            _incidents.c.status == "resolved",
+            _incidents.c.resolved_at < resolved_before,
+            _no_open_delivery(),
         )
-        for incident_id in self._conn.scalars(busy):
-            claimed.pop(incident_id, None)
-        return claimed
+        return {i: claimed[i] for i in self._conn.scalars(still_due)}
 
     def _delete_children(self, ids: list[int]) -> dict[str, int]:
         """The rows hanging off the incidents themselves, children first."""
@@ -150,24 +172,17 @@ class IncidentRetention(CoreRepository):
         return sorted(shas), links, len(only_ours)
 
     def _delete_unused_groups(self, group_ids: list[int], idle_before: datetime) -> int:
-        """Of these groups, those idle since the cut-off that no incident, episode or receipt
-        refers to. Locked first (skipping any an intake holds), then checked: an intake that
-        took the lock before has committed, and what it added is seen."""
-        lock = (
-            select(_groups.c.id)
-            .where(_groups.c.id.in_(group_ids), _groups.c.last_seen_at < idle_before)
-            .with_for_update(skip_locked=True)
-        )
-        locked = list(self._conn.scalars(lock))
-        if not locked:
-            return 0
+        """Of these groups (locked by the claim), those idle since the cut-off that no incident,
+        episode or receipt refers to."""
         g = _groups.c.id
         referred = (
             exists().where(_incidents.c.group_id == g)
             | exists().where(AlertEpisode.__table__.c.group_id == g)
             | exists().where(_receipts.c.group_id == g)
         )
-        stmt = delete(_groups).where(g.in_(locked), ~referred)
+        stmt = delete(_groups).where(
+            g.in_(group_ids), _groups.c.last_seen_at < idle_before, ~referred
+        )
         return self._conn.execute(stmt).rowcount
 
     def _ids(self, stmt: Select[Any]) -> list[Any]:

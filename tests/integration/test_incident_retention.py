@@ -10,7 +10,9 @@ bytes and resolved at T0. Forty days later group ``z`` has incident 4, resolved 
 
 from __future__ import annotations
 
+import json
 import logging
+import random
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -20,6 +22,9 @@ from sqlalchemy import Engine, select, update
 from sqlalchemy.orm import Session
 from werkzeug.security import generate_password_hash
 
+from receiver.app import create_app
+from receiver.bootstrap import bootstrap
+from receiver.settings import load_settings
 from receiver.store.retention import TABLES
 from receiver.store.tables import (
     AlertEpisode,
@@ -35,7 +40,9 @@ from receiver.store.tables import (
     WebhookReceipt,
 )
 from receiver.worker import prune_incidents, run_worker
+from tests.conftest import TOKEN, post_webhook
 from tests.integration.delivery_env import DeliveryEnv, EnvFactory, critical, group_body
+from tests.integration.payloads import alert, webhook
 from tests.integration.ui_session import PASSWORD, login
 
 DAY = 24 * 60  # minutes
@@ -261,3 +268,49 @@ def test_the_worker_prunes_in_its_hourly_step_a_bounded_number_of_passes(make_en
     assert len(logged) == 1
     assert logged[0].startswith("pruned 2 incident(s) resolved more than 30 days ago in 2 pass")
     assert "incidents 2" in logged[0] and "alert_episodes 2" in logged[0]
+
+
+def test_intakes_and_retention_at_once_on_postgres_never_deadlock_or_answer_5xx(pg_url):
+    """Four threads post old alerts (fired and resolved 40 days ago: prunable at once) to 20
+    groups while a fifth prunes, three incidents a pass: their locks meet on every group."""
+    overrides = {
+        "database_url": pg_url,
+        "auth.bearer_tokens": [TOKEN],
+        "retention.incident_days": 1,
+        "retention.batch": 3,
+    }
+    container = bootstrap(load_settings(environ={}, overrides=overrides))
+    app = create_app(container=container)
+    errors: list[str] = []
+    pruned: list[int] = []
+
+    def post(seed: int) -> None:
+        rng, client = random.Random(seed), app.test_client()
+        for _ in range(75):
+            group, starts = rng.randrange(20), -40 * DAY + rng.randrange(3)
+            labels = {"starts": starts, "instance": f"h{group}"}
+            for status in ("firing", "resolved"):
+                body = webhook(alert("DiskFull", status, **labels), group_key=f"g{group}")
+                answer = post_webhook(client, json.dumps(body))
+                if answer.status_code != 200:
+                    errors.append(answer.get_data(as_text=True))
+
+    posters = [threading.Thread(target=post, args=(n,)) for n in range(4)]
+
+    def prune() -> None:
+        while any(p.is_alive() for p in posters):
+            try:
+                pruned.append(prune_incidents(container, max_passes=1).incidents)
+            except Exception as exc:  # a deadlock, or whatever else the pass hit
+                errors.append(repr(exc))
+
+    pruner = threading.Thread(target=prune)
+    try:
+        for thread in [*posters, pruner]:
+            thread.start()
+    finally:
+        for thread in [*posters, pruner]:
+            thread.join(timeout=300)
+        container.engine.dispose()
+    assert errors == []
+    assert sum(pruned) > 0
