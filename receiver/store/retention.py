@@ -68,7 +68,8 @@ def due_incidents(resolved_before: datetime, limit: int) -> Select[Any]:
     """Resolved incidents past the cut-off with nothing left to send, oldest first.
 
     An incident resolves after it opened, so ``opened_at`` bounds the range too: the scan walks
-    ``ix_incidents_status_opened_at`` in order and stops after ``limit`` rows.
+    an index on ``opened_at`` in order (``ix_incidents_status_opened_at`` on SQLite,
+    ``ix_incidents_opened_at_resolved_at`` on Postgres) and stops after ``limit`` rows.
     """
     return (
         select(_incidents.c.id, _incidents.c.group_id)
