@@ -68,13 +68,15 @@ def _container() -> Any:
     return current_app.extensions["receiver"]
 
 
-def _webhook() -> None:
+def _webhook(counted: bool = True) -> None:
+    """The webhook credentials, or 401 (counted as a refused webhook unless ``counted`` is
+    off: a scrape is no webhook)."""
     c = _container()
     if is_authorized(c.settings.auth, request.headers.get("Authorization")):
         return
-    # an unauthenticated sender must not be able to mint metric series through the URL
-    c.metrics.webhooks.labels("unauthorized", "").inc()
-    log.warning("refused unauthenticated %s %s from %s", request.method, request.path,
+    if counted:  # no receiver label: an unauthenticated sender must not mint metric series
+        c.metrics.webhooks.labels("unauthorized", "").inc()
+    log.warning("refused %s %s from %s: no valid credentials", request.method, request.path,
                 request.remote_addr)  # fmt: skip
     raise ApiError(
         401,
@@ -109,7 +111,7 @@ def _metrics() -> None:
     if settings.port is not None:
         abort(404, description=f"metrics are served on their own address (port {settings.port})")
     if settings.require_webhook_auth:
-        _webhook()
+        _webhook(counted=False)
 
 
 def _identity() -> Identity | None:

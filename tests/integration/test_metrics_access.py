@@ -24,7 +24,9 @@ def test_metrics_can_require_the_webhook_credentials(make_settings: Any, clock: 
     refused = client.get("/metrics")
     assert refused.status_code == 401
     assert "WWW-Authenticate" in refused.headers
-    assert client.get("/metrics", headers=AUTH).status_code == 200
+    scraped = client.get("/metrics", headers=AUTH)
+    assert scraped.status_code == 200
+    assert unauthorized_count(scraped.get_data(as_text=True)) == 0  # a scrape is no webhook
     container.engine.dispose()
 
 
