@@ -184,6 +184,12 @@ def pages(engine: Engine, client: FlaskClient, page_size: int) -> list[tuple[str
     first = client.get(f"/api/v1/incidents?limit={page_size}").get_json()
     pod = pod_row[0] if pod_row else "triton"
     label = quote(f'model="{model}"')
+    family = model.split("_")[0]  # llama3_8b: llama3, some of the dozen models
+    regex = {
+        "model": quote(f'model=~"{family}.*"'),
+        "not model": quote(f'model!~"{family}.*|mistral.*"'),
+        "pod": quote(f'pod=~"triton-{family}-.*"'),  # a label with tens of thousands of values
+    }
     return [
         ("list, default", "/incidents"),
         ("list, status=firing", "/incidents?status=firing"),
@@ -206,6 +212,14 @@ def pages(engine: Engine, client: FlaskClient, page_size: int) -> list[tuple[str
         ("overview", "/overview"),
         ("API list", "/api/v1/incidents"),
         ("API list, label filter", f"/api/v1/incidents?status=firing&label={label}"),
+        ("API list, regex on model", f"/api/v1/incidents?label={regex['model']}"),
+        (
+            "API list, firing, regex on model",
+            f"/api/v1/incidents?status=firing&label={regex['model']}",
+        ),
+        ("API list, negative regex on model", f"/api/v1/incidents?label={regex['not model']}"),
+        ("API list, regex on pod", f"/api/v1/incidents?label={regex['pod']}"),
+        ("list, regex on model", f"/incidents?label={regex['model']}"),
         ("API detail", f"/api/v1/incidents/{busiest}"),
     ]
 

@@ -17,3 +17,12 @@ class InvalidPayload(ReceiverError):
 
 class StorageUnavailable(ReceiverError):
     """The database could not durably store the notification; the sender should retry."""
+
+
+class FilterTooCostly(ReceiverError):
+    """A filter would cost more than the receiver allows one request (a regex matcher on a
+    label with too many distinct values); ``field`` names the query parameter to narrow."""
+
+    def __init__(self, field: str, message: str):
+        super().__init__(message)
+        self.field = field

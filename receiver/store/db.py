@@ -88,6 +88,9 @@ def _sqlite_engine(url: str, database: str | None, **kwargs: Any) -> Engine:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None  # we emit BEGIN ourselves, below
+        # SQLAlchemy's REGEXP runs Python's re, which backtracks; no query may use it (label
+        # regexes are RE2: store/label_filters.py)
+        dbapi_connection.create_function("regexp", 2, _no_regexp)
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
@@ -113,6 +116,10 @@ def _sqlite_engine(url: str, database: str | None, **kwargs: Any) -> Engine:
             raise DBAPIError.instance(statement, None, exc, sqlite3.Error) from exc
 
     return engine
+
+
+def _no_regexp(_pattern: object, _value: object) -> None:
+    raise sqlite3.NotSupportedError("REGEXP is disabled: label regexes are RE2")
 
 
 _WRITERS: weakref.WeakKeyDictionary[Engine, WriterTurns] = weakref.WeakKeyDictionary()

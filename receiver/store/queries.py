@@ -4,18 +4,18 @@ from __future__ import annotations
 
 import base64
 import binascii
-import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import BigInteger, Engine, String, and_, case, exists, func, or_, select
+from sqlalchemy import BigInteger, Engine, String, and_, case, func, or_, select
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.functions import FunctionElement
 
-from receiver.model.matchers import Matcher, MatchOp
+from receiver.model.matchers import Matcher
 from receiver.store.budgets import slo_budgets
+from receiver.store.label_filters import FilterValues, label_condition
 from receiver.store.tables import (
     AlertEpisode,
     AlertGroup,
@@ -147,30 +147,19 @@ class IncidentQueries:
     def list_incidents(
         self, flt: IncidentFilter, limit: int = 50, cursor: str | None = None
     ) -> dict[str, Any]:
-        """Newest first (by opened_at, id), ``limit`` rows and a cursor for the next page."""
+        """Newest first (by opened_at, id), ``limit`` rows and a cursor for the next page.
+
+        FilterTooCostly if a regex matcher's label has too many values to test."""
         limit = max(1, min(limit, MAX_LIMIT))
-        conditions = _conditions(flt)
-        page = list(conditions)
-        if cursor:
-            at, ident = decode_cursor(cursor)
-            same_time = and_(Incident.opened_at == at, Incident.id < ident)
-            # opened_at <= at is implied, and stated: an index range on every database, so a
-            # deep page does not scan the newer rows
-            page += [Incident.opened_at <= at, or_(Incident.opened_at < at, same_time)]
-        stmt = (
-            select(Incident)
-            .where(*page)
-            .order_by(Incident.opened_at.desc(), Incident.id.desc())
-            .limit(limit + 1)
-        )
-        # Unfiltered, an index on (status, ...) gives the groups in order. Filtered, group by an
-        # expression instead: given the bare column, SQLite walks that index to save a sort and
-        # so reads every matching row out of table order, several times slower than the index
-        # that serves the filter (or a plain scan, for text).
-        counted = _conditions(flt, with_status=False, counting=True)
-        status = func.coalesce(Incident.status, "") if counted else Incident.status
         with Session(self.engine) as session:
-            rows = list(session.scalars(stmt))
+            values = FilterValues.read(session, flt.matchers)  # the page's snapshot
+            rows = list(session.scalars(_page(flt, values, limit, cursor)))
+            # Unfiltered, an index on (status, ...) gives the groups in order. Filtered, group
+            # by an expression instead: given the bare column, SQLite walks that index to save
+            # a sort and so reads every matching row out of table order, several times slower
+            # than the index that serves the filter (or a plain scan, for text).
+            counted = _conditions(flt, values, with_status=False, counting=True)
+            status = func.coalesce(Incident.status, "") if counted else Incident.status
             by_status = session.execute(
                 select(status, func.count(), func.count(Incident.acknowledged_at))
                 .where(*counted)
@@ -320,7 +309,30 @@ class IncidentQueries:
             )
 
 
-def _conditions(flt: IncidentFilter, with_status: bool = True, counting: bool = False) -> list[Any]:
+def _page(flt: IncidentFilter, values: FilterValues, limit: int, cursor: str | None) -> Any:
+    """The statement of one page: ``limit`` + 1 incidents from the cursor on, newest first."""
+    page = _conditions(flt, values)
+    if cursor:
+        at, ident = decode_cursor(cursor)
+        same_time = and_(Incident.opened_at == at, Incident.id < ident)
+        # opened_at <= at is implied, and stated: an index range on every database, so a
+        # deep page does not scan the newer rows
+        page += [Incident.opened_at <= at, or_(Incident.opened_at < at, same_time)]
+    return (
+        select(Incident)
+        .where(*page)
+        .order_by(Incident.opened_at.desc(), Incident.id.desc())
+        .limit(limit + 1)
+    )
+
+
+def _conditions(
+    flt: IncidentFilter,
+    values: FilterValues,
+    with_status: bool = True,
+    counting: bool = False,
+) -> list[Any]:
+    """The filter's conditions; ``values`` holds what its regex matchers match (RE2)."""
     out: list[Any] = []
     if flt.status and with_status:
         wanted = []
@@ -342,41 +354,8 @@ def _conditions(flt: IncidentFilter, with_status: bool = True, counting: bool = 
     if flt.text:
         escaped = flt.text.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
         out.append(rare(Incident.search_text.like(f"%{escaped}%", escape="\\")))
-    out.extend(_label_condition(m, counting) for m in flt.matchers)
+    out.extend(label_condition(m, counting, values) for m in flt.matchers)
     return out
-
-
-def _label_condition(matcher: Matcher, counting: bool) -> Any:
-    """An incident's values for a label are those of its alerts ("" when none carries it).
-
-    A positive matcher (=, =~) holds when some value matches; a negative one (!=, !~) when no
-    value matches its positive counterpart. So ``model!="x"`` finds incidents with no alert
-    on model x, and ``model=""`` those whose alerts have no model label, as in Alertmanager.
-
-    Two equivalent forms (Postgres plans both as the same semi-join; SQLite follows the text).
-    """
-    positive = matcher.op in (MatchOp.EQ, MatchOp.RE)
-    if matcher.op in (MatchOp.EQ, MatchOp.NE):
-        value_matches = IncidentLabel.value == matcher.value
-        empty_matches = matcher.value == ""
-    else:
-        value_matches = IncidentLabel.value.regexp_match(matcher.anchored)
-        empty_matches = re.fullmatch(matcher.value, "") is not None
-    if counting:
-        # ``id IN (incidents with the label)``: one pass over the (name, value, incident_id)
-        # index, where a probe per incident would visit every incident
-        named = select(IncidentLabel.incident_id).where(IncidentLabel.name == matcher.name)
-        hit = Incident.id.in_(named.where(value_matches))
-        if empty_matches:
-            hit = or_(hit, Incident.id.not_in(named))
-    else:
-        # a probe per incident while walking the newest first, until the page is full (the
-        # IN form would fetch and sort every match of a common label first)
-        same = and_(IncidentLabel.incident_id == Incident.id, IncidentLabel.name == matcher.name)
-        hit = exists().where(same, value_matches)
-        if empty_matches:
-            hit = or_(hit, ~exists().where(same))
-    return hit if positive else ~hit
 
 
 def incident_details(session: Session, incident_ids: list[int]) -> dict[int, dict[str, Any]]:

@@ -10,7 +10,7 @@ from flask.typing import ResponseReturnValue
 from markupsafe import escape
 from werkzeug.exceptions import HTTPException
 
-from receiver.model.errors import InvalidPayload, StorageUnavailable
+from receiver.model.errors import FilterTooCostly, InvalidPayload, StorageUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +45,11 @@ def invalid_payload(exc: InvalidPayload) -> ApiError:
     return ApiError(400, "invalid_payload", message, exc.errors)
 
 
+def too_costly(exc: FilterTooCostly) -> ApiError:
+    errors = [{"field": exc.field, "message": str(exc)}]
+    return ApiError(400, "invalid_query", "invalid query parameters", errors)
+
+
 def _wants_html() -> bool:
     """People in a browser get a page; the API and Alertmanager always get JSON."""
     if request.path.startswith("/api/") or request.path in ("/healthz", "/readyz", "/metrics"):
@@ -62,6 +67,10 @@ def init_app(app: Flask) -> None:
     @app.errorhandler(InvalidPayload)
     def _invalid(exc: InvalidPayload) -> ResponseReturnValue:
         return _api_error(invalid_payload(exc))
+
+    @app.errorhandler(FilterTooCostly)
+    def _too_costly(exc: FilterTooCostly) -> ResponseReturnValue:
+        return _api_error(too_costly(exc))
 
     @app.errorhandler(StorageUnavailable)
     def _unavailable(exc: StorageUnavailable) -> ResponseReturnValue:

@@ -25,6 +25,7 @@ from flask.typing import ResponseReturnValue
 
 from receiver.bootstrap import Container
 from receiver.model.access import Identity
+from receiver.model.errors import FilterTooCostly
 from receiver.service import Actor, acknowledge_incident, add_incident_note
 from receiver.web import charts, login, oidc
 from receiver.web.access import Access, allow
@@ -111,12 +112,14 @@ def index() -> ResponseReturnValue:
 @allow(Access.READ)
 def incidents() -> ResponseReturnValue:
     query = parse_list_query(request.args, container().settings.ui.page_size)
-    if query.errors:
-        page: dict[str, Any] = {"incidents": [], "next_cursor": None, "counts": {}}
-    else:
-        page = container().queries.list_incidents(
-            query.filter, limit=query.limit, cursor=query.cursor
-        )
+    page: dict[str, Any] = {"incidents": [], "next_cursor": None, "counts": {}}
+    if not query.errors:
+        try:
+            page = container().queries.list_incidents(
+                query.filter, limit=query.limit, cursor=query.cursor
+            )
+        except FilterTooCostly as exc:
+            query.errors.append({"field": exc.field, "message": str(exc)})
     args = {k: v for k, v in request.args.items(multi=True) if k != "cursor" and v}
     next_url = None
     if page["next_cursor"]:

@@ -1,8 +1,16 @@
-"""Label matchers as Alertmanager writes them: parsing, anchored regexes, round trips."""
+"""Label matchers as Alertmanager writes them: parsing, anchored RE2 regexes, round trips."""
+
+import re
 
 import pytest
 
-from receiver.model.matchers import Matcher, MatchOp
+from receiver.model.matchers import MAX_REGEX_LENGTH, Matcher, MatchOp
+from tests.regex_dialects import CASES, CATASTROPHIC, INVALID
+
+
+def regex(pattern: str, op: str = "=~") -> Matcher:
+    """The matcher ``x=~"pattern"``, quoted as Alertmanager would."""
+    return Matcher.parse(f'x{op}"{pattern.replace(chr(92), chr(92) * 2)}"')
 
 
 @pytest.mark.parametrize(
@@ -74,8 +82,67 @@ def test_a_missing_label_is_treated_as_the_empty_value(text, matches):
     assert Matcher.parse(text).matches({"alertname": "X"}) is matches
 
 
-def test_the_anchored_pattern_wraps_the_value_for_the_database():
-    assert Matcher.parse('model=~"llama|mistral"').anchored == r"\A(?:llama|mistral)\Z"
+def test_the_anchored_pattern_is_the_one_alertmanager_compiles():
+    assert Matcher.parse('model=~"llama|mistral"').anchored == "^(?:llama|mistral)$"
+
+
+@pytest.mark.parametrize("case", CASES, ids=[f"{c.pattern}~{c.value!r}" for c in CASES])
+def test_regexes_are_re2_where_python_and_postgres_answer_otherwise(case):
+    assert regex(case.pattern).value == case.pattern
+    assert regex(case.pattern).matches({"x": case.value}) is case.matches
+    assert regex(case.pattern, "!~").matches({"x": case.value}) is not case.matches
+
+
+def test_a_missing_label_is_the_empty_value_for_re2_too():
+    # Python's re reads a{,3} as zero to three a's, which the empty value matches
+    assert regex("a{,3}").matches({}) is False
+    assert regex("a{,3}", "!~").matches({}) is True
+
+
+@pytest.mark.parametrize(
+    ("pattern", "slow", "fine"), CATASTROPHIC, ids=[c[0] for c in CATASTROPHIC]
+)
+def test_patterns_that_make_python_backtrack_are_answered_by_re2(pattern, slow, fine):
+    assert regex(pattern).matches({"x": slow}) is False
+    assert regex(pattern).matches({"x": fine}) is True
+
+
+@pytest.mark.parametrize("pattern", INVALID, ids=repr)
+def test_what_re2_does_not_take_raises_a_value_error_naming_the_matcher(pattern):
+    with pytest.raises(ValueError, match="invalid regex") as caught:
+        regex(pattern)
+    assert "x=~" in str(caught.value)
+
+
+def test_a_backreference_is_refused_with_the_reason():
+    with pytest.raises(ValueError, match=re.escape("invalid escape sequence: \\1")) as caught:
+        regex(r"(a)\1")
+    assert "no backreferences or lookaround" in str(caught.value)
+
+
+def test_an_any_byte_escape_inside_a_literal_quote_is_just_text():
+    assert regex(r"\Q\C\E").matches({"x": "\\C"})
+    assert regex(r"a\\C").matches({"x": "a\\C"})  # an escaped backslash, then C
+
+
+def test_a_regex_of_the_maximum_length_is_accepted_and_one_longer_is_refused():
+    longest = ("a|" * MAX_REGEX_LENGTH)[: MAX_REGEX_LENGTH - 1] + "b"
+    assert len(longest) == MAX_REGEX_LENGTH
+    assert regex(longest).matches({"x": "ab"}) and regex(longest).matches({"x": "a"})
+    with pytest.raises(ValueError, match="regex too long") as caught:
+        regex(longest + "b")
+    assert f"{MAX_REGEX_LENGTH + 1} characters, at most {MAX_REGEX_LENGTH}" in str(caught.value)
+    assert "label 'x'" in str(caught.value)
+    assert longest not in str(caught.value)  # the message stays short
+
+
+def test_a_short_pattern_whose_program_outgrows_re2s_memory_is_refused():
+    with pytest.raises(ValueError, match="pattern too large"):
+        regex(r"\pL{1000}")
+
+
+def test_an_equality_matcher_of_any_length_is_a_plain_comparison():
+    assert Matcher.parse("x=" + "(" * 5000).matches({"x": "(" * 5000})
 
 
 def test_an_anchored_regex_does_not_match_a_value_with_a_trailing_newline():

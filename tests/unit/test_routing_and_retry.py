@@ -56,6 +56,48 @@ def test_a_regex_route_matches_the_whole_value_only():
     assert router.receivers_for({"model": "llama"}) == ["x"]
 
 
+def test_routes_match_regexes_as_alertmanager_does_with_re2():
+    router = Router(
+        (
+            route(r'model=~"(?i)LLAMA.*"', to=("llama",)),  # Python's re refuses (?i) here
+            route(r'instance=~"\\d+"', to=("digits",)),  # ASCII digits only
+            route('pod=~"a{,3}"', to=("literal",)),  # a literal {,3} in RE2
+        ),
+        default=("d",),
+    )
+    assert router.receivers_for({"model": "Llama3_8b"}) == ["llama"]
+    assert router.receivers_for({"instance": "٣٤"}) == ["d"]  # Python's \d would take it
+    assert router.receivers_for({"instance": "34"}) == ["digits"]
+    assert router.receivers_for({"pod": "a{,3}"}) == ["literal"]
+    assert router.receivers_for({"pod": "aa"}) == ["d"]
+    assert router.receivers_for({"model": "llama\n"}) == ["d"]  # $: the end of the text
+
+
+def test_a_route_with_a_backtracking_pattern_answers_at_once():
+    router = Router((route('model=~"(a+)+$"', to=("x",)),), default=("d",))
+    assert router.receivers_for({"model": "a" * 5000 + "!"}) == ["d"]
+    assert router.receivers_for({"model": "a" * 5000}) == ["x"]
+
+
+@pytest.mark.parametrize(
+    ("matcher", "problem"),
+    [
+        (r'model=~"(a)\\1"', "invalid escape sequence"),
+        ('model=~"(?=llama)l.*"', "invalid perl operator"),
+        ('model=~"' + "a" * 1001 + '"', "regex too long"),
+    ],
+)
+def test_config_refuses_a_route_whose_regex_is_not_re2_or_too_long(matcher, problem):
+    with pytest.raises(ConfigError) as caught:
+        load_settings(
+            environ={},
+            require_auth=False,
+            overrides={"routes": [{"matchers": [matcher], "receivers": ["x"]}]},
+        )
+    assert caught.value.errors[0].startswith("routes.0.matchers")
+    assert problem in caught.value.errors[0]
+
+
 def test_config_refuses_a_route_with_a_bad_matcher():
     with pytest.raises(ConfigError) as caught:
         load_settings(

@@ -1,0 +1,178 @@
+"""Label matcher filters of the incident list, with RE2's answers on every database.
+
+A regex matcher is never handed to the database (SQLite would run Python's ``re``, which
+backtracks, Postgres its own dialect): the distinct values the label takes are read from the
+(name, value) index, RE2 decides which of them match, and the query keeps the incidents with
+one of those values. The values are read in the same snapshot as the page they filter.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from sqlalchemy import String, and_, exists, false, literal, or_, select
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.orm import Session
+from sqlalchemy.sql.functions import FunctionElement
+from sqlalchemy.types import TypeDecorator
+
+from receiver.model.errors import FilterTooCostly
+from receiver.model.matchers import Matcher, MatchOp
+from receiver.store.tables import Incident, IncidentLabel
+
+MAX_REGEX_VALUES = 200_000
+"""The most distinct values of one label a regex filter may test. Reading them costs one
+index probe each and RE2 a few microseconds each, so this bounds a regex filter to about a
+second of work (docs/benchmarks.md); a label with more values is filtered with = or !=."""
+
+
+class FilterValues:
+    """Per regex matcher, the values of its label that its regex matches (RE2)."""
+
+    def __init__(self, matched: dict[Matcher, list[str]] | None = None):
+        self.matched = matched or {}
+
+    @classmethod
+    def read(cls, session: Session, matchers: list[Matcher]) -> FilterValues:
+        """Read the values of each regex matcher's label and test them with RE2."""
+        matched = {}
+        for matcher in matchers:
+            if matcher.is_regex and matcher not in matched:
+                values = label_values(session, matcher.name, MAX_REGEX_VALUES)
+                matched[matcher] = [v for v in values if matcher.regex_matches(v)]
+        return cls(matched)
+
+
+LOOSE_SCAN_VALUES = 1000
+"""Values read one index probe each before a label counts as one of many values: a probe
+costs about as much as reading eight index rows (docs/benchmarks.md), so a label with few
+values, each carried by many incidents, is read by probes and one with many by a plain scan."""
+
+
+def label_values(session: Session, name: str, at_most: int) -> list[str]:
+    """The distinct values of a label, from the (name, value) index, in its order: a loose
+    scan (one probe per value), then, past LOOSE_SCAN_VALUES, a scan of the rest of the
+    label's rows. FilterTooCostly if it has more than ``at_most``."""
+    values = _loose_scan(session, name, min(at_most, LOOSE_SCAN_VALUES) + 1)
+    if len(values) > LOOSE_SCAN_VALUES:
+        label = IncidentLabel
+        rest = (
+            select(label.value)
+            .where(label.name == name, label.value > values[-1])
+            .distinct()
+            .order_by(label.value)
+            .limit(at_most + 1 - len(values))
+        )
+        values += session.scalars(rest)
+    if len(values) > at_most:
+        raise FilterTooCostly(
+            "label",
+            f"label {name!r} takes more than {at_most} distinct values, too many to test"
+            " a regex against: filter it with = or != instead",
+        )
+    return values
+
+
+def _loose_scan(session: Session, name: str, at_most: int) -> list[str]:
+    """The first ``at_most`` values of a label by a recursive CTE: each step finds the next
+    value with one index probe, however many incidents carry the one before."""
+    label = IncidentLabel
+    first = select(label.value).where(label.name == name).order_by(label.value).limit(1)
+    seen = select(first.scalar_subquery().label("value")).cte("seen", recursive=True)
+    following = (
+        select(label.value)
+        .where(label.name == name, label.value > seen.c.value)
+        .order_by(label.value)
+        .limit(1)
+    )
+    seen = seen.union_all(select(following.scalar_subquery()).where(seen.c.value.is_not(None)))
+    stmt = select(seen.c.value).where(seen.c.value.is_not(None)).limit(at_most)
+    return list(session.scalars(stmt))
+
+
+class _ValueList(TypeDecorator[list[str]]):
+    """A list of strings bound as one parameter: an array on Postgres, JSON text elsewhere."""
+
+    impl = String
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Any) -> Any:
+        if dialect.name == "postgresql":
+            from sqlalchemy.dialects.postgresql import ARRAY
+
+            return dialect.type_descriptor(ARRAY(String))
+        return dialect.type_descriptor(String())
+
+    def process_bind_param(self, value: list[str] | None, dialect: Any) -> Any:
+        return value if dialect.name == "postgresql" else json.dumps(value)
+
+
+class one_of(FunctionElement[Any]):
+    """``column`` is one of a list of strings bound as one parameter (any length, one plan);
+    the planner may look each one up in an index.
+
+    Untyped, as ``rare`` in queries.py: as a Boolean, SQLite would get ``(...) = 1``."""
+
+    name = "one_of"
+    inherit_cache = True
+
+
+class tested_one_of(one_of):
+    """``one_of`` as a test of each row read: never one index probe per listed value (a
+    probe per incident with a list of thousands would make thousands)."""
+
+    name = "tested_one_of"
+    inherit_cache = True
+
+
+@compiles(one_of, "postgresql")
+@compiles(tested_one_of, "postgresql")
+def _one_of_postgresql(element: one_of, compiler: Any, **kw: Any) -> str:
+    column, values = (compiler.process(c, **kw) for c in element.clauses)
+    return f"{column} = ANY({values})"
+
+
+@compiles(one_of)
+@compiles(tested_one_of)
+def _one_of_sqlite(element: one_of, compiler: Any, **kw: Any) -> str:
+    column, values = (compiler.process(c, **kw) for c in element.clauses)
+    tested = "+" if isinstance(element, tested_one_of) else ""  # +x: not from an index
+    return f"{tested}{column} IN (SELECT value FROM json_each({values}))"
+
+
+def label_condition(matcher: Matcher, counting: bool, values: FilterValues) -> Any:
+    """An incident's values for a label are those of its alerts ("" when none carries it).
+
+    A positive matcher (=, =~) holds when some value matches; a negative one (!=, !~) when no
+    value matches its positive counterpart. So ``model!="x"`` finds incidents with no alert
+    on model x, and ``model=""`` those whose alerts have no model label, as in Alertmanager.
+
+    Two equivalent forms (Postgres plans both as the same semi-join; SQLite follows the text).
+    """
+    positive = matcher.op in (MatchOp.EQ, MatchOp.RE)
+    if matcher.is_regex:
+        matched = values.matched[matcher]
+        listed = literal(matched, _ValueList())
+        value_matches = (tested_one_of if not counting else one_of)(IncidentLabel.value, listed)
+        if not matched:
+            value_matches = false()
+        empty_matches = matcher.regex_matches("")
+    else:
+        value_matches = IncidentLabel.value == matcher.value
+        empty_matches = matcher.value == ""
+    if counting:
+        # ``id IN (incidents with the label)``: one pass over the (name, value, incident_id)
+        # index, where a probe per incident would visit every incident
+        named = select(IncidentLabel.incident_id).where(IncidentLabel.name == matcher.name)
+        hit = Incident.id.in_(named.where(value_matches))
+        if empty_matches:
+            hit = or_(hit, Incident.id.not_in(named))
+    else:
+        # a probe per incident while walking the newest first, until the page is full (the
+        # IN form would fetch and sort every match of a common label first)
+        same = and_(IncidentLabel.incident_id == Incident.id, IncidentLabel.name == matcher.name)
+        hit = exists().where(same, value_matches)
+        if empty_matches:
+            hit = or_(hit, ~exists().where(same))
+    return hit if positive else ~hit
