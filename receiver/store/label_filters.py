@@ -9,9 +9,10 @@ one of those values. The values are read in the same snapshot as the page they f
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import String, and_, exists, false, literal, or_, select
+from sqlalchemy import String, and_, exists, false, literal, not_, or_, select, true
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.functions import FunctionElement
@@ -22,26 +23,40 @@ from receiver.model.matchers import Matcher, MatchOp
 from receiver.store.tables import Incident, IncidentLabel
 
 MAX_REGEX_VALUES = 200_000
-"""The most distinct values of one label a regex filter may test. Reading them costs one
-index probe each and RE2 a few microseconds each, so this bounds a regex filter to about a
-second of work (docs/benchmarks.md); a label with more values is filtered with = or !=."""
+"""The most distinct values of one label a regex filter may test: reading them and RE2's test
+of each take about a second at this bound (docs/benchmarks.md); a label with more values is
+filtered with = or !=."""
+
+
+@dataclass(frozen=True)
+class Tested:
+    """A regex over the values of its label, as the query needs it: the values it matches,
+    or, when those are more than half, the values it does not match (the shorter list)."""
+
+    values: list[str]
+    matching: bool
 
 
 class FilterValues:
-    """Per regex matcher, the values of its label that its regex matches (RE2)."""
+    """Per regex matcher, which values of its label its regex matches (RE2)."""
 
-    def __init__(self, matched: dict[Matcher, list[str]] | None = None):
-        self.matched = matched or {}
+    def __init__(self, tested: dict[Matcher, Tested] | None = None):
+        self.tested = tested or {}
 
     @classmethod
     def read(cls, session: Session, matchers: list[Matcher]) -> FilterValues:
         """Read the values of each regex matcher's label and test them with RE2."""
-        matched = {}
+        tested = {}
         for matcher in matchers:
-            if matcher.is_regex and matcher not in matched:
+            if matcher.is_regex and matcher not in tested:
                 values = label_values(session, matcher.name, MAX_REGEX_VALUES)
-                matched[matcher] = [v for v in values if matcher.regex_matches(v)]
-        return cls(matched)
+                hits, misses = [], []
+                for value in values:
+                    (hits if matcher.regex_matches(value) else misses).append(value)
+                # the snapshot holds no other value: not one of the misses is one of the hits
+                shorter = Tested(hits, True) if len(hits) <= len(misses) else Tested(misses, False)
+                tested[matcher] = shorter
+        return cls(tested)
 
 
 LOOSE_SCAN_VALUES = 1000
@@ -130,7 +145,7 @@ class tested_one_of(one_of):
 @compiles(tested_one_of, "postgresql")
 def _one_of_postgresql(element: one_of, compiler: Any, **kw: Any) -> str:
     column, values = (compiler.process(c, **kw) for c in element.clauses)
-    return f"{column} = ANY({values})"
+    return f"({column} = ANY({values}))"
 
 
 @compiles(one_of)
@@ -138,7 +153,7 @@ def _one_of_postgresql(element: one_of, compiler: Any, **kw: Any) -> str:
 def _one_of_sqlite(element: one_of, compiler: Any, **kw: Any) -> str:
     column, values = (compiler.process(c, **kw) for c in element.clauses)
     tested = "+" if isinstance(element, tested_one_of) else ""  # +x: not from an index
-    return f"{tested}{column} IN (SELECT value FROM json_each({values}))"
+    return f"({tested}{column} IN (SELECT value FROM json_each({values})))"
 
 
 def label_condition(matcher: Matcher, counting: bool, values: FilterValues) -> Any:
@@ -152,11 +167,7 @@ def label_condition(matcher: Matcher, counting: bool, values: FilterValues) -> A
     """
     positive = matcher.op in (MatchOp.EQ, MatchOp.RE)
     if matcher.is_regex:
-        matched = values.matched[matcher]
-        listed = literal(matched, _ValueList())
-        value_matches = (tested_one_of if not counting else one_of)(IncidentLabel.value, listed)
-        if not matched:
-            value_matches = false()
+        value_matches = _regex_matches(values.tested[matcher], counting)
         empty_matches = matcher.regex_matches("")
     else:
         value_matches = IncidentLabel.value == matcher.value
@@ -176,3 +187,12 @@ def label_condition(matcher: Matcher, counting: bool, values: FilterValues) -> A
         if empty_matches:
             hit = or_(hit, ~exists().where(same))
     return hit if positive else ~hit
+
+
+def _regex_matches(tested: Tested, counting: bool) -> Any:
+    """An incident_labels row's value is one its regex matches."""
+    if not tested.values:
+        return false() if tested.matching else true()
+    kind = one_of if counting else tested_one_of
+    listed = kind(IncidentLabel.value, literal(tested.values, _ValueList()))
+    return listed if tested.matching else not_(listed)

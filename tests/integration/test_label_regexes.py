@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from receiver.app import create_app
 from receiver.bootstrap import Container, bootstrap
-from receiver.model.matchers import MAX_REGEX_LENGTH
+from receiver.model.matchers import MAX_REGEX_LENGTH, Matcher
 from receiver.store import label_filters, migrate
 from tests.conftest import _admin, _admin_url, _settings
 from tests.integration.payloads import alert, send, webhook
@@ -214,6 +214,27 @@ def test_the_values_of_a_label_are_read_whole_past_the_loose_scan(
     assert len(values) == len(VALUES)
     assert set(values) == set(VALUES)
     assert listed(probed, label("a.*|λ.*"))[0] == re2_finds(probed, "a.*|λ.*")
+
+
+@pytest.mark.parametrize(
+    ("pattern", "matching"), [("a.*|λ.*", True), ("(?s)[^A].*", False), ("(?s).*", False)]
+)
+def test_a_regex_is_sent_to_the_database_as_the_shorter_list_of_values(
+    probed: Probed, pattern: str, matching: bool
+) -> None:
+    matcher = Matcher.parse(f'probe=~"{pattern}"')
+    with Session(probed.container.engine) as session:
+        tested = label_filters.FilterValues.read(session, [matcher]).tested[matcher]
+
+    hits = {v for v in VALUES if re2.search(f"^(?:{pattern})$", v)}
+    assert tested.matching is matching
+    assert set(tested.values) == (hits if matching else set(VALUES) - hits)
+    assert len(tested.values) <= len(VALUES) / 2
+    assert listed(probed, label(pattern))[0] == re2_finds(probed, pattern)
+    assert listed(probed, label(pattern, "!~"))[0] == {
+        *probed.by_value.values(),
+        probed.unlabelled,
+    } - re2_finds(probed, pattern)
 
 
 def test_sqlite_connections_have_no_python_regexp(probed: Probed) -> None:

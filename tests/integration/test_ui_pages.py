@@ -6,9 +6,11 @@ from __future__ import annotations
 import json
 import re
 from datetime import UTC, datetime
+from urllib.parse import quote
 
 import pytest
 
+from receiver.store import label_filters
 from tests.conftest import TOKEN, post_webhook
 from tests.integration.ui_session import HOSTILE, PASSWORD, csrf, login
 
@@ -84,6 +86,23 @@ def test_the_list_filters_like_the_api_and_keeps_them_in_links(browser):
     assert 'data-status="firing">firing: <b>2</b>' in browser.get("/incidents").get_data(
         as_text=True
     )
+
+
+def test_the_list_shows_a_refused_regex_filter_as_an_error_on_the_page(browser, monkeypatch):
+    regex = quote('model=~"llama.*"')
+    page = browser.get(f"/incidents?label={regex}&limit=100").get_data(as_text=True)
+    api = browser.get(f"/api/v1/incidents?label={regex}&limit=100").get_json()
+    assert row_ids(page) == [i["id"] for i in api["incidents"]] and len(row_ids(page)) == 2
+
+    invalid = browser.get("/incidents?label=" + quote('model=~"(a)\\1"'))
+    monkeypatch.setattr(label_filters, "MAX_REGEX_VALUES", 1)
+    costly = browser.get(f"/incidents?label={regex}")
+
+    assert "label: invalid regex" in invalid.get_data(as_text=True)
+    assert "label: label &#39;model&#39; takes more than 1 distinct values" in costly.get_data(
+        as_text=True
+    )
+    assert row_ids(costly.get_data(as_text=True)) == []
 
 
 def test_the_list_pages_through_every_incident_once(browser):
