@@ -3,7 +3,10 @@
 A regex matcher is never handed to the database (SQLite would run Python's ``re``, which
 backtracks, Postgres its own dialect): the distinct values the label takes are read from the
 (name, value) index, RE2 decides which of them match, and the query keeps the incidents with
-one of those values. The values are read in the same snapshot as the page they filter.
+one of those values: runs of neighbouring values in the index's order as ranges, the others
+as one list parameter (or the same of the values it does not match, when shorter). The values
+are read in the same snapshot as the page they filter, so no other value can be there; and
+the ranges use the column's collation, as the reads' order does (any deterministic one).
 """
 
 from __future__ import annotations
@@ -28,35 +31,65 @@ of each take about a second at this bound (docs/benchmarks.md); a label with mor
 filtered with = or !=."""
 
 
-@dataclass(frozen=True)
-class Tested:
-    """A regex over the values of its label, as the query needs it: the values it matches,
-    or, when those are more than half, the values it does not match (the shorter list)."""
+MAX_RANGES = 16
+"""Runs of neighbouring values sent as ranges, at most (the longest runs; the rest as a list)."""
 
-    values: list[str]
+
+@dataclass(frozen=True)
+class ValueSet:
+    """Which values of its label a regex matches, as the query needs them: runs of neighbours
+    in the index's order as ranges (a prefix such as ``triton-llama2-.*`` is one), the other
+    values as a list; or the same of the values it does not match, when that is shorter.
+    Exact: the values were read in the page's snapshot, which holds no other value."""
+
+    ranges: list[tuple[str, str]]
+    singles: list[str]
     matching: bool
+
+    @classmethod
+    def of(cls, values: list[str], hits: list[bool]) -> ValueSet:
+        """The shorter description of the hits among ``values`` (in the index's order)."""
+        matching = cls._runs(values, hits, True)
+        others = cls._runs(values, hits, False)
+        return matching if matching._size() <= others._size() else others
+
+    @classmethod
+    def _runs(cls, values: list[str], hits: list[bool], wanted: bool) -> ValueSet:
+        runs: list[tuple[int, int]] = []  # [start, end) of each run of wanted values
+        for i, hit in enumerate(hits):
+            if hit is not wanted:
+                continue
+            if runs and runs[-1][1] == i:
+                runs[-1] = (runs[-1][0], i + 1)
+            else:
+                runs.append((i, i + 1))
+        longest = sorted((r for r in runs if r[1] - r[0] > 1), key=lambda r: r[0] - r[1])
+        as_ranges = sorted(longest[:MAX_RANGES])
+        ranges = [(values[a], values[b - 1]) for a, b in as_ranges]
+        kept = set(as_ranges)
+        singles = [values[i] for r in runs if r not in kept for i in range(*r)]
+        return cls(ranges, singles, wanted)
+
+    def _size(self) -> int:
+        return len(self.ranges) + len(self.singles)
 
 
 class FilterValues:
     """Per regex matcher, which values of its label its regex matches (RE2)."""
 
-    def __init__(self, tested: dict[Matcher, Tested] | None = None):
-        self.tested = tested or {}
+    def __init__(self, matched: dict[Matcher, ValueSet] | None = None):
+        self.matched = matched or {}
 
     @classmethod
     def read(cls, session: Session, matchers: list[Matcher]) -> FilterValues:
         """Read the values of each regex matcher's label and test them with RE2."""
-        tested = {}
+        matched = {}
         for matcher in matchers:
-            if matcher.is_regex and matcher not in tested:
+            if matcher.is_regex and matcher not in matched:
                 values = label_values(session, matcher.name, MAX_REGEX_VALUES)
-                hits, misses = [], []
-                for value in values:
-                    (hits if matcher.regex_matches(value) else misses).append(value)
-                # the snapshot holds no other value: not one of the misses is one of the hits
-                shorter = Tested(hits, True) if len(hits) <= len(misses) else Tested(misses, False)
-                tested[matcher] = shorter
-        return cls(tested)
+                hits = [matcher.regex_matches(v) for v in values]
+                matched[matcher] = ValueSet.of(values, hits)
+        return cls(matched)
 
 
 LOOSE_SCAN_VALUES = 1000
@@ -167,7 +200,7 @@ def label_condition(matcher: Matcher, counting: bool, values: FilterValues) -> A
     """
     positive = matcher.op in (MatchOp.EQ, MatchOp.RE)
     if matcher.is_regex:
-        value_matches = _regex_matches(values.tested[matcher], counting)
+        value_matches = _regex_matches(values.matched[matcher], counting)
         empty_matches = matcher.regex_matches("")
     else:
         value_matches = IncidentLabel.value == matcher.value
@@ -189,10 +222,14 @@ def label_condition(matcher: Matcher, counting: bool, values: FilterValues) -> A
     return hit if positive else ~hit
 
 
-def _regex_matches(tested: Tested, counting: bool) -> Any:
+def _regex_matches(described: ValueSet, counting: bool) -> Any:
     """An incident_labels row's value is one its regex matches."""
-    if not tested.values:
-        return false() if tested.matching else true()
-    kind = one_of if counting else tested_one_of
-    listed = kind(IncidentLabel.value, literal(tested.values, _ValueList()))
-    return listed if tested.matching else not_(listed)
+    value = IncidentLabel.value
+    parts = [value.between(low, high) for low, high in described.ranges]
+    if described.singles:
+        kind = one_of if counting else tested_one_of
+        parts.append(kind(value, literal(described.singles, _ValueList())))
+    if not parts:
+        return false() if described.matching else true()
+    found = or_(*parts)
+    return found if described.matching else not_(found)

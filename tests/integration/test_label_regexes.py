@@ -23,6 +23,7 @@ from receiver.app import create_app
 from receiver.bootstrap import Container, bootstrap
 from receiver.model.matchers import MAX_REGEX_LENGTH, Matcher
 from receiver.store import label_filters, migrate
+from receiver.store.label_filters import ValueSet
 from tests.conftest import _admin, _admin_url, _settings
 from tests.integration.payloads import alert, send, webhook
 from tests.regex_dialects import CASES, CATASTROPHIC, INVALID
@@ -216,25 +217,63 @@ def test_the_values_of_a_label_are_read_whole_past_the_loose_scan(
     assert listed(probed, label("a.*|λ.*"))[0] == re2_finds(probed, "a.*|λ.*")
 
 
-@pytest.mark.parametrize(
-    ("pattern", "matching"), [("a.*|λ.*", True), ("(?s)[^A].*", False), ("(?s).*", False)]
-)
-def test_a_regex_is_sent_to_the_database_as_the_shorter_list_of_values(
-    probed: Probed, pattern: str, matching: bool
+@pytest.mark.parametrize("pattern", ["a.*|λ.*", "(?s)[^A].*", "(?s).*", ".*[bx].*", "A|a.b"])
+def test_a_regex_is_sent_to_the_database_as_what_it_matches_or_not(
+    probed: Probed, pattern: str
 ) -> None:
     matcher = Matcher.parse(f'probe=~"{pattern}"')
     with Session(probed.container.engine) as session:
-        tested = label_filters.FilterValues.read(session, [matcher]).tested[matcher]
+        in_order = label_filters.label_values(session, "probe", at_most=len(VALUES))
+        tested = label_filters.FilterValues.read(session, [matcher]).matched[matcher]
 
+    described = set(tested.singles)
+    for low, high in tested.ranges:
+        described |= set(in_order[in_order.index(low) : in_order.index(high) + 1])
     hits = {v for v in VALUES if re2.search(f"^(?:{pattern})$", v)}
-    assert tested.matching is matching
-    assert set(tested.values) == (hits if matching else set(VALUES) - hits)
-    assert len(tested.values) <= len(VALUES) / 2
+    assert described == (hits if tested.matching else set(VALUES) - hits)
+    assert len(tested.singles) + len(tested.ranges) <= len(VALUES) / 2
     assert listed(probed, label(pattern))[0] == re2_finds(probed, pattern)
     assert listed(probed, label(pattern, "!~"))[0] == {
         *probed.by_value.values(),
         probed.unlabelled,
     } - re2_finds(probed, pattern)
+
+
+def test_neighbouring_values_are_sent_as_ranges_the_longest_first() -> None:
+    values = list("abcdefghijklmnop")
+    hits = [c in "bcd" + "f" + "hi" + "klmno" for c in values]
+
+    tested = ValueSet.of(values, hits)
+
+    assert tested == ValueSet([("b", "d"), ("h", "i"), ("k", "o")], ["f"], True)
+    assert ValueSet.of(values, [not h for h in hits]) == ValueSet(
+        [("b", "d"), ("h", "i"), ("k", "o")], ["f"], False
+    )  # as many either way: the matching ones
+    assert ValueSet.of(values, [True] * 16) == ValueSet([], [], False)  # every value: the label
+    assert ValueSet.of(values, [False] * 16) == ValueSet([], [], True)  # no value: nothing
+
+
+def test_past_the_most_ranges_the_shorter_runs_are_listed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(label_filters, "MAX_RANGES", 2)
+    values = [f"v{i:02d}" for i in range(20)]
+    hits = [i in (0, 1, 4, 5, 6, 9, 10, 11, 12, 15) for i in range(20)]
+
+    tested = ValueSet.of(values, hits)
+
+    assert tested.ranges == [("v04", "v06"), ("v09", "v12")]
+    assert tested.singles == ["v00", "v01", "v15"]
+
+
+def test_a_prefix_regex_on_a_label_of_many_values_is_one_range(probed: Probed) -> None:
+    matcher = Matcher.parse('instance=~"host-1.*"')
+    with Session(probed.container.engine) as session:
+        tested = label_filters.FilterValues.read(session, [matcher]).matched[matcher]
+
+    assert tested == ValueSet([("host-1", "host-19")], [], True)
+    found, _ = listed(probed, "label=" + quote('instance=~"host-1.*"'))
+    assert len(found) == 11
 
 
 def test_sqlite_connections_have_no_python_regexp(probed: Probed) -> None:
