@@ -6,6 +6,7 @@ from alembic import context
 
 from receiver.settings import load_settings
 from receiver.store.db import make_engine
+from receiver.store.deadlines import extended
 from receiver.store.tables import Base
 
 config = context.config
@@ -15,8 +16,10 @@ target_metadata = Base.metadata
 def run_migrations_online() -> None:
     engine = config.attributes.get("engine")
     if engine is None:
-        engine = make_engine(load_settings(require_auth=False).database_url)
-    with engine.connect() as connection:
+        settings = load_settings(require_auth=False)
+        engine = make_engine(settings.database_url, settings.database)
+    # a migration may take long (an index on a large table): no statement or lock timeout
+    with engine.connect() as connection, extended(connection, None):
         context.configure(
             connection=connection,
             target_metadata=target_metadata,

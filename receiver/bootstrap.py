@@ -211,9 +211,11 @@ def bootstrap(
     """
     runbooks, context = load_catalogues(settings)
     slos = load_slos(settings)
+    if engine is None:
+        engine = make_engine(settings.database_url, settings.database)
     return Container(
         settings=settings,
-        engine=engine if engine is not None else make_engine(settings.database_url),
+        engine=engine,
         clock=clock,
         runbooks=runbooks,
         context=context,

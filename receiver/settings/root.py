@@ -11,6 +11,7 @@ from receiver.settings.receivers import Receiver, RouteSettings
 from receiver.settings.sections import (
     AlertmanagerSettings,
     AuthSettings,
+    DatabaseSettings,
     DeliverySettings,
     FlappingSettings,
     IntakeSettings,
@@ -25,6 +26,7 @@ from receiver.settings.ui import UISettings
 
 class Settings(_Section):
     database_url: str = Field("sqlite:///var/receiver.db", repr=False)  # may hold a password
+    database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     listen: ListenSettings = Field(default_factory=ListenSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
     intake: IntakeSettings = Field(default_factory=IntakeSettings)

@@ -1,5 +1,5 @@
-"""Settings sections of the receiver itself: listener, webhook auth, intake, Prometheus,
-Alertmanager, Watchdog, delivery, retention and the UI."""
+"""Settings sections of the receiver itself: listener, database timeouts, webhook auth, intake,
+Prometheus, Alertmanager, Watchdog, delivery, retention and metrics (the UI: ui.py)."""
 
 from __future__ import annotations
 
@@ -21,6 +21,32 @@ class ListenSettings(_Section):
     # reverse proxies in front that append X-Forwarded-For (and set -Proto, -Host): the client
     # address (login limits, the timeline's "from") is then the one the nearest proxy saw
     proxy_hops: int = Field(0, ge=0, le=5)
+
+
+class DatabaseSettings(_Section):
+    """Bounds on every database call (the URL itself is the top-level ``database_url``).
+
+    The defaults leave room for the largest webhook (5,000 alerts: its longest statement took
+    0.8 s on Postgres, ``bench/large_webhooks.py``) and answer 503 within about 6 s when the
+    database stops answering.
+    """
+
+    # a statement running longer is cancelled (Postgres statement_timeout; SQLite: interrupted
+    # by a progress handler); the client also gives up on a connection whose statement has had
+    # no answer this long plus a second (a frozen server cancels nothing) and closes it
+    statement_timeout_seconds: float = Field(5, gt=0, le=3600)
+    # waits for a row or table lock (Postgres lock_timeout), for SQLite's write lock (its busy
+    # timeout) and for the turn to write beside it
+    lock_timeout_seconds: float = Field(3, gt=0, le=3600)
+    # Postgres ends a session left idle inside a transaction this long, releasing its locks
+    idle_in_transaction_timeout_seconds: float = Field(10, gt=0, le=3600)
+    # Postgres: opening a connection (libpq counts whole seconds, at least 2)
+    connect_timeout_seconds: int = Field(5, ge=2, le=300)
+    # waiting for a free connection of the process's pool
+    pool_timeout_seconds: float = Field(5, gt=0, le=300)
+    # each statement of retention (the worker's hourly prune, `receiver db prune`), which may
+    # delete a day of payloads at once; migrations have no limit
+    maintenance_timeout_seconds: float = Field(300, gt=0, le=86400)
 
 
 class BasicAuthSettings(_Section):

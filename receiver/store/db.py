@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import fcntl
 import logging
 import os
 import sqlite3
 import threading
 import time
 import weakref
-from collections.abc import Iterator
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -18,24 +16,31 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, DisconnectionError
 
+from receiver.settings import DatabaseSettings
+from receiver.store.deadlines import DeadlineSqlite, NoAnswer, bound_postgres, bound_sqlite
+from receiver.store.writers import WriterTurns
+
 log = logging.getLogger(__name__)
-SQLITE_BUSY_TIMEOUT_MS = 5000
+SQLITE_BUSY_TIMEOUT_MS = 5000  # the WAL checkpointer's (PASSIVE checkpoints never wait)
 CHECKPOINT_SECONDS = 1.0
 PING_AFTER_IDLE_S = 1.0  # Postgres: a pooled connection idle longer is checked before use
 WAL_SIZE_LIMIT = 64 * 1024 * 1024  # bytes a WAL file keeps after a checkpoint emptied it
 WRITE_OPTIONS = {"sqlite_begin": "IMMEDIATE"}
 
 
-def make_engine(url: str, **kwargs: Any) -> Engine:
-    """Create an engine for ``url``; nothing connects until first use."""
+def make_engine(url: str, settings: DatabaseSettings | None = None, **kwargs: Any) -> Engine:
+    """Create an engine for ``url`` whose every call is bounded by ``settings`` (the defaults
+    without); nothing connects until first use."""
+    settings = settings or DatabaseSettings()
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
-        return _sqlite_engine(url, parsed.database, **kwargs)
+        return _sqlite_engine(url, parsed.database, settings, **kwargs)
     if parsed.drivername == "postgresql":
         url = parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
     kwargs.setdefault("pool_size", 10)
-    kwargs.setdefault("connect_args", {"connect_timeout": 5})
+    kwargs.setdefault("pool_timeout", settings.pool_timeout_seconds)
     engine = create_engine(url, **kwargs)
+    bound_postgres(engine, settings)
     if not kwargs.get("pool_pre_ping"):
         _ping_when_idle(engine)
     return engine
@@ -63,20 +68,29 @@ def _ping_when_idle(engine: Engine, idle_seconds: float = PING_AFTER_IDLE_S) -> 
             with dbapi_connection.cursor() as cursor:
                 cursor.execute("SELECT 1")
             dbapi_connection.rollback()  # the driver opened a transaction for it
-        except Exception as exc:  # any failure: the pool connects anew and tries again
+        except NoAnswer:  # a server that does not answer: connecting anew would wait as well
+            raise
+        except Exception as exc:  # any other failure: the pool connects anew and tries again
             raise DisconnectionError(f"pooled connection unusable: {type(exc).__name__}") from exc
 
 
-def _sqlite_engine(url: str, database: str | None, **kwargs: Any) -> Engine:
+def _sqlite_engine(
+    url: str, database: str | None, settings: DatabaseSettings, **kwargs: Any
+) -> Engine:
     if database and database != ":memory:":
         Path(database).parent.mkdir(parents=True, exist_ok=True)
-    kwargs.setdefault("connect_args", {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
-    busy_timeout_ms = int(kwargs["connect_args"].get("timeout", 5.0) * 1000)
+    connect_args = kwargs["connect_args"] = dict(kwargs.get("connect_args", {}))
+    connect_args.setdefault("timeout", settings.lock_timeout_seconds)
+    connect_args.setdefault("factory", DeadlineSqlite)
+    lock_seconds = connect_args["timeout"]
+    busy_timeout_ms = int(lock_seconds * 1000)
     engine = create_engine(url, **kwargs)
+    bound_sqlite(engine, settings.statement_timeout_seconds)
+    _reopen_when_read_only(engine)
     on_disk = database and database != ":memory:" and not database.startswith("file:")
     checkpointer = WalCheckpointer(database) if on_disk else None
     if checkpointer is not None:
-        writers = _WRITERS[engine] = WriterTurns(f"{database}-writers")
+        writers = _WRITERS[engine] = WriterTurns(f"{database}-writers", lock_seconds)
 
         def _release(*_: object) -> None:  # on dispose, or when the engine is collected
             checkpointer.stop()
@@ -110,16 +124,39 @@ def _sqlite_engine(url: str, database: str | None, **kwargs: Any) -> Engine:
         mode = conn.get_execution_options().get("sqlite_begin", "DEFERRED")
         # straight to the driver: through exec_driver_sql this was 7 % of a repeat's time
         statement = f"BEGIN {mode}"
+        dbapi_connection = conn.connection.dbapi_connection
         try:
-            conn.connection.dbapi_connection.execute(statement)
+            dbapi_connection.start_statement()
+            dbapi_connection.execute(statement)
         except sqlite3.Error as exc:  # as SQLAlchemy would raise it ("database is locked")
-            raise DBAPIError.instance(statement, None, exc, sqlite3.Error) from exc
+            read_only = _read_only(exc)
+            if read_only:
+                conn.invalidate(exc)
+            raise DBAPIError.instance(
+                statement, None, exc, sqlite3.Error, connection_invalidated=read_only
+            ) from exc
 
     return engine
 
 
 def _no_regexp(_pattern: object, _value: object) -> None:
     raise sqlite3.NotSupportedError("REGEXP is disabled: label regexes are RE2")
+
+
+def _read_only(exc: BaseException) -> bool:
+    """Whether SQLite refused to write because a file or directory is read-only."""
+    return str(getattr(exc, "sqlite_errorname", "")).startswith("SQLITE_READONLY")
+
+
+def _reopen_when_read_only(engine: Engine) -> None:
+    """A connection SQLite opened while its files were read-only stays read-only, even once
+    they are writable again: it is let go at its first refused write, and the pool opens anew."""
+
+    @event.listens_for(engine, "handle_error")
+    def _refused(context: Any) -> None:
+        if _read_only(context.original_exception):
+            context.is_disconnect = True
+            context.invalidate_pool_on_disconnect = False  # only this connection
 
 
 _WRITERS: weakref.WeakKeyDictionary[Engine, WriterTurns] = weakref.WeakKeyDictionary()
@@ -129,49 +166,6 @@ def writer_turn(engine: Engine) -> AbstractContextManager[object]:
     """Wait for this write transaction's turn (SQLite files); nothing to wait for elsewhere."""
     turns = _WRITERS.get(engine)
     return turns.turn() if turns is not None else nullcontext()
-
-
-class WriterTurns:
-    """SQLite writers of every process queue on a lock file and are woken by the kernel.
-
-    SQLite lets one writer in at a time; the others get SQLITE_BUSY and its busy handler
-    sleeps 1, 2, 5, 10 ... ms between tries, so with two busy processes the one that just
-    committed usually takes the lock again while the other sleeps. Measured on the intake, the
-    web workers slept 43 % of the time (docs/benchmarks.md). A write transaction first takes
-    this POSIX lock (``lockf``) and keeps it until the transaction is over, so the next writer
-    wakes the moment it may go. SQLite's own lock still decides; this only orders the queue.
-    POSIX locks are per process (a nested transaction does not wait for itself) and die with it
-    (a killed writer never leaves the lock held); threads of one process queue on a lock of
-    their own first.
-    """
-
-    def __init__(self, path: str):
-        self.path = path
-        self._fd: int | None = None
-        self._pid: int | None = None
-        self._threads = threading.RLock()  # re-entrant: a nested transaction never waits on itself
-
-    def _descriptor(self) -> int:
-        if self._pid != os.getpid():  # opened again after a fork
-            self._fd, self._pid = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600), os.getpid()
-        assert self._fd is not None
-        return self._fd
-
-    def close(self) -> None:
-        """Close the lock file (opened again on the next turn)."""
-        if self._fd is not None and self._pid == os.getpid():
-            os.close(self._fd)
-        self._fd = self._pid = None
-
-    @contextmanager
-    def turn(self) -> Iterator[None]:
-        with self._threads:  # threads of this process queue here (POSIX locks do not see them)
-            fd = self._descriptor()
-            fcntl.lockf(fd, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.lockf(fd, fcntl.LOCK_UN)
 
 
 def is_sqlite(engine: Engine) -> bool:
@@ -215,12 +209,19 @@ class WalCheckpointer:
             self._pid = None
 
     def _run(self, stop: threading.Event) -> None:
-        conn = sqlite3.connect(self.database, timeout=SQLITE_BUSY_TIMEOUT_MS / 1000)
+        conn: sqlite3.Connection | None = None
         try:
             while not stop.wait(self.interval):
                 try:
+                    if conn is None:
+                        conn = sqlite3.connect(self.database, timeout=SQLITE_BUSY_TIMEOUT_MS / 1000)
                     conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-                except sqlite3.Error as exc:  # try again at the next tick
+                except sqlite3.Error as exc:  # try again at the next tick, on a new connection
+                    # (one opened while the files were read-only would stay read-only)
                     log.debug("WAL checkpoint of %s failed: %s", self.database, exc)
+                    if conn is not None:
+                        conn.close()
+                    conn = None
         finally:
-            conn.close()
+            if conn is not None:
+                conn.close()

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from types import TracebackType
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from receiver.store.db import WRITE_OPTIONS, writer_turn
+from receiver.store.deadlines import extended
 from receiver.store.openings import OpeningRepository
 from receiver.store.outbox import DeliveryRepository
 from receiver.store.pacing import PacingRepository
@@ -70,6 +72,11 @@ class UnitOfWork:
     def commit(self) -> None:
         assert self.session is not None
         self.session.commit()
+
+    def allow(self, statement_seconds: float) -> AbstractContextManager[None]:
+        """Let each statement of this transaction run this long (retention), not the usual."""
+        assert self.session is not None
+        return extended(self.session.connection(), statement_seconds)
 
 
 UnitOfWorkFactory = Callable[[], UnitOfWork]
