@@ -29,6 +29,7 @@ from receiver.model.dedup import (
 )
 from receiver.model.errors import InvalidPayload, StorageUnavailable
 from receiver.model.routing import Router
+from receiver.store.deadlines import timed_out
 from receiver.store.incidents import IncidentWriter
 from receiver.store.openings import plan_opening
 from receiver.store.repeats import RepeatRaced
@@ -132,7 +133,8 @@ def handle_webhook(
             message = f"a value cannot be stored ({_db_reason(exc)})"
             raise InvalidPayload([{"field": "(body)", "message": message}]) from exc
         except DBAPIError as exc:
-            if not exc.connection_invalidated:
+            if not exc.connection_invalidated or timed_out(exc) or attempt == RACE_RETRIES:
+                # a deadline that passed would pass again: answer now, the sender retries
                 raise StorageUnavailable(_db_reason(exc)) from exc
             # a pooled connection the server dropped (a restart, a failover): the pool has
             # let it go, the retry takes a fresh one

@@ -11,6 +11,7 @@ import logging
 import socket
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -24,9 +25,12 @@ from receiver.bootstrap import (
     build_reconciler,
     build_watchdog,
 )
+from receiver.enrich.enricher import ContextEnricher
 from receiver.notify.outbox import DeliveryWorker
 from receiver.reconcile import Reconciler
+from receiver.store.health import describe
 from receiver.store.retention import TABLES
+from receiver.watchdog import Watchdog
 
 log = logging.getLogger(__name__)
 WATCHDOG_CHECK_SECONDS = 5.0
@@ -37,7 +41,8 @@ WORKER_BEAT_SECONDS = 30.0
 def prune_raw_payloads(container: Container) -> int:
     """Delete raw payloads older than ``intake.raw_retention_days``; return receipts deleted."""
     days = container.settings.intake.raw_retention_days
-    with container.uow() as uow:
+    seconds = container.settings.database.maintenance_timeout_seconds
+    with container.uow() as uow, uow.allow(seconds):
         deleted = uow.receipts.prune(container.clock() - timedelta(days=days))
         uow.commit()
     return deleted
@@ -148,6 +153,68 @@ def seconds_to_next_pass(
     return min(poll_seconds, max(0.0, (due - container.clock()).total_seconds()))
 
 
+class Outage:
+    """Logs a database outage once when it starts and once when it ends, not every pass."""
+
+    def __init__(self) -> None:
+        self.since: float | None = None
+
+    def failed(self, step: str, exc: SQLAlchemyError) -> None:
+        if self.since is None:
+            self.since = time.monotonic()
+            log.warning(
+                "database unavailable (%s: %s); the worker keeps trying every pass",
+                step,
+                describe(exc),
+            )
+        else:
+            log.debug("%s skipped, database still unavailable: %s", step, describe(exc))
+
+    def passed(self) -> None:
+        if self.since is not None:
+            log.info("database answers again after %.0f s", time.monotonic() - self.since)
+            self.since = None
+
+
+Step = tuple[str, Callable[[], bool], Callable[[], object]]  # name, due now?, the work
+
+
+def _always() -> bool:
+    return True
+
+
+def worker_steps(
+    container: Container,
+    enricher: ContextEnricher | None,
+    deliverer: DeliveryWorker | None,
+    reconciler: Reconciler | None,
+    watchdog: Watchdog | None,
+    prune_every_seconds: float,
+) -> list[Step]:
+    """The steps of a pass, in order: context, deliveries, Watchdog, reconcile, heartbeat,
+    retention (each of the configured ones)."""
+    steps: list[Step] = []
+    if enricher is not None:
+        steps.append(("context", _always, enricher.drain))
+    if deliverer is not None:
+        steps.append(("deliveries", _always, deliverer.drain))
+    if watchdog is not None:
+        counted = container.metrics.watchdog
+        steps.append(
+            (
+                "watchdog",
+                Every(WATCHDOG_CHECK_SECONDS).due,
+                lambda: counted.labels(watchdog.check()).inc(),
+            )
+        )
+    if reconciler is not None:
+        every = Every(container.settings.alertmanager.reconcile_interval_seconds)
+        steps.append(("reconcile", every.due, lambda: reconcile(container, reconciler)))
+    steps.append(("heartbeat", Every(WORKER_BEAT_SECONDS).due, lambda: record_pass(container)))
+    steps.append(("retention", Every(prune_every_seconds).due, lambda: prune(container)))
+    return steps
+
+
 def run_worker(
     container: Container,
     stop: threading.Event,
@@ -156,33 +223,28 @@ def run_worker(
 ) -> None:
     """Work now and every ``poll_seconds`` until ``stop`` is set; survive database outages.
 
-    A pass always happens first (``stop`` already set means exactly one pass).
+    A pass always happens first (``stop`` already set means exactly one pass). A step that
+    the database fails (within its timeouts) is skipped until it is next due; the other steps
+    go on, and an outage is logged when it starts and when it ends.
     """
     enricher = build_enricher(container)
     deliverer = build_delivery_worker(container)
     reconciler = build_reconciler(container)
     watchdog = build_watchdog(container)
-    prune_due = Every(prune_every_seconds)
-    reconcile_due = Every(container.settings.alertmanager.reconcile_interval_seconds)
-    watchdog_due = Every(WATCHDOG_CHECK_SECONDS)
-    beat_due = Every(WORKER_BEAT_SECONDS)
+    steps = worker_steps(container, enricher, deliverer, reconciler, watchdog, prune_every_seconds)
+    outage = Outage()
     try:
         while True:
-            try:
-                if enricher is not None:
-                    enricher.drain()
-                if deliverer is not None:
-                    deliverer.drain()
-                if watchdog is not None and watchdog_due.due():
-                    container.metrics.watchdog.labels(watchdog.check()).inc()
-                if reconciler is not None and reconcile_due.due():
-                    reconcile(container, reconciler)
-                if beat_due.due():
-                    record_pass(container)
-                if prune_due.due():
-                    prune(container)
-            except SQLAlchemyError as exc:
-                log.warning("worker pass skipped, database unavailable: %s", type(exc).__name__)
+            failed = False
+            for name, due, work in steps:
+                try:
+                    if due():
+                        work()
+                except SQLAlchemyError as exc:
+                    outage.failed(name, exc)
+                    failed = True
+            if not failed:
+                outage.passed()
             if stop.wait(seconds_to_next_pass(container, deliverer, poll_seconds)):
                 return
     finally:

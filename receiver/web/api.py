@@ -19,7 +19,7 @@ from receiver.intake import parse_webhook
 from receiver.metrics import exposition
 from receiver.model.errors import InvalidPayload, StorageUnavailable
 from receiver.service import RawRequest, handle_webhook
-from receiver.store import migrate
+from receiver.store import health, migrate
 from receiver.store.export import IncidentNotFound, PayloadsPruned
 from receiver.store.gauges import StoreGauges, read_gauges
 from receiver.store.tables import RejectedRequest
@@ -183,12 +183,17 @@ def healthz() -> ResponseReturnValue:
 @bp.get("/readyz")
 @allow(Access.PUBLIC)
 def readyz() -> ResponseReturnValue:
-    """Ready when the database answers and its schema is at the head revision."""
+    """Ready when the database answers within its timeouts, takes writes, and its schema is at
+    the head revision."""
     head = current_app.config["RECEIVER_HEAD_REVISION"]
+    engine = container().engine
     try:
-        current = migrate.current_revision(container().engine)
+        current = migrate.current_revision(engine)
+        unwritable = health.why_unwritable(engine)
     except SQLAlchemyError as exc:
-        return _not_ready(f"database unreachable: {type(exc).__name__}")
+        return _not_ready(f"database unavailable: {health.describe(exc)}")
+    if unwritable is not None:
+        return _not_ready(unwritable)
     if current == head:
         return jsonify({"status": "ready", "schema": current})
     if current is not None and not migrate.is_known(current):

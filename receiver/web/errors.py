@@ -8,9 +8,11 @@ from typing import Any
 from flask import Flask, jsonify, request
 from flask.typing import ResponseReturnValue
 from markupsafe import escape
+from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import HTTPException
 
 from receiver.model.errors import FilterTooCostly, InvalidPayload, StorageUnavailable
+from receiver.store.health import describe
 
 log = logging.getLogger(__name__)
 
@@ -73,8 +75,10 @@ def init_app(app: Flask) -> None:
         return _api_error(too_costly(exc))
 
     @app.errorhandler(StorageUnavailable)
-    def _unavailable(exc: StorageUnavailable) -> ResponseReturnValue:
-        log.error("storage unavailable: %s", exc)
+    @app.errorhandler(SQLAlchemyError)  # a read (API, UI) that the database failed
+    def _unavailable(exc: StorageUnavailable | SQLAlchemyError) -> ResponseReturnValue:
+        reason = describe(exc) if isinstance(exc, SQLAlchemyError) else exc
+        log.error("storage unavailable: %s", reason)
         error = ApiError(
             503,
             "storage_unavailable",
