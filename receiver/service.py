@@ -30,6 +30,7 @@ from receiver.model.dedup import (
 from receiver.model.errors import InvalidPayload, StorageUnavailable
 from receiver.model.routing import Router
 from receiver.store.deadlines import timed_out
+from receiver.store.health import describe
 from receiver.store.incidents import IncidentWriter
 from receiver.store.openings import plan_opening
 from receiver.store.repeats import RepeatRaced
@@ -108,7 +109,7 @@ def handle_webhook(
     rules: IntakeRules,
 ) -> IntakeResult:
     """Store a notification durably, or raise StorageUnavailable (the sender retries)."""
-    last_error: Exception | None = None
+    last_reason = ""  # a text, not the error: its traceback would keep the connection alive
     shortcuts = rules.shortcuts
     for attempt in range(1, RACE_RETRIES + 1):
         try:
@@ -122,11 +123,11 @@ def handle_webhook(
             return result
         except RepeatRaced as exc:
             log.warning("repeat shortcut raced on %s, full intake: %s", notification.receiver, exc)
-            shortcuts, last_error = False, exc
+            shortcuts, last_reason = False, _db_reason(exc)
         except IntegrityError as exc:
             # Another worker or replica created the same row first; the retry sees it.
             log.info("intake race on %s, retrying (%d): %s", notification.receiver, attempt, exc)
-            last_error = exc
+            last_reason = _db_reason(exc)
         except DataError as exc:
             # a value the database refuses (validation should have caught it): not transient
             log.error("webhook for %s not storable: %s", notification.receiver, _db_reason(exc))
@@ -139,10 +140,10 @@ def handle_webhook(
             # a pooled connection the server dropped (a restart, a failover): the pool has
             # let it go, the retry takes a fresh one
             log.warning("database connection lost, retrying (%d): %s", attempt, _db_reason(exc))
-            last_error = exc
+            last_reason = _db_reason(exc)
         except SQLAlchemyError as exc:
             raise StorageUnavailable(_db_reason(exc)) from exc
-    raise StorageUnavailable(f"conflicting concurrent writes: {_db_reason(last_error)}")
+    raise StorageUnavailable(f"conflicting concurrent writes: {last_reason}")
 
 
 def apply_conclusion(
@@ -176,8 +177,7 @@ def _log_changes(result: IntakeResult) -> None:
 
 
 def _db_reason(exc: Exception) -> str:
-    orig = getattr(exc, "orig", None) or exc
-    return type(orig).__name__
+    return describe(exc)  # names no stored value
 
 
 def apply_shortcut(

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import sqlite3
 import threading
 import time
 import weakref
+from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any
@@ -86,9 +88,9 @@ def _sqlite_engine(
     busy_timeout_ms = int(lock_seconds * 1000)
     engine = create_engine(url, **kwargs)
     bound_sqlite(engine, settings.statement_timeout_seconds)
-    _reopen_when_read_only(engine)
     on_disk = database and database != ":memory:" and not database.startswith("file:")
     checkpointer = WalCheckpointer(database) if on_disk else None
+    let_go = _let_go_when_read_only(engine)
     if checkpointer is not None:
         writers = _WRITERS[engine] = WriterTurns(f"{database}-writers", lock_seconds)
 
@@ -129,9 +131,9 @@ def _sqlite_engine(
             dbapi_connection.start_statement()
             dbapi_connection.execute(statement)
         except sqlite3.Error as exc:  # as SQLAlchemy would raise it ("database is locked")
-            read_only = _read_only(exc)
-            if read_only:
-                conn.invalidate(exc)
+            read_only = let_go(exc)
+            if read_only:  # this one too, when next checked out
+                conn.connection.invalidate(exc, soft=True)
             raise DBAPIError.instance(
                 statement, None, exc, sqlite3.Error, connection_invalidated=read_only
             ) from exc
@@ -148,15 +150,42 @@ def _read_only(exc: BaseException) -> bool:
     return str(getattr(exc, "sqlite_errorname", "")).startswith("SQLITE_READONLY")
 
 
-def _reopen_when_read_only(engine: Engine) -> None:
-    """A connection SQLite opened while its files were read-only stays read-only, even once
-    they are writable again: it is let go at its first refused write, and the pool opens anew."""
+def _let_go_when_read_only(engine: Engine) -> Callable[[BaseException], bool]:
+    """Reopen every connection of this process once SQLite refuses a write as read-only.
+
+    A connection opened while the files were read-only stays read-only, and so does every
+    connection the process opens while any such one is open (they share its view of the
+    shared-memory file), even once the files are writable again. So at a refusal the failing
+    connection is let go, the idle ones are closed, and garbage is collected before the next
+    connection opens, afresh (the WAL checkpointer opens one for each checkpoint). Returns
+    the function that does this for an error (True when it was such a refusal).
+    """
+
+    refused = threading.Event()
+
+    def let_go(exc: BaseException) -> bool:
+        if not _read_only(exc):
+            return False
+        engine.pool.dispose()  # closes the idle connections; the pool opens new ones
+        refused.set()
+        return True
+
+    @event.listens_for(engine, "do_connect")
+    def _collect_first(*_: Any) -> None:
+        if refused.is_set():
+            refused.clear()
+            # a closed connection still referenced by garbage (the cycle of an exception's
+            # frames holding its cursor) keeps its files open, read-only, until collected
+            gc.collect()
 
     @event.listens_for(engine, "handle_error")
     def _refused(context: Any) -> None:
-        if _read_only(context.original_exception):
+        if let_go(context.original_exception):
             context.is_disconnect = True
-            context.invalidate_pool_on_disconnect = False  # only this connection
+            if context.cursor is not None:  # its statement would keep the files open
+                context.cursor.close()
+
+    return let_go
 
 
 _WRITERS: weakref.WeakKeyDictionary[Engine, WriterTurns] = weakref.WeakKeyDictionary()
@@ -209,19 +238,14 @@ class WalCheckpointer:
             self._pid = None
 
     def _run(self, stop: threading.Event) -> None:
-        conn: sqlite3.Connection | None = None
-        try:
-            while not stop.wait(self.interval):
+        while not stop.wait(self.interval):
+            try:
+                # a connection of its own each time: one kept open would keep this process's
+                # connections read-only after its files were (see _let_go_when_read_only)
+                conn = sqlite3.connect(self.database, timeout=SQLITE_BUSY_TIMEOUT_MS / 1000)
                 try:
-                    if conn is None:
-                        conn = sqlite3.connect(self.database, timeout=SQLITE_BUSY_TIMEOUT_MS / 1000)
                     conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-                except sqlite3.Error as exc:  # try again at the next tick, on a new connection
-                    # (one opened while the files were read-only would stay read-only)
-                    log.debug("WAL checkpoint of %s failed: %s", self.database, exc)
-                    if conn is not None:
-                        conn.close()
-                    conn = None
-        finally:
-            if conn is not None:
-                conn.close()
+                finally:
+                    conn.close()
+            except sqlite3.Error as exc:  # try again at the next tick
+                log.debug("WAL checkpoint of %s failed: %s", self.database, exc)

@@ -117,7 +117,8 @@ def bound_sqlite(engine: Engine, statement_seconds: float) -> None:
     @event.listens_for(engine, "commit")
     @event.listens_for(engine, "rollback")
     def _ending(conn: Any) -> None:
-        conn.connection.dbapi_connection.start_statement()
+        if not conn.invalidated:  # a connection let go has nothing left to time
+            conn.connection.dbapi_connection.start_statement()
 
 
 @contextmanager

@@ -137,8 +137,15 @@ def _signal_group(process: Process, signum: int) -> None:
         os.killpg(process.pid, signum)
 
 
-def wait_ready(process: Process, base_url: str, timeout: float = READY_TIMEOUT) -> None:
-    """Poll ``GET /readyz`` until it answers 200; fail with the captured output otherwise."""
+def wait_ready(
+    process: Process,
+    base_url: str,
+    timeout: float = READY_TIMEOUT,
+    statuses: Iterable[int] = (200,),
+) -> None:
+    """Poll ``GET /readyz`` until it answers 200 (or one of ``statuses``); fail with the
+    captured output otherwise."""
+    statuses = tuple(statuses)
     deadline = time.monotonic() + timeout
     last = "no answer"
     with requests.Session() as session:
@@ -148,7 +155,7 @@ def wait_ready(process: Process, base_url: str, timeout: float = READY_TIMEOUT) 
             except requests.RequestException as exc:
                 last = type(exc).__name__
             else:
-                if answer.status_code == 200:
+                if answer.status_code in statuses:
                     return
                 last = f"{answer.status_code} {answer.text[:300]}"
             try:
@@ -213,11 +220,15 @@ def gunicorn(
     config: str | os.PathLike[str] | None = None,
     extra_env: Mapping[str, str] | None = None,
     workers: int = 2,
+    prefix: Iterable[str] = (),
+    ready_statuses: Iterable[int] = (200,),
 ) -> Iterator[Server]:
     """A real gunicorn serving ``receiver.asgi:app`` (as ``receiver serve`` and the image do)
-    on a free port, ready when yielded."""
+    on a free port, ready when yielded (its ``/readyz`` answers one of ``ready_statuses``);
+    ``prefix`` runs it through another command (``setpriv ...``)."""
     port = free_port()
     command = [
+        *prefix,
         sys.executable, "-m", "gunicorn",
         "--bind", f"127.0.0.1:{port}",
         "--workers", str(workers),
@@ -229,5 +240,5 @@ def gunicorn(
     env = receiver_env(database_url, tokens, config, extra_env)
     with started(command, env) as process:
         url = f"http://127.0.0.1:{port}"
-        wait_ready(process, url)
+        wait_ready(process, url, statuses=ready_statuses)
         yield Server(url, process)
