@@ -308,3 +308,30 @@ def test_secrets_never_appear_in_a_yaml_syntax_error(tmp_path):
     error = config_errors(path)
     assert "not valid YAML" in str(error)
     assert TOKEN_A not in str(error)
+
+
+def test_database_timeouts_have_defaults_for_large_webhooks_and_come_from_the_environment():
+    """The URL stays at the top level; the bounds live in ``database`` (docs/operations.md)."""
+    defaults = load_settings(environ={}, require_auth=False).database
+    assert (defaults.statement_timeout_seconds, defaults.lock_timeout_seconds) == (5, 3)
+    assert (defaults.connect_timeout_seconds, defaults.pool_timeout_seconds) == (5, 5)
+    assert defaults.idle_in_transaction_timeout_seconds == 10
+    environ = {
+        "RECEIVER_DATABASE_URL": "postgresql://receiver@db/receiver",
+        "RECEIVER_DATABASE__STATEMENT_TIMEOUT_SECONDS": "2.5",
+        "RECEIVER_DATABASE__LOCK_TIMEOUT_SECONDS": "1",
+    }
+    settings = load_settings(environ=environ, require_auth=False)
+    assert settings.database_url == "postgresql://receiver@db/receiver"
+    assert settings.database.statement_timeout_seconds == 2.5
+    assert settings.database.lock_timeout_seconds == 1
+
+
+def test_database_timeouts_must_be_bounded():
+    environ = {
+        "RECEIVER_DATABASE__STATEMENT_TIMEOUT_SECONDS": "0",
+        "RECEIVER_DATABASE__CONNECT_TIMEOUT_SECONDS": "1",
+    }
+    errors = str(config_errors(environ=environ, require_auth=False))
+    assert "database.statement_timeout_seconds" in errors
+    assert "database.connect_timeout_seconds" in errors
