@@ -61,10 +61,10 @@ def _default_checkpoints(dbapi_connection: Any, _record: Any) -> None:
     dbapi_connection.execute("PRAGMA wal_autocheckpoint=1000")
 
 
-def make_engine(url: str, **kwargs: Any) -> Engine:
+def make_engine(url: str, settings: Any = None, **kwargs: Any) -> Engine:
     if "pre-ping" in VARIANTS and make_url(url).get_backend_name() != "sqlite":
         kwargs["pool_pre_ping"] = True
-    engine = _make_engine(url, **kwargs)
+    engine = _make_engine(url, settings, **kwargs)
     if engine.dialect.name == "sqlite":
         if "busy-handler" in VARIANTS:
             db._WRITERS.pop(engine, None)
