@@ -3,7 +3,8 @@ master (``receiver serve`` and the image), so ``/metrics`` on ``listen.port`` ca
 
 The master holds no counters of its own: it adds up every worker's from
 ``PROMETHEUS_MULTIPROC_DIR`` (both set it) and reads the store gauges per scrape, on a
-connection it opens and closes each time (a worker forked later never inherits a pooled one).
+connection it opens and closes each time (a worker forked later never inherits a pooled one),
+bounded by ``database.*`` as every other.
 """
 
 from __future__ import annotations
@@ -17,12 +18,11 @@ from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from prometheus_client import CONTENT_TYPE_LATEST
-from sqlalchemy import create_engine
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.pool import NullPool
 
 from receiver.metrics import MULTIPROC_ENV, exposition
 from receiver.settings import Settings
+from receiver.store.db import make_scrape_engine
 from receiver.store.gauges import read_gauges
 
 log = logging.getLogger(__name__)
@@ -34,9 +34,9 @@ class _Quiet(WSGIRequestHandler):
         """Scrapes are not logged (the web's own probes and scrapes are not either)."""
 
 
-def metrics_app(database_url: str) -> Callable[..., Iterable[bytes]]:
+def metrics_app(settings: Settings) -> Callable[..., Iterable[bytes]]:
     """A WSGI application answering ``GET /metrics`` and nothing else."""
-    engine = create_engine(database_url, poolclass=NullPool)
+    engine = make_scrape_engine(settings.database_url, settings.database)
 
     def gauges() -> Any:
         return read_gauges(engine, datetime.now(UTC))
@@ -69,7 +69,7 @@ def start(settings: Settings) -> WSGIServer | None:
     if not os.environ.get(MULTIPROC_ENV):
         log.warning("metrics.port without %s: only the store gauges are served", MULTIPROC_ENV)
     server = make_server(
-        settings.metrics.address, port, metrics_app(settings.database_url), handler_class=_Quiet
+        settings.metrics.address, port, metrics_app(settings), handler_class=_Quiet
     )
     threading.Thread(target=server.serve_forever, name="metrics", daemon=True).start()
     _running.append(server)

@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, DisconnectionError
+from sqlalchemy.pool import NullPool
 
 from receiver.settings import DatabaseSettings
 from receiver.store.deadlines import DeadlineSqlite, NoAnswer, bound_postgres, bound_sqlite
@@ -45,6 +46,21 @@ def make_engine(url: str, settings: DatabaseSettings | None = None, **kwargs: An
     bound_postgres(engine, settings)
     if not kwargs.get("pool_pre_ping"):
         _ping_when_idle(engine)
+    return engine
+
+
+def make_scrape_engine(url: str, settings: DatabaseSettings) -> Engine:
+    """An engine for a process that reads now and then and forks (gunicorn's master, serving
+    metrics): a connection per use, closed after it (no pooled one for a forked worker to
+    inherit), every statement bounded as elsewhere."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        engine = create_engine(url, poolclass=NullPool, connect_args={"factory": DeadlineSqlite})
+        bound_sqlite(engine, settings.statement_timeout_seconds)
+        return engine
+    url = parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
+    engine = create_engine(url, poolclass=NullPool)
+    bound_postgres(engine, settings)
     return engine
 
 
