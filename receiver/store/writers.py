@@ -37,6 +37,7 @@ class WriterTurns:
         self._fd: int | None = None
         self._pid: int | None = None
         self._threads = threading.RLock()  # re-entrant: a nested transaction never waits on itself
+        self._depth = 0  # turns the thread holding ``_threads`` is in: only the outermost locks
         self._waiter = _BlockingWait()
 
     def _descriptor(self) -> int:
@@ -63,12 +64,21 @@ class WriterTurns:
         if not self._threads.acquire(timeout=self.wait_seconds):
             raise _busy(self.wait_seconds)
         try:
+            if self._depth:  # nested in this thread's turn: the file lock is ours already, and
+                self._depth += 1  # must stay ours until the outermost turn ends
+                try:
+                    yield
+                finally:
+                    self._depth -= 1
+                return
             fd = self._descriptor()
             if not self._waiter.lock(fd, self.wait_seconds):
                 raise _busy(self.wait_seconds)
+            self._depth = 1
             try:
                 yield
             finally:
+                self._depth = 0
                 fcntl.lockf(fd, fcntl.LOCK_UN)
         finally:
             self._threads.release()
