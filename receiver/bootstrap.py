@@ -138,6 +138,7 @@ def build_delivery_worker(container: Container) -> DeliveryWorker | None:
         initial=delivery.backoff_initial_seconds,
         maximum=delivery.backoff_max_seconds,
         max_age=timedelta(minutes=delivery.max_age_minutes),
+        probe=delivery.probe_seconds,
     )
     metrics = container.metrics
 

@@ -22,7 +22,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from receiver import tracing
-from receiver.model.delivery import IN_DOUBT, Outcome, RetryPolicy, SendResult, in_doubt
+from receiver.model.delivery import IN_DOUBT, Outages, Outcome, RetryPolicy, SendResult, in_doubt
 from receiver.notify import DeliveryJob, Notifier, redact
 from receiver.store.outbox import DeliveryRepository
 from receiver.store.queries import IncidentQueries, incident_details
@@ -38,6 +38,7 @@ BATCH = 20
 # together and go out oldest first, not one by one in microsecond order.
 CLAIM_AHEAD = timedelta(milliseconds=10)
 NOT_SENT = SendResult(Outcome.RETRY, "not sent", attempted=False)
+RELEASE_CHUNK = 1000  # deliveries released per transaction after an outage
 
 
 class DeliveryWorker:
@@ -62,6 +63,7 @@ class DeliveryWorker:
         self.on_result, self.on_delivered, self.rand = on_result, on_delivered, rand
         self.monotonic = monotonic
         self.next_due: datetime | None = None  # see drain()
+        self.outages = Outages()  # this worker's probes; releases go through the database
 
     def close(self) -> None:
         for notifier in self.notifiers.values():
@@ -214,6 +216,7 @@ class DeliveryWorker:
                     d.incident_id,
                     trace,
                     d.created_at,
+                    d.due_at,
                     d.attempts,
                     thread is not None,
                     last,
@@ -230,18 +233,13 @@ class DeliveryWorker:
         """Record sends in one transaction: each attempt, the delivery's next state, what the
         vendor taught. Plain writes of what the batch's read found: nobody else changes a
         claimed delivery or its thread (one open delivery per incident and receiver is ever
-        claimed)."""
+        claimed). A success after an outage then releases the receiver's backlog."""
+        released = []
         with self.uow_factory() as uow:
             for item in items:
                 job, result, at = item.job, item.result, item.at
                 attempts = item.attempts + (1 if result.attempted else 0)
-                # held back unsent: due from the claim's time, as the pacing decided, so each
-                # post held for the channel falls due exactly at its turn
-                base = at if result.attempted else (job.as_of or at)
-                firing = job.incident.get("status") == "firing"
-                item.values, item.dead = self._next_state(
-                    item.created_at, attempts, result, at, base, firing
-                )
+                item.values, item.dead = self._next_state(item, attempts)
                 attempt = (
                     _attempt(job.delivery_id, at, result, item.elapsed)
                     if result.attempted
@@ -258,7 +256,13 @@ class DeliveryWorker:
                         max([item.thread_last, *(e["id"] for e in told)]),
                         at,
                     )
+                    backed_off = item.due_at if item.attempts else None
+                    if self.outages.succeeded(item.receiver, at, backed_off):
+                        count = uow.deliveries.release(item.receiver, at, RELEASE_CHUNK)
+                        released.append((item.receiver, at, count))
             uow.commit()
+        for receiver, at, count in released:
+            self._release(receiver, at, count)
         for item in items:
             if item.result.outcome is Outcome.OK:
                 self.on_delivered(item.kind, (item.at - item.created_at).total_seconds())
@@ -266,26 +270,38 @@ class DeliveryWorker:
             if due is not None and (self.next_due is None or due < self.next_due):
                 self.next_due = due
 
-    def _next_state(
-        self,
-        created_at: datetime,
-        attempts: int,
-        result: SendResult,
-        now: datetime,
-        base: datetime,
-        firing: bool,
-    ) -> tuple[dict[str, Any], bool]:
-        """The delivery's columns after a send (``attempts`` counts it) at ``now``, a retry
-        due its delay after ``base``, and whether it is dead (``firing``: its incident)."""
+    def _release(self, receiver: str, now: datetime, first: int) -> None:
+        """The receiver answers again: the settle released its first chunk of deliveries
+        backing off (``first`` of them); the rest follow by chunks in short transactions of
+        their own, so a backlog of thousands never holds the writer long."""
+        total, count = first, first
+        while count == RELEASE_CHUNK:
+            with self.uow_factory() as uow:
+                count = uow.deliveries.release(receiver, now, RELEASE_CHUNK)
+                uow.commit()
+            total += count
+        if total:
+            log.info("%s answers again: %d delivery(ies) backing off are due now", receiver, total)
+
+    def _next_state(self, item: Claimed, attempts: int) -> tuple[dict[str, Any], bool]:
+        """The delivery's columns after its send (``attempts`` counts it), and whether it is
+        dead. A retry is due its delay after the send; one held back unsent, from the claim's
+        time, as the pacing decided (so each post held for a channel falls due at its turn).
+        The receiver's probe is tried again at the probe delay; the others back off."""
+        result, now = item.result, item.at
         if result.outcome is Outcome.OK:
             return {"state": "sent", "sent_at": now, "last_error": None}, False
-        too_old = self.policy.is_dead(created_at, now, result.in_doubt, firing)
+        firing = item.job.incident.get("status") == "firing"
+        too_old = self.policy.is_dead(item.created_at, now, result.in_doubt, firing)
         if result.outcome is Outcome.GIVE_UP or too_old:
             return {"state": "dead", "last_error": result.reason}, True
-        if result.attempted:
-            delay = self.policy.delay(attempts, result.retry_after, self.rand)
+        base, probe = now, self.policy.probe_delay(result.retry_after)
+        if not result.attempted:
+            base, delay = item.job.as_of or now, result.retry_after or 0.0
+        elif self.outages.failed(item.receiver, item.job.delivery_id, now, probe):
+            delay = probe
         else:
-            delay = result.retry_after or 0.0
+            delay = self.policy.delay(attempts, result.retry_after, self.rand)
         due = base + timedelta(seconds=delay)
         return {"state": "pending", "due_at": due, "last_error": result.reason}, False
 
@@ -301,6 +317,7 @@ class Claimed:
     incident_id: int
     trace: TraceContext | None
     created_at: datetime
+    due_at: datetime  # when it fell due (after a failure: the end of its backoff)
     attempts: int  # before this send
     thread_known: bool  # a thread of (incident, receiver) is stored
     thread_last: int  # its last told event

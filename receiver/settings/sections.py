@@ -168,6 +168,9 @@ class DeliverySettings(_Section):
     max_age_minutes: float = Field(360, gt=0)
     backoff_initial_seconds: float = Field(2, gt=0)
     backoff_max_seconds: float = Field(300, gt=0)
+    # during a receiver's outage one delivery per worker probes it this often (or at the
+    # vendor's Retry-After), the others back off; its first success makes them all due
+    probe_seconds: float = Field(2, gt=0)
     coalesce_seconds: float = Field(2, ge=0)
     slack_min_interval_seconds: float = Field(1.0, ge=0)
     # render and record every delivery without sending it (staging, or shadowing Alertmanager's

@@ -151,6 +151,26 @@ class DeliveryRepository:
             or 0
         )
 
+    def release(self, receiver: str, now: datetime, limit: int) -> int:
+        """Up to ``limit`` of the receiver's deliveries backing off after failed sends fall due
+        at ``now`` (its vendor answers again); how many. Rows another worker is claiming
+        (locked) are skipped: they are being sent. Soonest due first, along the index of
+        (state, due_at), so each chunk reads about what it releases."""
+        backing_off = (
+            select(Delivery.id)
+            .where(
+                Delivery.state == "pending",
+                Delivery.due_at > now,
+                Delivery.receiver == receiver,
+                Delivery.attempts > 0,
+            )
+            .order_by(Delivery.due_at)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        stmt = update(_deliveries).where(_deliveries.c.id.in_(backing_off)).values(due_at=now)
+        return self.session.execute(stmt).rowcount or 0
+
     def load(self, delivery_ids: list[int]) -> dict[int, Delivery]:
         """Deliveries by id, in one statement."""
         rows = self.session.scalars(select(Delivery).where(Delivery.id.in_(delivery_ids)))

@@ -55,21 +55,23 @@ def pd_delivery(env, incident_id: int, action: str = "trigger") -> dict:
 
 
 def test_a_minute_of_pagerduty_500s_ends_in_exactly_one_accepted_trigger(make_env):
-    env = make_env({"delivery.backoff_initial_seconds": 30})
-    env.worker.rand = lambda: 1.0  # no jitter: retries at +30 s, then +60 s more
+    env = make_env({"delivery.probe_seconds": 20})
     env.pd.fail(500, seconds=60)
     start = env.mono.now
     incident_id = open_incident(env)
     env.drain()
-    for _ in range(9):
+    for _ in range(5):
         assert env.pd.events == []
         env.advance(10)
         env.drain()
+    env.advance(10)
+    env.drain()
     assert [e["event_action"] for e in env.pd.events] == ["trigger"]
     assert env.pd.pages == 1
-    assert env.attempts(incident_id, "pd") == [[500, 500, 202]]
+    # the only delivery of a failing receiver is its probe: tried every probe interval
+    assert env.attempts(incident_id, "pd") == [[500, 500, 500, 202]]
     accepted = [r for r in env.pd.requests if r["status"] == 202]
-    assert [r["at"] - start for r in accepted] == [90]
+    assert [r["at"] - start for r in accepted] == [60]
     assert pd_delivery(env, incident_id)["state"] == "sent"
 
 
@@ -98,9 +100,13 @@ def test_a_throttled_pagerduty_is_asked_once_per_attempt(make_env):
 
 
 def test_a_429_without_retry_after_waits_for_the_jittered_backoff(make_env):
-    env = make_env({"delivery.backoff_initial_seconds": 4})
-    env.pd.fail(429, times=1)  # one request per attempt: the client does not retry by itself
-    incident_id = open_incident(env)
+    """The first failure of a receiver is its probe (retried at the probe interval, here
+    longer); the next delivery that fails meanwhile waits for the jittered backoff."""
+    env = make_env({"delivery.backoff_initial_seconds": 4, "delivery.probe_seconds": 10})
+    env.pd.fail(429, times=2)  # one request per attempt: the client does not retry by itself
+    probe = open_incident(env)
+    env.drain()
+    incident_id = open_incident(env, group_body(critical(), key="other"))
     env.drain()
     first = pd_delivery(env, incident_id)
     assert first["state"] == "pending" and first["last_error"] == "HTTP 429"
@@ -111,8 +117,9 @@ def test_a_429_without_retry_after_waits_for_the_jittered_backoff(make_env):
     assert env.pd.events == []
     env.advance(2.1)
     env.drain()
-    assert [e["event_action"] for e in env.pd.events] == ["trigger"]
+    assert [e["event_action"] for e in env.pd.events] == ["trigger", "trigger"]
     assert env.attempts(incident_id, "pd") == [[429, 202]]
+    assert env.attempts(probe, "pd") == [[429, 202]]  # released by that success, not at 10 s
 
 
 def test_a_hanging_pagerduty_times_out_and_the_retry_pages_once(make_env):
@@ -122,7 +129,7 @@ def test_a_hanging_pagerduty_times_out_and_the_retry_pages_once(make_env):
     env.drain()  # waits the receiver's 0.5 s timeout for real
     first = pd_delivery(env, incident_id)
     assert first["state"] == "pending" and first["last_error"].startswith("network error")
-    env.advance(1)
+    env.advance(2)  # delivery.probe_seconds
     env.drain()
     env.pd.release()  # the hung trigger now arrives late, as it may at PagerDuty
     env.pd.close()
