@@ -234,11 +234,12 @@ def tail(path: Path, lines: int = 30) -> str:
 # -- databases ----------------------------------------------------------------------------------
 
 
-def fresh_database(kind: str, name: str = "intake") -> str:
+def fresh_database(kind: str, name: str = "intake", admin: str = PG_ADMIN) -> str:
     """A new, empty, migrated database of ``kind`` (sqlite, postgres), a copy of a template
     migrated to the code's head (again when it moved); returns its URL. ``name``: each
     benchmark's own (``var/bench/NAME-run.db``, ``bench_NAME_run``), so another benchmark
-    running at the same time can neither drop it nor lock its template."""
+    running at the same time can neither drop it nor lock its template. ``admin``: the
+    Postgres server's maintenance database."""
     from receiver.store import migrate
     from receiver.store.db import make_engine
 
@@ -254,18 +255,19 @@ def fresh_database(kind: str, name: str = "intake") -> str:
         shutil.copyfile(template, run)
         return f"sqlite:///{run}"
     pg_template, pg_run = f"bench_{name}_template", f"bench_{name}_run"
-    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+    server = make_url(admin)
+    with psycopg.connect(admin, autocommit=True) as conn:
         if not conn.execute(
             "SELECT 1 FROM pg_database WHERE datname = %s", (pg_template,)
         ).fetchone():
             conn.execute(f'CREATE DATABASE "{pg_template}"')
-    engine = make_engine(f"postgresql://postgres@127.0.0.1:5432/{pg_template}")
+    engine = make_engine(server.set(database=pg_template).render_as_string(hide_password=False))
     migrate.upgrade(engine)
     engine.dispose()
-    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+    with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{pg_run}" WITH (FORCE)')
         conn.execute(f'CREATE DATABASE "{pg_run}" TEMPLATE "{pg_template}"')
-    return f"postgresql://postgres@127.0.0.1:5432/{pg_run}"
+    return server.set(database=pg_run).render_as_string(hide_password=False)
 
 
 def count_rows(url: str) -> dict[str, int]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import exists, func, insert, select, update
+from sqlalchemy import Select, exists, func, insert, select, update
 from sqlalchemy.orm import Session, aliased
 
 from receiver.store.tables import Delivery, DeliveryAttempt, Incident, NotificationThread
@@ -107,14 +107,34 @@ class DeliveryRepository:
     def claim(
         self, limit: int, now: datetime, stale_before: datetime, due_by: datetime | None = None
     ) -> list[tuple[Delivery, bool]]:
-        """Due deliveries whose earlier siblings are all settled, oldest first, marked
-        ``sending``. Oldest, not soonest due: one held back (pacing, a retry) keeps its place
-        in line when it falls due again, before deliveries queued after it. ``due_by``
-        (default ``now``): take those due by then.
+        """Due deliveries whose earlier siblings are all settled, marked ``sending``: first
+        those a dead worker left ``sending`` since before ``stale_before``, then the pending
+        ones due by ``due_by`` (default ``now``), oldest first. Oldest, not soonest due: one
+        held back (pacing, a retry) keeps its place in line when it falls due again, before
+        deliveries queued after it.
 
         Returns (delivery, reclaimed): reclaimed when a previous claim died mid-send.
         ``FOR UPDATE SKIP LOCKED`` lets several workers claim side by side on Postgres.
+        The pending ones are walked in id order with due_at read from an index (migration
+        0012), so a claim reads about the pending deliveries older than the ones it takes,
+        never the sent history nor every due one (docs/benchmarks.md, "Outbox claim").
         """
+        stale = self._claimable(
+            (Delivery.state == "sending") & (Delivery.claimed_at < stale_before), limit
+        )
+        rows = list(self.session.scalars(stale))
+        if len(rows) < limit:
+            due = (Delivery.state == "pending") & (Delivery.due_at <= (due_by or now))
+            rows += self.session.scalars(self._claimable(due, limit - len(rows)))
+        claimed = []
+        for delivery in rows:
+            claimed.append((delivery, delivery.state == "sending"))
+            delivery.state, delivery.claimed_at = "sending", now
+        return claimed
+
+    def _claimable(self, condition: Any, limit: int) -> Select[tuple[Delivery]]:
+        """Deliveries meeting ``condition`` with no earlier open sibling (same incident and
+        receiver), oldest first, locked (skipping those another worker holds)."""
         earlier = aliased(Delivery)
         blocked = exists().where(
             earlier.incident_id == Delivery.incident_id,
@@ -122,23 +142,13 @@ class DeliveryRepository:
             earlier.id < Delivery.id,
             earlier.state.in_(OPEN_STATES),
         )
-        due = ((Delivery.state == "pending") & (Delivery.due_at <= (due_by or now))) | (
-            (Delivery.state == "sending") & (Delivery.claimed_at < stale_before)
+        return (
+            select(Delivery)
+            .where(condition, ~blocked)
+            .order_by(Delivery.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
         )
-        rows = list(
-            self.session.scalars(
-                select(Delivery)
-                .where(due, ~blocked)
-                .order_by(Delivery.id)
-                .limit(limit)
-                .with_for_update(skip_locked=True)
-            )
-        )
-        claimed = []
-        for delivery in rows:
-            claimed.append((delivery, delivery.state == "sending"))
-            delivery.state, delivery.claimed_at = "sending", now
-        return claimed
 
     def revive(self, delivery_ids: list[int], now: datetime) -> int:
         """Dead deliveries back to pending, due now, with a fresh age (for ``outbox retry``)."""
@@ -154,8 +164,8 @@ class DeliveryRepository:
     def release(self, receiver: str, now: datetime, limit: int) -> int:
         """Up to ``limit`` of the receiver's deliveries backing off after failed sends fall due
         at ``now`` (its vendor answers again); how many. Rows another worker is claiming
-        (locked) are skipped: they are being sent. Soonest due first, along the index of
-        (state, due_at), so each chunk reads about what it releases."""
+        (locked) are skipped: they are being sent. Oldest first, along the claim's index: the
+        ones released before (due ``now``) are passed over in the index."""
         backing_off = (
             select(Delivery.id)
             .where(
@@ -164,7 +174,7 @@ class DeliveryRepository:
                 Delivery.receiver == receiver,
                 Delivery.attempts > 0,
             )
-            .order_by(Delivery.due_at)
+            .order_by(Delivery.id)
             .limit(limit)
             .with_for_update(skip_locked=True)
         )
