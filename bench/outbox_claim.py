@@ -234,11 +234,9 @@ def prepare(url: str, autovacuum: str) -> Engine:
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    url = (
-        fresh_database(args.database, "outbox")
-        if args.database in ("sqlite", "postgres")
-        else (args.database)
-    )
+    url = args.database
+    if args.database in ("sqlite", "postgres"):
+        url = fresh_database(args.database, "outbox", args.postgres_admin)
     kind = db_kind(url)
     load_before = os.getloadavg()
     engine = make_engine(url)
