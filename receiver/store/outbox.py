@@ -116,7 +116,7 @@ class DeliveryRepository:
         Returns (delivery, reclaimed): reclaimed when a previous claim died mid-send.
         ``FOR UPDATE SKIP LOCKED`` lets several workers claim side by side on Postgres.
         The pending ones are walked in id order with due_at read from an index (migration
-        0012), so a claim reads about the pending deliveries older than the ones it takes,
+        0011), so a claim reads about the pending deliveries older than the ones it takes,
         never the sent history nor every due one (docs/benchmarks.md, "Outbox claim").
         """
         stale = self._claimable(

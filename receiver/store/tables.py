@@ -327,7 +327,7 @@ class Delivery(Base):
     __table_args__ = (
         # The claim takes the oldest due pending deliveries: it walks them in id order and
         # reads due_at from the index, never the sent history nor a sort of every due one
-        # (docs/benchmarks.md, "Outbox claim"; migration 0012). SQLite walks (state, id,
+        # (docs/benchmarks.md, "Outbox claim"; migration 0011). SQLite walks (state, id,
         # due_at); Postgres's planner would walk the primary key through the history instead,
         # so it gets a partial index of the pending ones (empty on SQLite, WHERE false).
         Index("ix_deliveries_state_id_due_at", "state", "id", "due_at"),

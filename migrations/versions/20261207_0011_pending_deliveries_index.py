@@ -7,8 +7,8 @@ with 100,000 due after a vendor recovered); docs/benchmarks.md, "Outbox claim". 
 due_at) becomes (state, id, due_at), which SQLite walks; Postgres gets a partial index of the
 pending deliveries (empty on SQLite: WHERE false), which its planner prefers to the primary key.
 
-Revision ID: 0012
-Revises: 0009
+Revision ID: 0011
+Revises: 0010
 Create Date: 2026-12-07 11:00:00
 """
 
@@ -17,8 +17,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0012"
-down_revision: str | None = "0009"
+revision: str = "0011"
+down_revision: str | None = "0010"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
