@@ -234,6 +234,31 @@ def test_readiness_fails_on_a_read_only_postgres_and_recovers(pg_url: str) -> No
 
 def test_reads_the_ui_and_metrics_answer_when_the_database_is_unreachable(clock: Any) -> None:
     url = f"postgresql://postgres@127.0.0.1:{free_port()}/receiver"
+    # a proxy names the user: no session row to read, so the pages themselves meet the outage
+    settings = _settings(
+        url, **{"ui.trusted_user_header": "X-Remote-User", "ui.secret_key": "s" * 32}
+    )
+    container = bootstrap(settings, clock=clock)
+    try:
+        client = create_app(container=container).test_client()
+        assert post_webhook(client, VALID, "team-a").status_code == 503
+        answers = {
+            path: client.get(path, headers={"Accept": "text/html", "X-Remote-User": "alice"})
+            for path in ("/api/v1/incidents", "/api/v1/incidents/1", "/incidents", "/overview")
+        }
+        counters = metric(client, WEBHOOKS, result="unavailable", receiver="team-a")
+        scraped = client.get("/metrics")
+    finally:
+        container.close()
+    for path, answer in answers.items():
+        assert answer.status_code == 503, (path, answer.get_data(as_text=True)[:300])
+        assert answer.get_json()["error"] == "storage_unavailable", path
+    assert scraped.status_code == 200 and counters == 1
+
+
+def test_a_login_is_refused_with_503_when_the_database_is_unreachable(clock: Any) -> None:
+    # Sessions and login limits live in the database, so a login cannot be granted without it.
+    url = f"postgresql://postgres@127.0.0.1:{free_port()}/receiver"
     settings = _settings(
         url,
         **{
@@ -245,17 +270,10 @@ def test_reads_the_ui_and_metrics_answer_when_the_database_is_unreachable(clock:
     container = bootstrap(settings, clock=clock)
     try:
         client = create_app(container=container).test_client()
-        assert post_webhook(client, VALID, "team-a").status_code == 503
-        assert login(client).status_code == 302  # the UI's users are in the settings
-        answers = {
-            path: client.get(path, headers={"Accept": "text/html"})
-            for path in ("/api/v1/incidents", "/api/v1/incidents/1", "/incidents", "/overview")
-        }
-        counters = metric(client, WEBHOOKS, result="unavailable", receiver="team-a")
-        scraped = client.get("/metrics")
+        refused = login(client)
+        page = client.get("/incidents", headers={"Accept": "text/html"})
     finally:
         container.close()
-    for path, answer in answers.items():
-        assert answer.status_code == 503, (path, answer.get_data(as_text=True)[:300])
-        assert answer.get_json()["error"] == "storage_unavailable", path
-    assert scraped.status_code == 200 and counters == 1
+    assert refused.status_code == 503
+    assert refused.get_json()["error"] == "storage_unavailable"
+    assert page.status_code in (302, 303) and "/login" in page.headers["Location"]
