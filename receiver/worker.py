@@ -76,9 +76,10 @@ def prune_incidents(
     if days is None:
         return None
     cutoff = container.clock() - timedelta(days=days)
+    seconds = container.settings.database.maintenance_timeout_seconds
     report = IncidentPrune(days)
     while max_passes is None or report.passes < max_passes:
-        with container.uow() as uow:
+        with container.uow() as uow, uow.allow(seconds):
             counts = uow.retention.prune(cutoff, settings.batch)
             uow.commit()
         report.passes += 1

@@ -68,7 +68,8 @@ def server_options(settings: DatabaseSettings) -> str:
         "lock_timeout": settings.lock_timeout_seconds,
         "idle_in_transaction_session_timeout": settings.idle_in_transaction_timeout_seconds,
     }
-    return " ".join(f"-c {name}={round(seconds * 1000)}" for name, seconds in values.items())
+    # at least 1 ms: Postgres reads 0 as no limit at all
+    return " ".join(f"-c {name}={max(1, round(s * 1000))}" for name, s in values.items())
 
 
 def bound_postgres(engine: Engine, settings: DatabaseSettings) -> None:

@@ -24,7 +24,7 @@ from werkzeug.security import generate_password_hash
 
 from receiver.app import create_app
 from receiver.bootstrap import bootstrap
-from receiver.settings import load_settings
+from receiver.settings import DatabaseSettings, load_settings
 from receiver.store.retention import TABLES
 from receiver.store.tables import (
     AlertEpisode,
@@ -314,3 +314,31 @@ def test_intakes_and_retention_at_once_on_postgres_never_deadlock_or_answer_5xx(
         container.engine.dispose()
     assert errors == []
     assert sum(pruned) > 0
+
+
+def test_a_pass_may_take_the_maintenance_timeout_not_the_usual_one(make_env):
+    env = make_env(RETENTION)
+    if env.container.engine.dialect.name != "postgresql":
+        pytest.skip("SQLite's statement timeout does not count lock waits; Postgres' does")
+    resolved_incidents(env, 1)
+    env.advance(31 * DAY * 60)
+    # statements may run 0.5 s, locks be waited for 10 s; retention's statements 300 s
+    tight = env.container.settings.model_copy(
+        update={
+            "database": DatabaseSettings(statement_timeout_seconds=0.5, lock_timeout_seconds=10)
+        }
+    )
+    container = bootstrap(tight, clock=env.clock)
+    holder = env.container.engine.connect()
+    release = threading.Timer(1.5, holder.rollback)
+    try:
+        # another transaction keeps the timeline from writes for 1.5 s: the pass waits on it
+        holder.exec_driver_sql("LOCK TABLE incident_events IN EXCLUSIVE MODE")
+        release.start()
+        report = prune_incidents(container)
+    finally:
+        release.join()
+        container.close()
+        holder.close()
+    assert report is not None and report.incidents == 1
+    assert rows(env.container.engine)["incidents"] == set()
