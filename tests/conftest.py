@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -91,6 +92,24 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "postgres":
         return request.getfixturevalue("pg_url")
     return migrated_sqlite(tmp_path / "receiver.db")
+
+
+@contextmanager
+def module_database(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, label: str
+) -> Iterator[str]:
+    """For a module-scoped fixture parametrised by database kind: the URL of a migrated
+    database of ``request.param`` (sqlite, postgres) of its own, dropped afterwards."""
+    if request.param != "postgres":
+        yield migrated_sqlite(tmp_path_factory.mktemp(label) / "receiver.db")
+        return
+    template = request.getfixturevalue("pg_template")
+    name = f"{template}_{label}_{uuid.uuid4().hex[:8]}"
+    _admin(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+    try:
+        yield _admin_url(name)
+    finally:
+        _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def migrated_sqlite(path: Path) -> str:

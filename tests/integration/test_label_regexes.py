@@ -8,7 +8,6 @@ one without the label; each filter is checked against RE2 itself, through ``GET
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -22,9 +21,9 @@ from sqlalchemy.orm import Session
 from receiver.app import create_app
 from receiver.bootstrap import Container, bootstrap
 from receiver.model.matchers import MAX_REGEX_LENGTH, Matcher
-from receiver.store import label_filters, migrate
+from receiver.store import label_filters
 from receiver.store.label_filters import ValueSet
-from tests.conftest import _admin, _admin_url, _settings
+from tests.conftest import _settings, module_database
 from tests.integration.payloads import alert, send, webhook
 from tests.regex_dialects import CASES, CATASTROPHIC, INVALID
 
@@ -46,30 +45,20 @@ def probed(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Probed]:
     """One incident per probe value, and one without the label, in one database."""
-    if request.param == "postgres":
-        template = request.getfixturevalue("pg_template")
-        name = f"{template}_regex_{uuid.uuid4().hex[:8]}"
-        _admin(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
-        url = _admin_url(name)
-    else:
-        url = f"sqlite:///{tmp_path_factory.mktemp('regex') / 'receiver.db'}"
-    container = bootstrap(_settings(url))
-    try:
-        if request.param == "sqlite":
-            migrate.upgrade(container.engine)
-        client = create_app(container=container).test_client()
-        by_value = {}
-        for n, value in enumerate([*VALUES, None]):
-            labels = {"instance": f"host-{n}"} | ({} if value is None else {"probe": value})
-            answer = send(client, webhook(alert("Probe", **labels), group_key=f"probe-{n}"))
-            [incident] = answer["incidents"]
-            by_value[value] = incident
-        unlabelled = by_value.pop(None)
-        yield Probed(client, container, by_value, unlabelled)
-    finally:
-        container.engine.dispose()
-        if request.param == "postgres":
-            _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with module_database(request, tmp_path_factory, "regex") as url:
+        container = bootstrap(_settings(url))
+        try:
+            client = create_app(container=container).test_client()
+            by_value = {}
+            for n, value in enumerate([*VALUES, None]):
+                labels = {"instance": f"host-{n}"} | ({} if value is None else {"probe": value})
+                answer = send(client, webhook(alert("Probe", **labels), group_key=f"probe-{n}"))
+                [incident] = answer["incidents"]
+                by_value[value] = incident
+            unlabelled = by_value.pop(None)
+            yield Probed(client, container, by_value, unlabelled)
+        finally:
+            container.engine.dispose()
 
 
 def label(pattern: str, op: str = "=~") -> str:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import re
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -24,7 +23,7 @@ from receiver.app import create_app
 from receiver.bootstrap import bootstrap
 from receiver.replay import ReplayItem, load_items
 from receiver.store import migrate
-from tests.conftest import FIXTURES, FakeClock, _admin, _admin_url, _settings, post_webhook
+from tests.conftest import FIXTURES, FakeClock, _settings, module_database, post_webhook
 from tests.integration.payloads import detail, incidents
 
 
@@ -42,36 +41,26 @@ def seeded(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Seeded]:
     """Every recorded request replayed in order, each at its recorded time, into one database."""
-    if request.param == "postgres":
-        template = request.getfixturevalue("pg_template")
-        name = f"{template}_read_{uuid.uuid4().hex[:8]}"
-        _admin(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
-        url = _admin_url(name)
-    else:
-        url = f"sqlite:///{tmp_path_factory.mktemp('read') / 'receiver.db'}"
-    clock = FakeClock()
-    container = bootstrap(_settings(url), clock=clock)
-    try:
-        if request.param == "sqlite":
-            migrate.upgrade(container.engine)
-        client = create_app(container=container).test_client()
-        items = load_items([FIXTURES / "all"])
-        answers = []
-        for item in items:
-            assert item.recorded_at is not None
-            clock.now = datetime.fromtimestamp(item.recorded_at, UTC)
-            response = post_webhook(client, item.body, item.receiver)
-            assert response.status_code == 200, (item.source, response.get_data(as_text=True))
-            answers.append(response.get_json())
-        seeded = Seeded(client, items, answers, all=incidents(client))
-        for incident in seeded.all:
-            series = detail(client, incident["id"])["alerts"]
-            seeded.labels[incident["id"]] = [s["labels"] for s in series]
-        yield seeded
-    finally:
-        container.engine.dispose()
-        if request.param == "postgres":
-            _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with module_database(request, tmp_path_factory, "read") as url:
+        clock = FakeClock()
+        container = bootstrap(_settings(url), clock=clock)
+        try:
+            client = create_app(container=container).test_client()
+            items = load_items([FIXTURES / "all"])
+            answers = []
+            for item in items:
+                assert item.recorded_at is not None
+                clock.now = datetime.fromtimestamp(item.recorded_at, UTC)
+                response = post_webhook(client, item.body, item.receiver)
+                assert response.status_code == 200, (item.source, response.get_data(as_text=True))
+                answers.append(response.get_json())
+            seeded = Seeded(client, items, answers, all=incidents(client))
+            for incident in seeded.all:
+                series = detail(client, incident["id"])["alerts"]
+                seeded.labels[incident["id"]] = [s["labels"] for s in series]
+            yield seeded
+        finally:
+            container.engine.dispose()
 
 
 def ids(found: list[dict[str, Any]]) -> list[int]:
