@@ -50,10 +50,11 @@ run: $(VENV)/.installed $(TOKEN) var/dev-ui-users.json
 	@echo "Deliveries run dry (rendered and recorded, not sent): see GET /api/v1/incidents/<id>"
 	@$(DEV_ENV) exec $(BIN)/receiver serve --config $(CONFIG)
 
-## test: install test dependencies, lint, run the whole suite
+## test: install test dependencies, lint, type-check receiver/, run the whole suite
 test: $(VENV)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/python -m mypy receiver
 	$(BIN)/python -m pytest
 
 format: $(VENV)/.installed

@@ -17,7 +17,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextvars import copy_context
-from typing import Any
+from typing import Any, cast
 
 from a2wsgi.wsgi import build_environ
 
@@ -49,7 +49,9 @@ class BufferedWsgi:
             return
         except _Disconnected:
             return
-        environ = build_environ(scope, io.BytesIO(body))  # type: ignore[arg-type]
+        # a2wsgi types the scope and body as its own (a BytesIO reads the same), and the environ
+        # as a TypedDict of fixed keys where WSGI lets a server add its own
+        environ = cast(dict[str, Any], build_environ(scope, io.BytesIO(body)))  # type: ignore[arg-type]
         environ["wsgi.input_terminated"] = True  # the whole body is there, however it came
         loop = asyncio.get_running_loop()
         status, headers, chunks = await loop.run_in_executor(
@@ -77,7 +79,9 @@ class BufferedWsgi:
         """Call the WSGI application in this thread and collect its whole answer."""
         started: list[Any] = []
 
-        def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None):
+        def start_response(
+            status: str, headers: list[tuple[str, str]], exc_info: Any = None
+        ) -> Callable[[bytes], None]:
             started[:] = [status, headers]
             return lambda _chunk: None  # write() is not used by Flask
 

@@ -20,6 +20,7 @@ from pydantic import (
     ValidationError,
     field_validator,
 )
+from pydantic_core import ErrorDetails
 
 from receiver.model.alerts import (
     AlertEvent,
@@ -260,7 +261,7 @@ def _path(loc: tuple[Any, ...]) -> str:
     return path or "(body)"
 
 
-def _message(error: dict[str, Any]) -> str:
+def _message(error: ErrorDetails) -> str:
     kind = error["type"]
     if kind == "missing":
         return "field required"

@@ -318,7 +318,7 @@ def format_table(results: list[ReplayResult]) -> str:
         "stale",
         "incidents",
     )
-    rows = [header]
+    rows: list[tuple[str, ...]] = [header]
     for r in results:
         a = r.answer
         if r.status == 200:

@@ -186,10 +186,10 @@ class ContextEvaluator:
                     spec,
                     query,
                     e.at,
-                    answers.get((query, e.at, False)),
+                    answers.get((query, e.at, False)) if query else None,
                     evaluated_at,
                     p,
-                    answers.get((query, e.at, True)) if spec.series else None,
+                    answers.get((query, e.at, True)) if spec.series and query else None,
                 )
                 for spec, query in plan
             ]

@@ -43,9 +43,9 @@ class PagerDutyNotifier:
         self.client.retry = {status: 1 for status in (429, 500, 502, 503, 504)}
         self.client.max_http_attempts = -1
         # ...which the client logs as an ERROR on every 429/5xx; the outbox records those itself
-        self.client.log.setLevel(logging.CRITICAL)
+        self.client.log.setLevel(logging.CRITICAL)  # type: ignore[union-attr]  # set in __init__
         self.client.max_network_attempts = 0
-        self.client.timeout = settings.timeout_seconds
+        self.client.timeout = settings.timeout_seconds  # type: ignore[assignment]  # HTTPX: a float
 
     def close(self) -> None:
         self.client.close()

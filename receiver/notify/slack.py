@@ -26,7 +26,7 @@ import math
 import ssl
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
@@ -112,7 +112,8 @@ class SlackNotifier:
         return result
 
     def _send(self, job: DeliveryJob, attempt: _Try) -> SendResult:
-        ts, channel = job.external.get("ts"), job.external.get("channel")
+        # a post's ts and channel are kept together: with a ts there is its channel
+        ts, channel = job.external.get("ts"), cast(str, job.external.get("channel"))
         if ts is None:
             channel = self._channel(attempt)
             if attempt.in_doubt:  # an earlier try may have posted it: look before posting

@@ -9,6 +9,18 @@ from pydantic import AfterValidator, ConfigDict, Field, SecretStr, field_validat
 from receiver.model.matchers import Matcher
 from receiver.settings.base import _Section
 
+PagerDutySeverity = Literal["critical", "error", "warning", "info"]
+
+
+def _default_severity_map() -> dict[str, PagerDutySeverity]:
+    return {
+        "critical": "critical",
+        "page": "critical",
+        "error": "error",
+        "warning": "warning",
+        "info": "info",
+    }
+
 
 class PagerDutyReceiver(_Section):
     """A PagerDuty service, reached through the Events API v2."""
@@ -21,15 +33,7 @@ class PagerDutyReceiver(_Section):
     # duplicate PagerDuty incidents; incident: one PagerDuty alert per incident of this receiver;
     # alert: one per alert series of the incident; episode: one per firing of each alert
     dedup_key: Literal["group", "incident", "alert", "episode"] = "group"
-    severity_map: dict[str, Literal["critical", "error", "warning", "info"]] = Field(
-        default_factory=lambda: {
-            "critical": "critical",
-            "page": "critical",
-            "error": "error",
-            "warning": "warning",
-            "info": "info",
-        }
-    )
+    severity_map: dict[str, PagerDutySeverity] = Field(default_factory=_default_severity_map)
     default_severity: Literal["critical", "error", "warning", "info"] = "error"
     timeout_seconds: float = Field(10, gt=0, le=60)
 

@@ -105,7 +105,7 @@ def _sqlite_engine(
     engine = create_engine(url, **kwargs)
     bound_sqlite(engine, settings.statement_timeout_seconds)
     on_disk = database and database != ":memory:" and not database.startswith("file:")
-    checkpointer = WalCheckpointer(database) if on_disk else None
+    checkpointer = WalCheckpointer(database) if on_disk and database else None
     let_go = _let_go_when_read_only(engine)
     if checkpointer is not None:
         writers = _WRITERS[engine] = WriterTurns(f"{database}-writers", lock_seconds)

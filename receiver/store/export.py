@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
@@ -176,7 +176,8 @@ def _related(session: Session, incident: Incident, lookback: timedelta) -> dict[
             session.scalars(
                 select(AlertEpisode.incident_id).where(
                     AlertEpisode.group_id == incident.group_id,
-                    AlertEpisode.starts_at >= earliest - lookback,
+                    # not None: the incident's own episodes (``latest``) are among them
+                    AlertEpisode.starts_at >= cast(datetime, earliest) - lookback,
                     AlertEpisode.starts_at <= latest,
                 )
             )
@@ -230,7 +231,7 @@ def _check_complete(
     ).all()
     missing: dict[int, set[int]] = {i: set() for i in short}
     for owner, receipt_id in gone:
-        missing[owner].add(receipt_id)
+        missing[owner].add(cast(int, receipt_id))  # the query left out None
     shortfalls = [
         Shortfall(i, len(linked[i]), related[i], sorted(missing[i]))
         for i in sorted(short, key=lambda i: i != incident_id)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from receiver.enrich.runbooks import Runbook, RunbookCatalogue
 from receiver.model.alerts import AlertEvent, AlertStatus, Notification, most_severe
@@ -255,7 +255,9 @@ class IncidentWriter:
             self._event(incident, "flapping", alert.fingerprint, detail)
         incident.flapping = True
 
-    def _event(self, incident: Incident, kind: str, fingerprint: str | None, detail: dict) -> None:
+    def _event(
+        self, incident: Incident, kind: str, fingerprint: str | None, detail: dict[str, Any]
+    ) -> None:
         self.uow.incidents.add_event(
             incident, self.now, kind, detail, fingerprint=fingerprint, receipt_id=self.receipt_id
         )

@@ -15,7 +15,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import String, and_, exists, false, literal, not_, or_, select, true
+from sqlalchemy import ColumnElement, String, and_, exists, false, literal, not_, or_, select, true
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.functions import FunctionElement
@@ -217,7 +217,7 @@ def label_condition(matcher: Matcher, counting: bool, values: FilterValues) -> A
         # ``id IN (incidents with the label)``: one pass over the (name, value, incident_id)
         # index, where a probe per incident would visit every incident
         named = select(IncidentLabel.incident_id).where(IncidentLabel.name == matcher.name)
-        hit = Incident.id.in_(named.where(value_matches))
+        hit: ColumnElement[bool] = Incident.id.in_(named.where(value_matches))
         if empty_matches:
             hit = or_(hit, Incident.id.not_in(named))
     else:

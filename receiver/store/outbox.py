@@ -89,7 +89,7 @@ class DeliveryRepository:
 
     def cancel_pending(self, incident_id: int, receiver: str, actions: tuple[str, ...]) -> int:
         return (
-            self.session.execute(
+            self.session.execute(  # type: ignore[attr-defined]  # DML: a CursorResult
                 update(Delivery)
                 .where(
                     Delivery.incident_id == incident_id,
@@ -132,7 +132,7 @@ class DeliveryRepository:
             delivery.state, delivery.claimed_at = "sending", now
         return claimed
 
-    def _claimable(self, condition: Any, limit: int) -> Select[tuple[Delivery]]:
+    def _claimable(self, condition: Any, limit: int) -> Select[Delivery]:
         """Deliveries meeting ``condition`` with no earlier open sibling (same incident and
         receiver), oldest first, locked (skipping those another worker holds)."""
         earlier = aliased(Delivery)
@@ -153,7 +153,7 @@ class DeliveryRepository:
     def revive(self, delivery_ids: list[int], now: datetime) -> int:
         """Dead deliveries back to pending, due now, with a fresh age (for ``outbox retry``)."""
         return (
-            self.session.execute(
+            self.session.execute(  # type: ignore[attr-defined]  # DML: a CursorResult
                 update(Delivery)
                 .where(Delivery.id.in_(delivery_ids), Delivery.state == "dead")
                 .values(state="pending", due_at=now, created_at=now)
@@ -179,7 +179,7 @@ class DeliveryRepository:
             .with_for_update(skip_locked=True)
         )
         stmt = update(_deliveries).where(_deliveries.c.id.in_(backing_off)).values(due_at=now)
-        return self.session.execute(stmt).rowcount or 0
+        return self.session.execute(stmt).rowcount or 0  # type: ignore[attr-defined]  # DML: a CursorResult
 
     def load(self, delivery_ids: list[int]) -> dict[int, Delivery]:
         """Deliveries by id, in one statement."""

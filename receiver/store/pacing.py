@@ -25,7 +25,7 @@ class PacingRepository:
         held further ahead than any hold sets (``MAX_HOLD``: a clock that went back) counts as
         free, so a channel is never held for longer than that."""
         free = or_(c.next_post_at <= now, c.next_post_at > now + MAX_HOLD)
-        taken = self.session.execute(
+        taken = self.session.execute(  # type: ignore[attr-defined]  # DML: a CursorResult
             update(_pacing).where(c.channel == channel, free).values(next_post_at=until)
         ).rowcount
         if taken:
@@ -45,7 +45,7 @@ class PacingRepository:
         """Keep the channel's slot taken until at least ``until`` (callers keep it within
         ``MAX_HOLD`` of now)."""
         later = case((c.next_post_at < until, until), else_=c.next_post_at)
-        held = self.session.execute(
+        held = self.session.execute(  # type: ignore[attr-defined]  # DML: a CursorResult
             update(_pacing).where(c.channel == channel).values(next_post_at=later)
         ).rowcount
         if not held:

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import BigInteger, Engine, String, and_, case, func, or_, select
+from sqlalchemy import BigInteger, ColumnElement, Engine, String, and_, case, func, or_, select
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.functions import FunctionElement
@@ -335,7 +335,7 @@ def _conditions(
     """The filter's conditions; ``values`` holds what its regex matchers match (RE2)."""
     out: list[Any] = []
     if flt.status and with_status:
-        wanted = []
+        wanted: list[ColumnElement[bool]] = []
         if plain := [s for s in flt.status if s != "acknowledged"]:
             wanted.append(Incident.status.in_(plain))
         if "acknowledged" in flt.status:

@@ -29,10 +29,12 @@ aliased_episode = aliased(AlertEpisode)
 def _dialect_insert(dialect: str) -> Any:
     """The ``insert`` of this dialect: one that can say ON CONFLICT."""
     if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as dialect_insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert as dialect_insert
-    return dialect_insert
+        from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+
+        return postgresql_insert
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    return sqlite_insert
 
 
 def _insert(session: Session, table: Any) -> Any:

@@ -46,7 +46,7 @@ class SessionRepository:
 
     def end_all_of(self, username: str) -> int:
         """End every session of ``username``, on every replica; how many there were."""
-        return self.session.execute(
+        return self.session.execute(  # type: ignore[attr-defined]  # DML: a CursorResult
             delete(_sessions).where(_sessions.c.username == username[:255])
         ).rowcount
 

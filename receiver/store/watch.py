@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
@@ -54,11 +55,13 @@ class StaleRepository:
         )
         return [(e, g) for e, g in rows]
 
-    def mark(self, episode: AlertEpisode, absent: bool, now: datetime, detail: dict) -> bool:
+    def mark(
+        self, episode: AlertEpisode, absent: bool, now: datetime, detail: dict[str, Any]
+    ) -> bool:
         """Mark a firing episode absent since ``now``, or present again; False if already so."""
         since = AlertEpisode.absent_since
         unchanged = since.is_(None) if absent else since.is_not(None)
-        changed = self.session.execute(
+        changed = self.session.execute(  # type: ignore[attr-defined]  # DML: a CursorResult
             update(AlertEpisode)
             .where(AlertEpisode.id == episode.id, AlertEpisode.status == "firing", unchanged)
             .values(absent_since=now if absent else None)
