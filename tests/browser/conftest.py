@@ -34,7 +34,9 @@ from receiver.replay import HttpTarget, load_items
 from receiver.settings import load_settings
 from receiver.store import migrate
 from receiver.store.queries import IncidentFilter
-from tests.conftest import FIXTURES, TOKEN, need
+from tests.support.api import TOKEN
+from tests.support.payloads import FIXTURES
+from tests.support.skips import need
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page, Playwright

@@ -14,9 +14,9 @@ from typing import Any
 
 import yaml
 
-from tests.integration.servers import REPO_ROOT
 from tests.standins.pagerduty import PagerDutyStandIn
 from tests.standins.slack import SlackStandIn
+from tests.support.servers import REPO_ROOT
 
 SHIPPED_ALERTMANAGER = REPO_ROOT / "config" / "alertmanager" / "alertmanager.yml"
 SHIPPED_RULES = REPO_ROOT / "config" / "prometheus" / "triton-alerts.yml"

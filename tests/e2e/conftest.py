@@ -8,20 +8,21 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.conftest import _admin, _admin_url, need
-from tests.e2e.alertmanager import alertmanager_binary
 from tests.e2e.stack import Stack, running_stack
 from tests.e2e.timeline import api
-from tests.integration.prometheus import prometheus_binary
+from tests.support.alertmanager import alertmanager_binary
+from tests.support.databases import admin, admin_url
+from tests.support.prometheus import prometheus_binary
+from tests.support.skips import need
 
 
 @pytest.fixture(scope="package")
 def e2e_database(pg_template: str) -> Iterator[str]:
     """A migrated Postgres database for the package's stack, dropped afterwards."""
     name = f"{pg_template}_e2e_{uuid.uuid4().hex[:8]}"
-    _admin(f'CREATE DATABASE "{name}" TEMPLATE "{pg_template}"')
-    yield _admin_url(name)
-    _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    admin(f'CREATE DATABASE "{name}" TEMPLATE "{pg_template}"')
+    yield admin_url(name)
+    admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture(scope="package")

@@ -22,8 +22,6 @@ import requests
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy.engine import make_url
 
-from tests.conftest import TOKEN
-from tests.e2e.alertmanager import AlertmanagerCluster
 from tests.e2e.configs import (
     SHIPPED_RULES,
     SLACK_CHANNEL,
@@ -32,11 +30,13 @@ from tests.e2e.configs import (
     receiver_config,
 )
 from tests.e2e.fast_rules import fast_rules
-from tests.integration.prometheus import PrometheusServer
-from tests.integration.servers import Process, Server, gunicorn, receiver_env, started
 from tests.sim.triton import TritonSimulator
 from tests.standins.pagerduty import PagerDutyStandIn
 from tests.standins.slack import SlackStandIn
+from tests.support.alertmanager import AlertmanagerCluster
+from tests.support.api import TOKEN
+from tests.support.prometheus import PrometheusServer
+from tests.support.servers import Process, Server, gunicorn, receiver_env, started
 
 WORKER = [sys.executable, "-m", "receiver.cli", "worker", "--poll", "0.2"]
 INTAKE_LOCK_TIMEOUT_MS = 500  # gunicorn's Postgres sessions give up on a lock after this

@@ -12,7 +12,6 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.alertmanager import rfc3339
 from tests.e2e.stack import Stack
 from tests.e2e.timeline import (
     delivered,
@@ -24,6 +23,7 @@ from tests.e2e.timeline import (
     receipts_from,
     slack_messages,
 )
+from tests.support.alertmanager import rfc3339
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 ALERT = "TritonHighLatency"

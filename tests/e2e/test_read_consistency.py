@@ -15,10 +15,10 @@ from typing import Any
 import pytest
 import requests
 
-from tests.conftest import AUTH
 from tests.e2e.stack import Stack
 from tests.e2e.timeline import delivered
-from tests.integration.payloads import alert, webhook
+from tests.support.api import AUTH
+from tests.support.payloads import alert, webhook
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 RECEIVER = "e2e-read-consistency"

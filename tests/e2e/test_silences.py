@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.alertmanager import rfc3339
 from tests.e2e.stack import Stack
 from tests.e2e.timeline import delivered, eventually, incidents
+from tests.support.alertmanager import rfc3339
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 ALERT = "TritonHighLatency"

@@ -19,19 +19,11 @@ from werkzeug.security import generate_password_hash
 from receiver.app import create_app
 from receiver.bootstrap import bootstrap
 from receiver.replay import AppTarget, load_items, replay
-from tests.conftest import AUTH, FIXTURES, need
-from tests.integration.prometheus import PrometheusServer, prometheus_binary
-from tests.integration.ui_session import PASSWORD, login
 from tests.sim.triton import TritonSimulator
-
-
-def require_prometheus() -> str:
-    """The prometheus binary's path; skip (fail in CI) without one."""
-    binary = prometheus_binary()
-    if binary is None:
-        need("Prometheus", "no prometheus binary (apt-get install prometheus)")
-    assert binary is not None
-    return binary
+from tests.support.api import AUTH
+from tests.support.payloads import FIXTURES
+from tests.support.prometheus import PrometheusServer, require_prometheus
+from tests.support.ui_session import PASSWORD, login
 
 
 @pytest.fixture

@@ -16,8 +16,8 @@ from receiver.app import create_app
 from receiver.bootstrap import bootstrap
 from receiver.web import access as access_checks
 from receiver.web.access import Access, access_of, allow
-from tests.conftest import AUTH
-from tests.integration.ui_session import PASSWORD, login
+from tests.support.api import AUTH
+from tests.support.ui_session import PASSWORD, login
 
 EVERY_METHOD = ("GET", "HEAD", "OPTIONS", "POST", "PUT", "PATCH", "DELETE")
 

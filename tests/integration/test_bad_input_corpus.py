@@ -30,16 +30,11 @@ from receiver.bootstrap import Container, bootstrap
 from receiver.model.alerts import label_fingerprint
 from receiver.store import migrate
 from receiver.store.tables import Base
-from tests.conftest import AUTH, FakeClock, _admin, _admin_url, _settings
-from tests.integration.payloads import (
-    VALID,
-    assert_nothing_stored,
-    assert_still_serving,
-    detail,
-    incidents,
-    rejected_rows,
-    send,
-)
+from tests.support.api import AUTH, detail, incidents, send
+from tests.support.clock import FakeClock
+from tests.support.databases import admin, admin_url, receiver_settings
+from tests.support.payloads import VALID
+from tests.support.storage import assert_nothing_stored, assert_still_serving, rejected_rows
 
 CORPUS = Path(__file__).parent.parent / "corpus"
 INDEX = json.loads((CORPUS / "index.json").read_text())
@@ -111,12 +106,12 @@ def corpus_db(
     if request.param == "postgres":
         template = request.getfixturevalue("pg_template")
         name = f"{template}_corpus_{uuid.uuid4().hex[:8]}"
-        _admin(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
-        yield _admin_url(name)
-        _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+        yield admin_url(name)
+        admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         return
     url = f"sqlite:///{tmp_path_factory.mktemp('corpus') / 'receiver.db'}"
-    container = bootstrap(_settings(url))
+    container = bootstrap(receiver_settings(url))
     migrate.upgrade(container.engine)
     container.engine.dispose()
     yield url
@@ -142,7 +137,7 @@ def receiver_app(corpus_db: str) -> Iterator[Build]:
     built: list[Container] = []
 
     def build(overrides: dict[str, Any]) -> tuple[Container, FlaskClient]:
-        container = bootstrap(_settings(corpus_db, **overrides), clock=FakeClock())
+        container = bootstrap(receiver_settings(corpus_db, **overrides), clock=FakeClock())
         built.append(container)
         return container, create_app(container=container).test_client()
 

@@ -25,8 +25,9 @@ from receiver.settings import load_settings
 from receiver.store import migrate
 from receiver.store.db import make_engine
 from receiver.store.tables import AlertEpisode, AlertGroup, Incident, WebhookReceipt
-from tests.conftest import AUTH, FIXTURES, TOKEN
-from tests.integration.servers import (
+from tests.support.api import AUTH, TOKEN
+from tests.support.payloads import FIXTURES
+from tests.support.servers import (
     BIN,
     REPO_ROOT,
     Server,

@@ -14,8 +14,9 @@ from sqlalchemy import func, select
 
 from receiver.store.db import make_engine
 from receiver.store.tables import AlertEpisode, AlertGroup, Incident, WebhookReceipt
-from tests.conftest import AUTH, FIXTURES
-from tests.integration.servers import gunicorn
+from tests.support.api import AUTH
+from tests.support.payloads import FIXTURES
+from tests.support.servers import gunicorn
 
 pytestmark = pytest.mark.slow
 

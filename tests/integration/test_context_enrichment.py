@@ -18,8 +18,9 @@ from receiver.app import create_app
 from receiver.bootstrap import Container, bootstrap, build_enricher
 from receiver.enrich.prometheus import EpisodeQuery
 from receiver.worker import run_worker
-from tests.conftest import FakeClock, post_webhook
-from tests.integration.servers import free_port
+from tests.support.api import post_webhook
+from tests.support.clock import FakeClock
+from tests.support.servers import free_port
 
 SHIPPED_CONTEXT = Path(__file__).parents[2] / "config" / "context.yaml"
 GIB = 1024**3

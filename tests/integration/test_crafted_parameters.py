@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import AUTH
+from tests.support.api import AUTH
 
 BIG = str(2**63)
 

@@ -25,10 +25,11 @@ from receiver.settings import DatabaseSettings
 from receiver.store.db import make_engine
 from receiver.store.deadlines import extended, timed_out
 from receiver.store.unit_of_work import UnitOfWork
-from tests.conftest import _settings, post_webhook
-from tests.integration.payloads import VALID, WEBHOOKS, alert, metric, webhook
 from tests.integration.test_intake_storage import free_port
-from tests.integration.ui_session import PASSWORD, login
+from tests.support.api import WEBHOOKS, metric, post_webhook
+from tests.support.databases import receiver_settings
+from tests.support.payloads import VALID, alert, webhook
+from tests.support.ui_session import PASSWORD, login
 
 SHORT = DatabaseSettings(statement_timeout_seconds=0.3, lock_timeout_seconds=0.3)
 WITHIN = 3.0  # seconds: generous for a 0.3 s timeout on a loaded machine, far below a hang
@@ -181,7 +182,7 @@ def test_postgres_connections_start_with_the_configured_timeouts(pg_url: str) ->
 def test_a_webhook_waiting_for_a_row_lock_gets_503_within_the_lock_timeout(
     pg_url: str, clock: Any
 ) -> None:
-    settings = _settings(pg_url, **{"database.lock_timeout_seconds": 0.5})
+    settings = receiver_settings(pg_url, **{"database.lock_timeout_seconds": 0.5})
     container = bootstrap(settings, clock=clock)
     client = create_app(container=container).test_client()
     body = json.dumps(webhook(alert("DiskFull", instance="host-1")))
@@ -211,7 +212,7 @@ def test_readiness_fails_on_a_read_only_postgres_and_recovers(pg_url: str) -> No
     """A standby, or default_transaction_read_only: reads work, writes would fail."""
     name = make_url(pg_url).database
     admin = make_url(pg_url).set(database="postgres").render_as_string(hide_password=False)
-    container = bootstrap(_settings(pg_url))
+    container = bootstrap(receiver_settings(pg_url))
     client = create_app(container=container).test_client()
     try:
         with psycopg.connect(admin, autocommit=True) as conn:
@@ -235,7 +236,7 @@ def test_readiness_fails_on_a_read_only_postgres_and_recovers(pg_url: str) -> No
 def test_reads_the_ui_and_metrics_answer_when_the_database_is_unreachable(clock: Any) -> None:
     url = f"postgresql://postgres@127.0.0.1:{free_port()}/receiver"
     # a proxy names the user: no session row to read, so the pages themselves meet the outage
-    settings = _settings(
+    settings = receiver_settings(
         url, **{"ui.trusted_user_header": "X-Remote-User", "ui.secret_key": "s" * 32}
     )
     container = bootstrap(settings, clock=clock)
@@ -259,7 +260,7 @@ def test_reads_the_ui_and_metrics_answer_when_the_database_is_unreachable(clock:
 def test_a_login_is_refused_with_503_when_the_database_is_unreachable(clock: Any) -> None:
     # Sessions and login limits live in the database, so a login cannot be granted without it.
     url = f"postgresql://postgres@127.0.0.1:{free_port()}/receiver"
-    settings = _settings(
+    settings = receiver_settings(
         url,
         **{
             "ui.users": {"alice": generate_password_hash(PASSWORD)},

@@ -16,7 +16,8 @@ from sqlalchemy import event, select
 from receiver.notify.outbox import SEND_BUDGET
 from receiver.store.tables import Delivery
 from receiver.worker import seconds_to_next_pass
-from tests.integration.delivery_env import EnvFactory, critical, group_body
+from tests.support.envs import EnvFactory
+from tests.support.payloads import critical, group_body
 
 
 @pytest.fixture

@@ -29,10 +29,10 @@ from receiver.store import migrate
 from receiver.store.db import make_engine
 from receiver.store.tables import Delivery, DeliveryAttempt, NotificationThread
 from receiver.worker import run_worker
-from tests.integration.payloads import alert, webhook
-from tests.integration.servers import Process, receiver_env, started
 from tests.standins.pagerduty import PagerDutyStandIn
 from tests.standins.slack import SlackStandIn
+from tests.support.payloads import alert, webhook
+from tests.support.servers import Process, receiver_env, started
 
 pytestmark = pytest.mark.slow
 

@@ -16,15 +16,9 @@ import pytest
 from click.testing import CliRunner
 
 from receiver.cli import main
-from tests.integration.delivery_env import (
-    CHANNEL_ID,
-    ROUTING_KEY,
-    EnvFactory,
-    critical,
-    group_body,
-)
-from tests.integration.payloads import alert
-from tests.integration.servers import disposing_engines
+from tests.support.envs import CHANNEL_ID, ROUTING_KEY, EnvFactory
+from tests.support.payloads import alert, critical, group_body
+from tests.support.servers import disposing_engines
 
 INVALID = {
     "status": "invalid event",

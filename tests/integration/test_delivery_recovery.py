@@ -17,7 +17,8 @@ from sqlalchemy import event
 from receiver.bootstrap import build_delivery_worker
 from receiver.model.alerts import sha256_hex
 from receiver.notify.outbox import DeliveryWorker
-from tests.integration.delivery_env import DeliveryEnv, EnvFactory, critical, group_body
+from tests.support.envs import DeliveryEnv, EnvFactory
+from tests.support.payloads import critical, group_body
 
 OUTAGE_500, OUTAGE_429, RETRY_AFTER = 30, 45, 5
 RECOVERY = OUTAGE_500 + OUTAGE_429

@@ -41,15 +41,9 @@ from datetime import timedelta
 
 import pytest
 
-from tests.conftest import FIXTURES
-from tests.integration.delivery_env import (
-    CHANNEL_ID,
-    EnvFactory,
-    check_golden,
-    critical,
-    group_body,
-)
-from tests.integration.payloads import alert
+from tests.support.envs import CHANNEL_ID, EnvFactory
+from tests.support.golden import check_golden
+from tests.support.payloads import FIXTURES, alert, critical, group_body
 
 SCENARIOS = [
     "single-repeat-resolve",

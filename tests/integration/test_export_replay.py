@@ -29,9 +29,11 @@ from receiver.store.db import make_engine
 from receiver.store.queries import IncidentFilter, IncidentQueries
 from receiver.store.tables import WebhookReceipt
 from receiver.store.unit_of_work import UnitOfWork
-from tests.conftest import FIXTURES, TOKEN, _admin, _admin_url
-from tests.integration.delivery_env import GOLDEN
-from tests.integration.servers import disposing_engines, gunicorn
+from tests.support.api import TOKEN
+from tests.support.databases import admin, admin_url
+from tests.support.golden import GOLDEN
+from tests.support.payloads import FIXTURES
+from tests.support.servers import disposing_engines, gunicorn
 
 SCENARIOS = [
     "single-repeat-resolve",
@@ -94,13 +96,13 @@ def fresh_db(db_url: str, tmp_path: Path, request: pytest.FixtureRequest) -> Ite
         if db_url.startswith("sqlite"):
             return f"sqlite:///{tmp_path / f'replayed-{next(numbers)}.db'}"
         name = f"{request.getfixturevalue('pg_template')}_r{uuid.uuid4().hex[:8]}"
-        _admin(f'CREATE DATABASE "{name}" TEMPLATE "{request.getfixturevalue("pg_template")}"')
+        admin(f'CREATE DATABASE "{name}" TEMPLATE "{request.getfixturevalue("pg_template")}"')
         created.append(name)
-        return _admin_url(name)
+        return admin_url(name)
 
     yield make
     for name in created:
-        _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def replay_into(cli: Run, config: Path, url: str, *args: Any) -> Result:

@@ -26,10 +26,11 @@ from receiver.bootstrap import bootstrap
 from receiver.settings import load_settings
 from receiver.store.db import make_engine
 from receiver.store.tables import Delivery
-from tests.conftest import AUTH, TOKEN
-from tests.integration.payloads import WEBHOOKS, alert, row_count, webhook
-from tests.integration.servers import Process, gunicorn, receiver_env, started
-from tests.integration.tcp_proxy import TcpProxy
+from tests.support.api import AUTH, TOKEN, WEBHOOKS
+from tests.support.payloads import alert, webhook
+from tests.support.servers import Process, gunicorn, receiver_env, started
+from tests.support.storage import row_count
+from tests.support.tcp_proxy import TcpProxy
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 

@@ -40,10 +40,10 @@ from receiver.store.tables import (
     WebhookReceipt,
 )
 from receiver.worker import prune_incidents, run_worker
-from tests.conftest import TOKEN, post_webhook
-from tests.integration.delivery_env import DeliveryEnv, EnvFactory, critical, group_body
-from tests.integration.payloads import alert, webhook
-from tests.integration.ui_session import PASSWORD, login
+from tests.support.api import TOKEN, post_webhook
+from tests.support.envs import DeliveryEnv, EnvFactory
+from tests.support.payloads import alert, critical, group_body, webhook
+from tests.support.ui_session import PASSWORD, login
 
 DAY = 24 * 60  # minutes
 RETENTION = {"retention.incident_days": 30}

@@ -20,20 +20,9 @@ from werkzeug.wrappers import Request
 
 from receiver.app import create_app
 from receiver.bootstrap import Container, bootstrap
-from tests.conftest import AUTH, FIXTURES, TOKEN, post_webhook
-from tests.integration.payloads import (
-    VALID,
-    WEBHOOKS,
-    alert,
-    assert_nothing_stored,
-    assert_still_serving,
-    detail,
-    incidents,
-    metric,
-    rejected_rows,
-    send,
-    webhook,
-)
+from tests.support.api import AUTH, TOKEN, WEBHOOKS, detail, incidents, metric, post_webhook, send
+from tests.support.payloads import FIXTURES, VALID, alert, webhook
+from tests.support.storage import assert_nothing_stored, assert_still_serving, rejected_rows
 
 # -- authentication ---------------------------------------------------------------------------
 

@@ -9,15 +9,9 @@ import pytest
 
 from receiver.app import create_app
 from receiver.bootstrap import bootstrap
-from tests.conftest import post_webhook
-from tests.integration.payloads import (
-    alert,
-    assert_nothing_stored,
-    assert_still_serving,
-    rejected_rows,
-    send,
-    webhook,
-)
+from tests.support.api import post_webhook, send
+from tests.support.payloads import alert, webhook
+from tests.support.storage import assert_nothing_stored, assert_still_serving, rejected_rows
 
 LIMITS = {
     "intake.max_alerts": 3,

@@ -22,22 +22,20 @@ from receiver.app import create_app
 from receiver.bootstrap import Container, bootstrap
 from receiver.store import migrate
 from receiver.store.db import make_engine
-from tests.conftest import AUTH, _settings, post_webhook
-from tests.integration.payloads import (
-    VALID,
+from tests.support.api import (
+    AUTH,
     WEBHOOKS,
-    alert,
-    assert_nothing_stored,
     detail,
     episodes,
     incidents,
     metric,
-    row_count,
+    post_webhook,
     send,
     timeline_kinds,
-    ts,
-    webhook,
 )
+from tests.support.databases import receiver_settings
+from tests.support.payloads import VALID, alert, ts, webhook
+from tests.support.storage import assert_nothing_stored, row_count
 
 
 def fire(starts: float, **labels: str) -> dict[str, Any]:
@@ -273,7 +271,7 @@ def free_port() -> int:
 
 def test_a_webhook_gets_503_when_postgres_is_unreachable(clock: Any) -> None:
     url = f"postgresql://postgres@127.0.0.1:{free_port()}/receiver"
-    container = bootstrap(_settings(url), clock=clock)
+    container = bootstrap(receiver_settings(url), clock=clock)
     try:
         client = create_app(container=container).test_client()
 
@@ -293,7 +291,7 @@ def test_a_webhook_is_stored_after_postgres_dropped_the_pooled_connections(
 ) -> None:
     """A restart or failover drops every pooled connection; the next webhook must not see a
     503 for it: its first statement fails, the pool lets go, the intake retries afresh."""
-    container = bootstrap(_settings(pg_url), clock=clock)
+    container = bootstrap(receiver_settings(pg_url), clock=clock)
     client = create_app(container=container).test_client()
     try:
         first = post_webhook(client, VALID, "team-a")
@@ -322,7 +320,7 @@ def test_intake_answers_503_while_sqlite_is_locked_and_resumes_once_released(
     sqlite_url: str, clock: Any
 ) -> None:
     engine = short_busy_timeout(sqlite_url)
-    container = bootstrap(_settings(sqlite_url), clock=clock, engine=engine)
+    container = bootstrap(receiver_settings(sqlite_url), clock=clock, engine=engine)
     migrate.upgrade(container.engine)
     client = create_app(container=container).test_client()
     blocker = sqlite3.connect(make_url(sqlite_url).database, isolation_level=None)

@@ -1,8 +1,8 @@
 """Regex label filters of the list API give RE2's answers, the same on SQLite and Postgres.
 
-One incident per probe value (tests/regex_dialects.py: values on which Python's re, Postgres'
-``~`` and RE2 disagree, and values on which backtracking engines take exponential time), and
-one without the label; each filter is checked against RE2 itself, through ``GET
+One incident per probe value (tests/support/regex_dialects.py: values on which Python's re,
+Postgres' ``~`` and RE2 disagree, and values on which backtracking engines take exponential
+time), and one without the label; each filter is checked against RE2 itself, through ``GET
 /api/v1/incidents?label=...``, on both databases.
 """
 
@@ -23,9 +23,10 @@ from receiver.bootstrap import Container, bootstrap
 from receiver.model.matchers import MAX_REGEX_LENGTH, Matcher
 from receiver.store import label_filters
 from receiver.store.label_filters import ValueSet
-from tests.conftest import _settings, module_database
-from tests.integration.payloads import alert, send, webhook
-from tests.regex_dialects import CASES, CATASTROPHIC, INVALID
+from tests.support.api import send
+from tests.support.databases import module_database, receiver_settings
+from tests.support.payloads import alert, webhook
+from tests.support.regex_dialects import CASES, CATASTROPHIC, INVALID
 
 VALUES = sorted(
     {c.value for c in CASES} | {v for _, slow, fine in CATASTROPHIC for v in (slow, fine)}
@@ -46,7 +47,7 @@ def probed(
 ) -> Iterator[Probed]:
     """One incident per probe value, and one without the label, in one database."""
     with module_database(request, tmp_path_factory, "regex") as url:
-        container = bootstrap(_settings(url))
+        container = bootstrap(receiver_settings(url))
         try:
             client = create_app(container=container).test_client()
             by_value = {}

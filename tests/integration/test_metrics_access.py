@@ -14,8 +14,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from receiver.app import create_app
 from receiver.bootstrap import bootstrap
 from receiver.metrics import MULTIPROC_ENV
-from tests.conftest import AUTH, migrated_sqlite
-from tests.integration.servers import free_port, receiver_env, started, wait_ready
+from tests.support.api import AUTH
+from tests.support.databases import migrated_sqlite
+from tests.support.servers import free_port, receiver_env, started, wait_ready
 
 
 def test_metrics_can_require_the_webhook_credentials(make_settings: Any, clock: Any) -> None:

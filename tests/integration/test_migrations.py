@@ -19,8 +19,9 @@ from receiver.cli import main
 from receiver.store import migrate
 from receiver.store.db import make_engine
 from receiver.store.tables import Base
-from tests.conftest import PG_SERVER, need
-from tests.integration.servers import BIN, REPO_ROOT, disposing_engines, receiver_env
+from tests.support.databases import PG_SERVER
+from tests.support.servers import BIN, REPO_ROOT, disposing_engines, receiver_env
+from tests.support.skips import need
 
 HEAD = migrate.head_revision()
 MODEL_TABLES = set(Base.metadata.tables)

@@ -19,8 +19,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from receiver.app import create_app
 from receiver.bootstrap import bootstrap, build_delivery_worker
 from receiver.logs import ContextFilter, JsonFormatter
-from tests.conftest import AUTH, post_webhook
-from tests.integration.servers import BIN, free_port, receiver_env, started, wait_ready
+from tests.support.api import AUTH, post_webhook
+from tests.support.servers import BIN, free_port, receiver_env, started, wait_ready
 
 TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 TRACEPARENT = f"00-{TRACE}-00f067aa0ba902b7-01"

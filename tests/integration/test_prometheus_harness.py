@@ -15,9 +15,8 @@ import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.integration.conftest import require_prometheus
-from tests.integration.prometheus import PrometheusError, PrometheusServer
 from tests.sim.triton import COUNTERS, TritonSimulator
+from tests.support.prometheus import PrometheusError, PrometheusServer, require_prometheus
 
 slow = pytest.mark.slow
 GIB = 1024**3

@@ -23,8 +23,10 @@ from receiver.app import create_app
 from receiver.bootstrap import bootstrap
 from receiver.replay import ReplayItem, load_items
 from receiver.store import migrate
-from tests.conftest import FIXTURES, FakeClock, _settings, module_database, post_webhook
-from tests.integration.payloads import detail, incidents
+from tests.support.api import detail, incidents, post_webhook
+from tests.support.clock import FakeClock
+from tests.support.databases import module_database, receiver_settings
+from tests.support.payloads import FIXTURES
 
 
 @dataclass
@@ -43,7 +45,7 @@ def seeded(
     """Every recorded request replayed in order, each at its recorded time, into one database."""
     with module_database(request, tmp_path_factory, "read") as url:
         clock = FakeClock()
-        container = bootstrap(_settings(url), clock=clock)
+        container = bootstrap(receiver_settings(url), clock=clock)
         try:
             client = create_app(container=container).test_client()
             items = load_items([FIXTURES / "all"])
@@ -376,7 +378,7 @@ def test_health_and_readiness_report_ok_on_a_migrated_database(seeded: Seeded) -
 def test_readiness_fails_on_a_database_that_was_never_migrated(tmp_path: Path) -> None:
     empty = tmp_path / "empty.db"
     empty.touch()
-    container = bootstrap(_settings(f"sqlite:///{empty}"))
+    container = bootstrap(receiver_settings(f"sqlite:///{empty}"))
     try:
         response = create_app(container=container).test_client().get("/readyz")
     finally:
@@ -397,7 +399,7 @@ def test_readiness_waits_for_a_schema_behind_but_serves_on_one_a_newer_release_m
     tmp_path: Path, revision: str, status: int
 ) -> None:
     url = f"sqlite:///{tmp_path / 'r.db'}"
-    container = bootstrap(_settings(url))
+    container = bootstrap(receiver_settings(url))
     try:
         migrate.upgrade(container.engine)
         with container.engine.begin() as conn:

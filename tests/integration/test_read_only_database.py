@@ -22,9 +22,11 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.conftest import AUTH, migrated_sqlite, need
-from tests.integration.payloads import VALID
-from tests.integration.servers import gunicorn
+from tests.support.api import AUTH
+from tests.support.databases import migrated_sqlite
+from tests.support.payloads import VALID
+from tests.support.servers import gunicorn
+from tests.support.skips import need
 
 pytestmark = pytest.mark.slow
 WITHOUT_CAPABILITIES = ["setpriv", "--bounding-set=-all", "--inh-caps=-all"]

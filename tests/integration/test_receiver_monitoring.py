@@ -23,9 +23,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from receiver.app import create_app
 from receiver.bootstrap import bootstrap
 from receiver.worker import run_worker
-from tests.conftest import post_webhook
-from tests.integration.servers import free_port
 from tests.integration.test_shipped_monitoring_config import promtool, rules
+from tests.support.api import post_webhook
+from tests.support.servers import free_port
 
 ROOT = Path(__file__).parents[2]
 RULES = ROOT / "config" / "prometheus" / "receiver-alerts.yml"

@@ -15,9 +15,10 @@ from receiver.alertmanager import AlertmanagerUnavailable
 from receiver.app import create_app
 from receiver.bootstrap import bootstrap, build_reconciler
 from receiver.cli import main
-from tests.conftest import need, post_webhook
-from tests.e2e.alertmanager import AlertmanagerCluster, alertmanager_binary, rfc3339
-from tests.integration.servers import disposing_engines, free_port
+from tests.support.alertmanager import AlertmanagerCluster, alertmanager_binary, rfc3339
+from tests.support.api import post_webhook
+from tests.support.servers import disposing_engines, free_port
+from tests.support.skips import need
 
 pytestmark = pytest.mark.slow
 # Alertmanager holds the alerts; it notifies nobody (a receiver without integrations)

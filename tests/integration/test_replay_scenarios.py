@@ -7,7 +7,8 @@ from typing import Any
 import pytest
 
 from receiver.replay import AppTarget, load_items, replay
-from tests.conftest import AUTH, FIXTURES
+from tests.support.api import AUTH
+from tests.support.payloads import FIXTURES
 
 
 def replay_folder(app: Any, folder: str) -> list[dict[str, Any]]:

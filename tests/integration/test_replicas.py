@@ -42,12 +42,12 @@ from sqlalchemy import Engine, func, select
 
 from receiver.store.db import make_engine
 from receiver.store.tables import AlertGroup, Delivery, Incident, WebhookReceipt
-from tests.conftest import AUTH, FIXTURES
-from tests.integration.delivery_env import CHANNELS, SLACK_TOKEN, delivery_overrides
-from tests.integration.payloads import alert
-from tests.integration.servers import Process, Server, gunicorn, receiver_env, started
 from tests.standins.pagerduty import PagerDutyStandIn
 from tests.standins.slack import SlackStandIn
+from tests.support.api import AUTH
+from tests.support.envs import CHANNELS, SLACK_TOKEN, delivery_overrides
+from tests.support.payloads import FIXTURES, alert
+from tests.support.servers import Process, Server, gunicorn, receiver_env, started
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 

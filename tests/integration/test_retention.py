@@ -11,7 +11,8 @@ from sqlalchemy.orm import Session
 from receiver.replay import AppTarget, load_items, replay
 from receiver.store.tables import Incident, PayloadBody, WebhookReceipt
 from receiver.worker import run_worker
-from tests.conftest import AUTH, FIXTURES
+from tests.support.api import AUTH
+from tests.support.payloads import FIXTURES
 
 
 def count(engine, table) -> int:

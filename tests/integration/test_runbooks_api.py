@@ -13,7 +13,8 @@ from click.testing import CliRunner
 from receiver.app import create_app
 from receiver.bootstrap import bootstrap
 from receiver.cli import main
-from tests.conftest import FIXTURES, post_webhook
+from tests.support.api import post_webhook
+from tests.support.payloads import FIXTURES
 
 SHIPPED_RUNBOOKS = Path(__file__).parents[2] / "config" / "runbooks.yaml"
 

@@ -33,11 +33,11 @@ from receiver.notify.pagerduty import MAX_EXCERPT
 from receiver.settings import ConfigError, Settings, load_settings
 from receiver.store import migrate
 from receiver.store.tables import Base, Delivery, DeliveryAttempt, Incident
-from tests.conftest import FakeClock
-from tests.integration.payloads import alert, webhook
-from tests.integration.servers import disposing_engines, free_port
 from tests.standins.pagerduty import INVALID, PagerDutyStandIn
 from tests.standins.slack import SlackStandIn
+from tests.support.clock import FakeClock
+from tests.support.payloads import alert, webhook
+from tests.support.servers import disposing_engines, free_port
 
 MARK = "LEAKCHECK"
 ROUTING_KEY = "LEAKCHECKpd-routing-key-01234567"

@@ -17,8 +17,8 @@ import pytest
 import yaml
 
 from receiver.enrich.runbooks import RunbookCatalogue
-from tests.conftest import need
 from tests.e2e.fast_rules import fast_rules
+from tests.support.skips import need
 
 ROOT = Path(__file__).parents[2]
 RULES = ROOT / "config" / "prometheus" / "triton-alerts.yml"

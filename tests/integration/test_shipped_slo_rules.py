@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.conftest import need
+from tests.support.skips import need
 
 ROOT = Path(__file__).parents[2]
 RULES = ROOT / "config" / "prometheus" / "triton-slo.yml"

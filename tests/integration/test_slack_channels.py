@@ -10,8 +10,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from receiver.store.tables import ChannelPacing, NotificationThread
-from tests.integration.delivery_env import CHANNEL_ID, SLACK_TOKEN, EnvFactory, group_body
-from tests.integration.payloads import alert
+from tests.support.envs import CHANNEL_ID, SLACK_TOKEN, EnvFactory
+from tests.support.payloads import alert, group_body
 
 MANY = {f"#team-{n:02d}": f"C0TEAM{n:04d}" for n in range(7)}
 

@@ -15,8 +15,8 @@ import pytest
 
 from receiver.bootstrap import bootstrap, build_delivery_worker
 from receiver.notify.pacing import SharedPacer
-from tests.integration.delivery_env import CHANNEL_ID, EnvFactory, group_body
-from tests.integration.payloads import alert
+from tests.support.envs import CHANNEL_ID, EnvFactory
+from tests.support.payloads import alert, group_body
 
 
 @pytest.fixture

@@ -23,8 +23,8 @@ from sqlalchemy.engine import make_url
 
 from receiver.bootstrap import build_delivery_worker
 from receiver.worker import run_worker
-from tests.integration.delivery_env import CHANNEL_ID, EnvFactory, group_body
-from tests.integration.payloads import alert
+from tests.support.envs import CHANNEL_ID, EnvFactory
+from tests.support.payloads import alert, group_body
 
 NAMES = ["#triton-alerts", "triton-alerts"]
 SCOPES = ("channels:history", "channels:read")

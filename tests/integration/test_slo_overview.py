@@ -6,8 +6,8 @@ from __future__ import annotations
 import json
 import re
 
-from tests.conftest import post_webhook
 from tests.integration.test_ui_security_and_charts import store_context
+from tests.support.api import post_webhook
 
 
 def slo_items(budget: float, burn: float) -> list[dict]:

@@ -18,8 +18,10 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.conftest import FIXTURES, TOKEN, migrated_sqlite
-from tests.integration.servers import Server, gunicorn
+from tests.support.api import TOKEN
+from tests.support.databases import migrated_sqlite
+from tests.support.payloads import FIXTURES
+from tests.support.servers import Server, gunicorn
 
 pytestmark = pytest.mark.slow
 BODY = (FIXTURES / "single-repeat-resolve" / "001.json").read_text()

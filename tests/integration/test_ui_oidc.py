@@ -21,10 +21,11 @@ from flask.testing import FlaskClient
 
 from receiver.app import create_app
 from receiver.bootstrap import bootstrap
-from tests.conftest import FIXTURES, post_webhook
-from tests.integration.ui_session import csrf
 from tests.standins.conftest import OIDC_CLIENT
 from tests.standins.oidc import OIDCStandIn
+from tests.support.api import post_webhook
+from tests.support.payloads import FIXTURES
+from tests.support.ui_session import csrf
 
 
 @pytest.fixture

@@ -11,8 +11,8 @@ from urllib.parse import quote
 import pytest
 
 from receiver.store import label_filters
-from tests.conftest import TOKEN, post_webhook
-from tests.integration.ui_session import HOSTILE, PASSWORD, csrf, login
+from tests.support.api import TOKEN, post_webhook
+from tests.support.ui_session import HOSTILE, PASSWORD, csrf, login
 
 
 def row_ids(html: str) -> list[int]:

@@ -10,8 +10,8 @@ from sqlalchemy import select
 
 from receiver.store.tables import AlertEpisode
 from receiver.web.security import CONTENT_SECURITY_POLICY
-from tests.conftest import AUTH, post_webhook
-from tests.integration.ui_session import HOSTILE
+from tests.support.api import AUTH, post_webhook
+from tests.support.ui_session import HOSTILE
 
 UI_PATHS = ["/login", "/incidents", "/incidents/1", "/overview", "/api/v1/incidents"]
 

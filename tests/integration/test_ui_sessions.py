@@ -14,8 +14,9 @@ from werkzeug.security import generate_password_hash
 
 from receiver.app import create_app
 from receiver.bootstrap import bootstrap
-from tests.conftest import FIXTURES, post_webhook
-from tests.integration.ui_session import PASSWORD, csrf, login
+from tests.support.api import post_webhook
+from tests.support.payloads import FIXTURES
+from tests.support.ui_session import PASSWORD, csrf, login
 
 COOKIE = "receiver_session"
 Build = Callable[..., Flask]

@@ -9,7 +9,7 @@ import pytest
 
 from receiver.app import create_app
 from receiver.bootstrap import bootstrap, build_watchdog
-from tests.conftest import post_webhook
+from tests.support.api import post_webhook
 
 ROUTED = {
     "receivers": {

@@ -19,8 +19,8 @@ from gunicorn.config import Config as GunicornConfig
 from werkzeug.security import generate_password_hash
 
 from receiver.cli import main as cli_main
-from tests.conftest import TOKEN
-from tests.integration.servers import REPO_ROOT
+from tests.support.api import TOKEN
+from tests.support.servers import REPO_ROOT
 
 DOCKERFILE = REPO_ROOT / "Dockerfile"
 DOCKERIGNORE = REPO_ROOT / ".dockerignore"

@@ -22,8 +22,6 @@ from packaging.requirements import Requirement
 from receiver.cli import main as cli_main
 from receiver.settings import Settings, load_settings
 from receiver.store import migrate
-from tests.conftest import need
-from tests.integration.servers import BIN, REPO_ROOT
 from tests.packaging.helpers import (
     DOCKERFILE,
     DOCKERIGNORE,
@@ -37,6 +35,8 @@ from tests.packaging.helpers import (
     secrets_in,
     stages,
 )
+from tests.support.servers import BIN, REPO_ROOT
+from tests.support.skips import need
 
 
 def test_dockerfile_is_multi_stage_with_a_non_root_final_stage() -> None:

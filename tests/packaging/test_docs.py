@@ -19,7 +19,6 @@ from receiver.cli import main as cli_main
 from receiver.metrics import Metrics, exposition
 from receiver.settings import Settings
 from receiver.store.gauges import StoreGauges
-from tests.integration.servers import REPO_ROOT
 from tests.packaging.helpers import (
     MULTIPROC_ENV,
     OPERATIONS,
@@ -29,6 +28,7 @@ from tests.packaging.helpers import (
     manifest_env,
     workload,
 )
+from tests.support.servers import REPO_ROOT
 
 
 def setting_paths(model: type[BaseModel], prefix: str = "") -> dict[str, Any]:

@@ -20,7 +20,6 @@ import pytest
 import requests
 
 from receiver.store import migrate
-from tests.integration.servers import free_port
 from tests.packaging.helpers import (
     container_of,
     empty_dir_mounts,
@@ -29,6 +28,7 @@ from tests.packaging.helpers import (
     pod_spec,
     workload,
 )
+from tests.support.servers import free_port
 
 PodOptions = Callable[[str], list[str]]
 

@@ -24,8 +24,6 @@ from gunicorn.config import Config as GunicornConfig
 from receiver.app import create_app
 from receiver.bootstrap import bootstrap, load_catalogues, load_slos
 from receiver.settings import load_settings
-from tests.conftest import TOKEN, need
-from tests.integration.servers import REPO_ROOT
 from tests.packaging.helpers import (
     API_VERSIONS,
     EXAMPLE_SECRET,
@@ -55,6 +53,9 @@ from tests.packaging.helpers import (
     workload,
     workloads,
 )
+from tests.support.api import TOKEN
+from tests.support.servers import REPO_ROOT
+from tests.support.skips import need
 
 # --- the manifests as a whole ---------------------------------------------------------------
 

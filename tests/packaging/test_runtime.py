@@ -23,16 +23,6 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from receiver import gunicorn_conf as package
 from receiver.settings import Settings
-from tests.integration.servers import (
-    BIN,
-    REPO_ROOT,
-    Process,
-    free_port,
-    receiver_env,
-    started,
-    stop,
-    wait_ready,
-)
 from tests.packaging.helpers import (
     DEPLOY,
     GUNICORN_CONF,
@@ -43,6 +33,16 @@ from tests.packaging.helpers import (
     gunicorn_settings,
     healthcheck_module,
     image_files,
+)
+from tests.support.servers import (
+    BIN,
+    REPO_ROOT,
+    Process,
+    free_port,
+    receiver_env,
+    started,
+    stop,
+    wait_ready,
 )
 
 # deploy/gunicorn.conf.py sets these itself, on purpose (its comments say why)

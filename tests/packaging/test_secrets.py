@@ -4,7 +4,6 @@ REPLACE_ME values. The scanner is tested on made-up secrets first."""
 
 from __future__ import annotations
 
-from tests.integration.servers import REPO_ROOT
 from tests.packaging.helpers import (
     DEPLOY,
     DOCKERFILE,
@@ -14,6 +13,7 @@ from tests.packaging.helpers import (
     example_secret,
     secrets_in,
 )
+from tests.support.servers import REPO_ROOT
 
 
 def test_the_secret_scanner_finds_secrets() -> None:

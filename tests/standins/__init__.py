@@ -3,8 +3,9 @@
 Each stand-in is a real HTTP(S) server on a free 127.0.0.1 port (bound to port 0, so no other
 process can take it between choice and bind), served by a thread of its own; request handlers
 run in threads the server joins on close, so nothing outlives the ``with`` block. This module
-holds what both share: that server, an injectable monotonic clock, and the fault plan (answer
-an error for the next N requests or for S seconds; hang without answering until released).
+holds what both share: that server, its injectable monotonic clock's type (tests step one by
+hand with ``tests.support.clock.ManualClock``), and the fault plan (answer an error for the
+next N requests or for S seconds; hang without answering until released).
 """
 
 from __future__ import annotations
@@ -23,19 +24,6 @@ from typing import Any, Self
 Clock = Callable[[], float]
 Answer = tuple[int, Any, dict[str, str]]  # HTTP status, JSON body (or text), extra headers
 HANDLER_SOCKET_TIMEOUT = 10.0  # a client that connects and sends nothing cannot block close()
-
-
-class ManualClock:
-    """A monotonic clock that only moves when a test moves it."""
-
-    def __init__(self, start: float = 1000.0) -> None:
-        self.now = start
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 @dataclass

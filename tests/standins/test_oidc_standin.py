@@ -22,10 +22,10 @@ from joserfc.errors import (
 )
 from joserfc.jwk import KeySet
 
-from tests.standins import ManualClock
 from tests.standins.conftest import OIDC_CLIENT
 from tests.standins.oidc import OIDCStandIn
 from tests.standins.oidc_tokens import Client
+from tests.support.clock import ManualClock
 
 CALLBACK = OIDC_CLIENT.redirect_uris[0]
 SCOPE = "openid email profile"

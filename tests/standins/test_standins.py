@@ -13,10 +13,10 @@ import pytest
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from tests.standins import ManualClock
 from tests.standins.conftest import SLACK_CHANNELS, SLACK_TOKEN
 from tests.standins.pagerduty import PagerDutyStandIn
 from tests.standins.slack import SlackStandIn
+from tests.support.clock import ManualClock
 
 ROUTING_KEY = "R0TRITON0123456789ABCDEFGHIJKLMN"  # 32 characters, like an integration key
 PAYLOAD = {"summary": "s", "source": "x", "severity": "info"}

@@ -20,7 +20,7 @@ from receiver.replay import (
     replay,
 )
 from receiver.store.export import ExportedRequest, IncidentRequests
-from tests.conftest import FIXTURES
+from tests.support.payloads import FIXTURES
 
 RECORDED = sorted((FIXTURES / "all").glob("[0-9]*.json"))
 START = datetime(2026, 11, 28, 0, 20, 12, 803642, tzinfo=UTC)

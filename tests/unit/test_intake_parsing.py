@@ -9,7 +9,7 @@ import pytest
 from receiver.intake import parse_time, parse_webhook
 from receiver.model.alerts import AlertStatus, label_fingerprint
 from receiver.model.errors import InvalidPayload
-from tests.conftest import FIXTURES
+from tests.support.payloads import FIXTURES
 
 RECORDED = sorted((FIXTURES / "all").glob("*.json"))
 STARTS = "2026-11-28T00:20:11.795Z"

@@ -30,7 +30,9 @@ from receiver.intake import parse_webhook
 from receiver.model.alerts import AlertStatus, Notification, label_fingerprint
 from receiver.model.errors import InvalidPayload
 from receiver.store.tables import AlertEpisode, Base, Delivery, Incident
-from tests.conftest import AUTH, FakeClock, _settings, migrated_sqlite
+from tests.support.api import AUTH
+from tests.support.clock import FakeClock
+from tests.support.databases import migrated_sqlite, receiver_settings
 
 PROPERTY = settings(max_examples=60, derandomize=True, database=None, deadline=None)
 ZERO_TIME = "0001-01-01T00:00:00Z"
@@ -446,7 +448,7 @@ def test_webhooks_of_one_group_are_stored_and_repeats_change_nothing(
     sqlite_db: str, sequence: list[Any]
 ) -> None:
     clock = FakeClock()
-    container = bootstrap(_settings(sqlite_db, **DELIVERIES), clock=clock)
+    container = bootstrap(receiver_settings(sqlite_db, **DELIVERIES), clock=clock)
     try:
         with container.engine.begin() as conn:  # every example starts empty
             for table in reversed(Base.metadata.sorted_tables):

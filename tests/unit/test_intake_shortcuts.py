@@ -31,7 +31,9 @@ from receiver.replay import ReplayItem, load_items
 from receiver.service import IntakeResult, RawRequest, handle_webhook
 from receiver.store.repeats import EPISODES
 from receiver.store.tables import AlertEpisode, Base
-from tests.conftest import FIXTURES, FakeClock, _admin, _admin_url, _settings, migrated_sqlite
+from tests.support.clock import FakeClock
+from tests.support.databases import admin, admin_url, migrated_sqlite, receiver_settings
+from tests.support.payloads import FIXTURES
 from tests.unit.test_intake_properties import T0, alert_doc
 
 CONFIG = Path(__file__).parents[2] / "config"
@@ -142,7 +144,7 @@ class Intake:
     def __init__(self, url: str, shortcuts: bool, **overrides: Any):
         self.clock = FakeClock()
         self.container: Container = bootstrap(
-            _settings(url, **SETTINGS, **overrides), clock=self.clock
+            receiver_settings(url, **SETTINGS, **overrides), clock=self.clock
         )
         self.rules = dataclasses.replace(self.container.intake_rules, shortcuts=shortcuts)
 
@@ -212,9 +214,9 @@ def twin_url(db_url: str, tmp_path: Path, request: pytest.FixtureRequest) -> Ite
         return
     template = request.getfixturevalue("pg_template")
     name = f"{template}_{uuid.uuid4().hex[:8]}"
-    _admin(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
-    yield _admin_url(name)
-    _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    admin(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+    yield admin_url(name)
+    admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def test_the_recorded_fixtures_store_the_same_rows_with_and_without_the_shortcuts(

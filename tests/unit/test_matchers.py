@@ -5,7 +5,7 @@ import re
 import pytest
 
 from receiver.model.matchers import MAX_REGEX_LENGTH, Matcher, MatchOp
-from tests.regex_dialects import CASES, CATASTROPHIC, INVALID
+from tests.support.regex_dialects import CASES, CATASTROPHIC, INVALID
 
 
 def regex(pattern: str, op: str = "=~") -> Matcher:

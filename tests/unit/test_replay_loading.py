@@ -6,7 +6,7 @@ import json
 import pytest
 
 from receiver.replay import INTAKE_PATH, ReplayItem, ReplayResult, format_table, load_items, replay
-from tests.conftest import FIXTURES
+from tests.support.payloads import FIXTURES
 
 FOLDER = FIXTURES / "ha-duplicates"
 RECORDED = sorted(FOLDER.glob("[0-9]*.json"))

@@ -3,19 +3,15 @@ and the delivery worker, plus readers of what the stand-ins received.
 
 Time is never slept: the FakeClock (the receiver's clock) and one ManualClock (the stand-ins'
 clock and the Slack notifier's pacing clock) move together through ``DeliveryEnv.advance``.
-Test modules build benches through ``EnvFactory`` (see ``make_env`` in the test modules).
+Tests build benches through ``EnvFactory`` (the ``make_env`` fixture of tests/integration).
 """
 
 from __future__ import annotations
 
-import json
-import os
-import re
 from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 from flask import Flask
@@ -30,39 +26,18 @@ from receiver.replay import AppTarget, load_items
 from receiver.settings import Settings
 from receiver.store.db import make_engine
 from receiver.store.tables import Delivery
-from tests.conftest import AUTH, FIXTURES, FakeClock
-from tests.integration.payloads import alert, webhook
-from tests.standins import ManualClock
 from tests.standins.pagerduty import PagerDutyStandIn
 from tests.standins.slack import SlackStandIn
+from tests.support.api import AUTH
+from tests.support.clock import FakeClock, ManualClock
+from tests.support.payloads import FIXTURES, alert, group_body
 
 ROUTING_KEY = "R" * 32
 SLACK_TOKEN = "xoxb-test"
 CHANNEL_ID = "C0TRITON1"
 CHANNELS = {"#triton-alerts": CHANNEL_ID}
-GOLDEN = Path(__file__).parent.parent / "golden"
 # settings, or a function of the bench's stand-ins that gives them
 Overrides = dict[str, Any] | Callable[[PagerDutyStandIn, SlackStandIn], dict[str, Any]]
-UPDATE_GOLDEN = os.environ.get("RECEIVER_TEST_UPDATE_GOLDEN", "") not in ("", "0")
-
-
-def critical(name: str = "TritonHighErrorRate", **labels: str) -> dict[str, Any]:
-    """A firing critical alert of one model (PagerDuty and Slack by the example routes)."""
-    return alert(name, severity="critical", model="llama2_7b", **labels)
-
-
-def group_body(
-    *alerts: dict[str, Any], key: str = "g1", status: str | None = None
-) -> dict[str, Any]:
-    """A webhook for group ``key`` with Alertmanager's common labels and annotations."""
-    doc = webhook(*alerts, receiver="triton", group_key=f'{{}}:{{group="{key}"}}', status=status)
-    doc["commonLabels"] = _common([a["labels"] for a in alerts])
-    doc["commonAnnotations"] = _common([a["annotations"] for a in alerts])
-    return doc
-
-
-def _common(maps: list[dict[str, str]]) -> dict[str, str]:
-    return {k: v for k, v in maps[0].items() if all(m.get(k) == v for m in maps[1:])}
 
 
 def delivery_overrides(
@@ -283,26 +258,3 @@ class EnvFactory:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def check_golden(name: str, observed: dict[str, Any]) -> None:
-    """Compare with tests/golden/<name>.json; RECEIVER_TEST_UPDATE_GOLDEN=1 rewrites it."""
-    path = GOLDEN / f"{name}.json"
-    if UPDATE_GOLDEN:
-        GOLDEN.mkdir(exist_ok=True)
-        path.write_text(dump(observed), encoding="utf-8")
-    assert path.exists(), f"no golden {path.name}: run with RECEIVER_TEST_UPDATE_GOLDEN=1, review"
-    expected = json.loads(path.read_text(encoding="utf-8"))
-    assert observed == expected
-
-
-def dump(value: Any) -> str:
-    """Indented JSON with each row (a list of scalars) on one line, for reviewable diffs."""
-    text = json.dumps(value, indent=1)
-    text = re.sub(r"\[\s+([^\[\]{}\n]+(?:\n\s*[^\[\]{}\s][^\[\]{}\n]*)*)\s+\]", _row, text)
-    assert json.loads(text) == value
-    return text + "\n"
-
-
-def _row(match: re.Match[str]) -> str:
-    return "[" + " ".join(line.strip() for line in match.group(1).splitlines()) + "]"

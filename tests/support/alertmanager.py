@@ -24,7 +24,7 @@ import requests
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.integration.servers import Process, free_port, started
+from tests.support.servers import Process, free_port, started
 
 DEFAULT_BINARY = "/usr/bin/prometheus-alertmanager"  # Debian's name for alertmanager
 BINARY_ENV = "RECEIVER_TEST_ALERTMANAGER"

@@ -23,7 +23,7 @@ import pytest
 import requests
 from sqlalchemy import Engine, event
 
-from tests.conftest import TOKEN
+from tests.support.api import TOKEN
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent  # console scripts of the venv running the tests

@@ -22,7 +22,8 @@ from typing import Any
 import requests
 import yaml
 
-from tests.integration.servers import Process, free_port, started
+from tests.support.servers import Process, free_port, started
+from tests.support.skips import need
 
 READY_TIMEOUT = 30.0
 POLL_INTERVAL = 0.2
@@ -43,6 +44,15 @@ def prometheus_binary() -> str | None:
         if candidate and os.path.isfile(candidate) and os.access(candidate, os.X_OK):
             return candidate
     return None
+
+
+def require_prometheus() -> str:
+    """The prometheus binary's path; skip (fail in CI) without one."""
+    binary = prometheus_binary()
+    if binary is None:
+        need("Prometheus", "no prometheus binary (apt-get install prometheus)")
+    assert binary is not None
+    return binary
 
 
 class PrometheusServer:

@@ -1,0 +1,98 @@
+"""Alertmanager webhook bodies: hand-written ones, and the recorded ones under ``FIXTURES``.
+
+Times are minutes after ``T0`` so tests read as timelines: ``alert("DiskFull", starts=5)``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+FIXTURES = Path(__file__).parents[1] / "fixtures" / "alertmanager-0.25"
+T0 = datetime(2026, 11, 28, 0, 0, 0, tzinfo=UTC)
+ZERO_TIME = "0001-01-01T00:00:00Z"
+
+
+def ts(minutes: float) -> str:
+    """RFC 3339 text of ``T0 + minutes``, as Alertmanager writes it."""
+    return (T0 + timedelta(minutes=minutes)).isoformat().replace("+00:00", "Z")
+
+
+def fake_fingerprint(labels: dict[str, str]) -> str:
+    """A stable 16-hex id per label set (any string will do for the receiver)."""
+    text = json.dumps(labels, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def alert(
+    name: str = "DiskFull",
+    status: str = "firing",
+    starts: float = 0,
+    ends: float | None = None,
+    **labels: str,
+) -> dict[str, Any]:
+    """One entry of ``alerts``; a resolved alert ends one minute after it started by default."""
+    all_labels = {"alertname": name, "severity": "warning", **labels}
+    if status == "resolved" and ends is None:
+        ends = starts + 1
+    return {
+        "status": status,
+        "labels": all_labels,
+        "annotations": {"summary": f"{name} on {labels.get('instance', 'host-1')}"},
+        "startsAt": ts(starts),
+        "endsAt": ts(ends) if ends is not None else ZERO_TIME,
+        "generatorURL": "http://prometheus.example/graph",
+        "fingerprint": fake_fingerprint(all_labels),
+    }
+
+
+def critical(name: str = "TritonHighErrorRate", **labels: str) -> dict[str, Any]:
+    """A firing critical alert of one model (PagerDuty and Slack by the example routes)."""
+    return alert(name, severity="critical", model="llama2_7b", **labels)
+
+
+def webhook(
+    *alerts: dict[str, Any],
+    receiver: str = "team-a",
+    group_key: str | None = None,
+    status: str | None = None,
+    truncated: int = 0,
+) -> dict[str, Any]:
+    """A version 4 body; the root status is firing while any listed alert fires."""
+    names = sorted({a["labels"]["alertname"] for a in alerts})
+    if status is None:
+        status = "firing" if any(a["status"] == "firing" for a in alerts) else "resolved"
+    group_labels = {"alertname": names[0]} if len(names) == 1 else {}
+    common = {"alertname": names[0]} if len(names) == 1 else {}
+    return {
+        "receiver": receiver,
+        "status": status,
+        "alerts": list(alerts),
+        "groupLabels": group_labels,
+        "commonLabels": common,
+        "commonAnnotations": {},
+        "externalURL": "http://alertmanager.example:9093",
+        "version": "4",
+        "groupKey": group_key or "{}:" + json.dumps(group_labels, sort_keys=True),
+        "truncatedAlerts": truncated,
+    }
+
+
+def group_body(
+    *alerts: dict[str, Any], key: str = "g1", status: str | None = None
+) -> dict[str, Any]:
+    """A webhook for group ``key`` with Alertmanager's common labels and annotations."""
+    doc = webhook(*alerts, receiver="triton", group_key=f'{{}}:{{group="{key}"}}', status=status)
+    doc["commonLabels"] = _common([a["labels"] for a in alerts])
+    doc["commonAnnotations"] = _common([a["annotations"] for a in alerts])
+    return doc
+
+
+def _common(maps: list[dict[str, str]]) -> dict[str, str]:
+    return {k: v for k, v in maps[0].items() if all(m.get(k) == v for m in maps[1:])}
+
+
+VALID = json.dumps(webhook(alert("DiskFull", instance="host-1")))
