@@ -24,6 +24,7 @@ from tests.support.databases import (
     admin_url,
     migrated_sqlite,
     receiver_settings,
+    template_copy,
 )
 from tests.support.skips import need
 
@@ -47,15 +48,19 @@ def pg_template() -> Iterator[str]:
 @pytest.fixture
 def pg_url(pg_template: str) -> Iterator[str]:
     """A fresh, migrated Postgres database for one test, dropped afterwards."""
-    name = f"{pg_template}_{uuid.uuid4().hex[:8]}"
-    admin(f'CREATE DATABASE "{name}" TEMPLATE "{pg_template}"')
-    yield admin_url(name)
-    admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with template_copy(pg_template) as url:
+        yield url
 
 
 @pytest.fixture
 def sqlite_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'receiver.db'}"
+
+
+@pytest.fixture
+def sqlite_migrated(tmp_path: Path) -> str:
+    """The URL of a SQLite file of this test, migrated to head."""
+    return migrated_sqlite(tmp_path / "receiver.db")
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

@@ -13,7 +13,6 @@ repository root (or in ``$RECEIVER_TEST_ARTIFACTS``).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -35,7 +34,7 @@ from receiver.settings import load_settings
 from receiver.store import migrate
 from receiver.store.queries import IncidentFilter
 from tests.support.api import TOKEN
-from tests.support.payloads import FIXTURES
+from tests.support.payloads import FIXTURES, alert, webhook
 from tests.support.skips import need
 
 if TYPE_CHECKING:
@@ -85,33 +84,13 @@ class _QuietHandler(WSGIRequestHandler):
         pass
 
 
-def webhook(alertname: str, severity: str, annotations: dict[str, str], **labels: str) -> bytes:
-    """A hand-written version 4 body with one firing alert."""
-    labels = {"alertname": alertname, "severity": severity, **labels}
-    fingerprint = hashlib.sha256(json.dumps(labels, sort_keys=True).encode()).hexdigest()[:16]
-    alert = {
-        "status": "firing",
-        "labels": labels,
-        "annotations": annotations,
-        "startsAt": "2026-11-28T00:30:00Z",
-        "endsAt": "0001-01-01T00:00:00Z",
-        "generatorURL": "http://prometheus.example/graph",
-        "fingerprint": fingerprint,
-    }
-    group_labels = {"alertname": alertname, **labels}
-    body = {
-        "receiver": "hand-written",
-        "status": "firing",
-        "alerts": [alert],
-        "groupLabels": group_labels,
-        "commonLabels": labels,
-        "commonAnnotations": annotations,
-        "externalURL": "http://alertmanager.example:9093",
-        "version": "4",
-        "groupKey": "{}:" + json.dumps(group_labels, sort_keys=True),
-        "truncatedAlerts": 0,
-    }
-    return json.dumps(body).encode()
+def hand_written(
+    alertname: str, severity: str, annotations: dict[str, str], **labels: str
+) -> bytes:
+    """A version 4 body with one firing alert, grouped by all its labels."""
+    entry = alert(alertname, starts=30, annotations=annotations, severity=severity, **labels)
+    doc = webhook(entry, receiver="hand-written", group_labels=entry["labels"], common=True)
+    return json.dumps(doc).encode()
 
 
 def _seed(url: str) -> int:
@@ -122,13 +101,13 @@ def _seed(url: str) -> int:
             status, answer = target.post(item.path, item.body)
             assert status == 200, f"{item.source}: {status} {answer}"
         hostile = {"summary": HOSTILE_TEXT, "description": HOSTILE_TEXT}
-        body = webhook(HOSTILE_ALERTNAME, "warning", hostile, instance="evil-host:9100")
+        body = hand_written(HOSTILE_ALERTNAME, "warning", hostile, instance="evil-host:9100")
         status, answer = target.post("/api/v1/alertmanager/hand-written", body)
         assert status == 200, f"hostile webhook: {status} {answer}"
         (hostile_id,) = answer["incidents"]
         for n in range(FILLERS):
             summary = {"summary": f"Disk almost full on host-{n:02}"}
-            body = webhook("DiskFillingUp", "info", summary, instance=f"host-{n:02}:9100")
+            body = hand_written("DiskFillingUp", "info", summary, instance=f"host-{n:02}:9100")
             status, answer = target.post("/api/v1/alertmanager/hand-written", body)
             assert status == 200, f"filler webhook {n}: {status} {answer}"
     finally:

@@ -3,35 +3,29 @@ GPUs, so they do not see each other's alerts), on a Postgres database of its own
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 
 import pytest
 
 from tests.e2e.stack import Stack, running_stack
 from tests.e2e.timeline import api
-from tests.support.alertmanager import alertmanager_binary
-from tests.support.databases import admin, admin_url
-from tests.support.prometheus import prometheus_binary
-from tests.support.skips import need
+from tests.support.alertmanager import require_alertmanager
+from tests.support.databases import template_copy
+from tests.support.prometheus import require_prometheus
 
 
 @pytest.fixture(scope="package")
 def e2e_database(pg_template: str) -> Iterator[str]:
     """A migrated Postgres database for the package's stack, dropped afterwards."""
-    name = f"{pg_template}_e2e_{uuid.uuid4().hex[:8]}"
-    admin(f'CREATE DATABASE "{name}" TEMPLATE "{pg_template}"')
-    yield admin_url(name)
-    admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with template_copy(pg_template, "e2e") as url:
+        yield url
 
 
 @pytest.fixture(scope="package")
 def stack(e2e_database: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """Triton pods, Prometheus, two clustered Alertmanagers, the receiver and its worker."""
-    if prometheus_binary() is None:
-        need("Prometheus", "no prometheus binary (apt-get install prometheus)")
-    if alertmanager_binary() is None:
-        need("Alertmanager", "no alertmanager binary (apt-get install prometheus-alertmanager)")
+    require_prometheus()
+    require_alertmanager()
     with running_stack(tmp_path_factory.mktemp("e2e"), e2e_database) as running:
         yield running
     assert running.pagerduty.errors == [], "the PagerDuty stand-in failed handling a request"

@@ -14,7 +14,7 @@ from tests.e2e.timeline import (
     eventually,
     healthy_model,
     incident,
-    incidents,
+    incidents_of,
     pd_actions,
     pd_pages,
     receipts_from,
@@ -28,7 +28,7 @@ ALERT = "TritonHighErrorRate"
 
 def test_an_error_burst_pages_once_posts_once_and_resolves_both_in_place(stack: Stack) -> None:
     healthy_model(stack, MODEL, success_per_s=20)
-    assert incidents(stack, ALERT, model=MODEL) == []
+    assert incidents_of(stack, ALERT, model=MODEL) == []
 
     # 1. the burst: a third of the requests fail
     stack.pod_a.set_model(MODEL, failure_per_s=10)
@@ -38,7 +38,7 @@ def test_an_error_burst_pages_once_posts_once_and_resolves_both_in_place(stack: 
         lambda: alert_states(stack, ALERT, model=MODEL) == ["firing"],
     )
     [opened] = eventually(
-        stack, "an incident for the burst", lambda: incidents(stack, ALERT, model=MODEL)
+        stack, "an incident for the burst", lambda: incidents_of(stack, ALERT, model=MODEL)
     )
     assert (opened["status"], opened["severity"]) == ("firing", "critical")
     assert opened["labels"]["model"] == MODEL and opened["labels"]["team"] == "inference"
@@ -76,7 +76,7 @@ def test_an_error_burst_pages_once_posts_once_and_resolves_both_in_place(stack: 
     eventually(
         stack,
         "the incident resolved",
-        lambda: [i["status"] for i in incidents(stack, ALERT, model=MODEL)] == ["resolved"],
+        lambda: [i["status"] for i in incidents_of(stack, ALERT, model=MODEL)] == ["resolved"],
     )
 
     detail = delivered(stack, opened["id"], "resolved")
@@ -84,7 +84,7 @@ def test_an_error_burst_pages_once_posts_once_and_resolves_both_in_place(stack: 
     assert [p["status"] for p in pd_pages(stack, detail)] == ["resolved"]
     [message] = slack_messages(stack, [opened["id"]])  # updated in place, not posted again
     assert message["text"].startswith("[RESOLVED]") and message["updates"]
-    assert [i["id"] for i in incidents(stack, ALERT, model=MODEL)] == [opened["id"]]
+    assert [i["id"] for i in incidents_of(stack, ALERT, model=MODEL)] == [opened["id"]]
     assert len(detail["alerts"]) == 1 and len(detail["alerts"][0]["episodes"]) == 1
     assert receipts_from(detail) == set(stack.alertmanagers.urls)  # both HA peers notified
     assert detail["counts"]["duplicates"] >= 1

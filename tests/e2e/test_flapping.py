@@ -13,11 +13,11 @@ import pytest
 from tests.e2e.stack import Stack
 from tests.e2e.timeline import (
     delivered,
-    episodes,
+    episodes_of,
     eventually,
     gpu_memory,
     incident,
-    incidents,
+    incidents_of,
     pd_actions,
     pd_pages,
     slack_messages,
@@ -31,14 +31,14 @@ STARTS = 3
 
 def states(stack: Stack) -> list[str]:
     """Status of each episode of the flapping GPU, oldest first."""
-    return [e["status"] for e in episodes(stack, ALERT, gpu_uuid=GPU)]
+    return [e["status"] for e in episodes_of(stack, ALERT, gpu_uuid=GPU)]
 
 
 def test_a_flapping_gpu_pages_at_most_twice_and_its_incident_shows_flapping(
     stack: Stack,
 ) -> None:
     gpu_memory(stack, GPU, 0.5, pod="b")
-    assert incidents(stack, ALERT, gpu_uuid=GPU) == []
+    assert incidents_of(stack, ALERT, gpu_uuid=GPU) == []
 
     for start in range(1, STARTS + 1):
         gpu_memory(stack, GPU, 0.96, pod="b")
@@ -48,8 +48,8 @@ def test_a_flapping_gpu_pages_at_most_twice_and_its_incident_shows_flapping(
         ended = ["resolved"] * start
         eventually(stack, f"start {start} resolved", lambda e=ended: states(stack) == e)
 
-    first, second = incidents(stack, ALERT, gpu_uuid=GPU)
-    assert [e["incident"] for e in episodes(stack, ALERT, gpu_uuid=GPU)] == [
+    first, second = incidents_of(stack, ALERT, gpu_uuid=GPU)
+    assert [e["incident"] for e in episodes_of(stack, ALERT, gpu_uuid=GPU)] == [
         first["id"],
         second["id"],
         second["id"],

@@ -8,10 +8,10 @@ from tests.e2e.stack import Stack
 from tests.e2e.timeline import (
     alert_states,
     delivered,
-    episodes,
+    episodes_of,
     eventually,
     gpu_memory,
-    incidents,
+    incidents_of,
     pd_actions,
     pd_pages,
     sent_actions,
@@ -25,7 +25,8 @@ GPU_1, GPU_2 = "GPU-e2e-grow-0001", "GPU-e2e-grow-0002"
 
 def firing_gpus(stack: Stack, instance: str) -> dict[str, str]:
     """gpu_uuid -> status of each episode of the pod's GPU alerts (latest episode per GPU)."""
-    return {e["labels"]["gpu_uuid"]: e["status"] for e in episodes(stack, ALERT, instance=instance)}
+    found = episodes_of(stack, ALERT, instance=instance)
+    return {e["labels"]["gpu_uuid"]: e["status"] for e in found}
 
 
 def test_gpus_filling_up_one_after_another_are_one_incident_paged_and_resolved_once(
@@ -34,12 +35,12 @@ def test_gpus_filling_up_one_after_another_are_one_incident_paged_and_resolved_o
     instance = stack.pod_a.target
     gpu_memory(stack, GPU_1, 0.5)
     gpu_memory(stack, GPU_2, 0.5)
-    assert incidents(stack, ALERT, instance=instance) == []
+    assert incidents_of(stack, ALERT, instance=instance) == []
 
     # 1. GPU 1 crosses 90 %: an incident, a page, a Slack message
     gpu_memory(stack, GPU_1, 0.95)
     eventually(stack, "GPU 1 firing", lambda: firing_gpus(stack, instance) == {GPU_1: "firing"})
-    [opened] = incidents(stack, ALERT, instance=instance)
+    [opened] = incidents_of(stack, ALERT, instance=instance)
     first = delivered(stack, opened["id"])
     assert pd_actions(stack, first) == ["trigger"]
 
@@ -55,7 +56,7 @@ def test_gpus_filling_up_one_after_another_are_one_incident_paged_and_resolved_o
     gpu_memory(stack, GPU_1, 0.5)
     partial = {GPU_1: "resolved", GPU_2: "firing"}
     eventually(stack, "GPU 1 resolved", lambda: firing_gpus(stack, instance) == partial)
-    assert [i["status"] for i in incidents(stack, ALERT, instance=instance)] == ["firing"]
+    assert [i["status"] for i in incidents_of(stack, ALERT, instance=instance)] == ["firing"]
 
     # 4. GPU 2 back under: the group is over, the incident resolves once
     gpu_memory(stack, GPU_2, 0.5)
@@ -75,8 +76,8 @@ def test_gpus_filling_up_one_after_another_are_one_incident_paged_and_resolved_o
         assert sent.count("trigger") == sent.count("resolve") == 1 and "update" in sent, sent
     [message] = slack_messages(stack, [opened["id"]])
     assert message["text"].startswith("[RESOLVED]") and len(message["updates"]) >= 2
-    assert [i["id"] for i in incidents(stack, ALERT, instance=instance)] == [opened["id"]]
-    assert sorted(e["resolution"] for e in episodes(stack, ALERT, instance=instance)) == [
+    assert [i["id"] for i in incidents_of(stack, ALERT, instance=instance)] == [opened["id"]]
+    assert sorted(e["resolution"] for e in episodes_of(stack, ALERT, instance=instance)) == [
         "resolved",
         "resolved",
     ]

@@ -17,13 +17,13 @@ from tests.e2e.timeline import (
     delivered,
     eventually,
     incident,
-    incidents,
+    incidents_of,
     pd_actions,
     pd_pages,
     receipts_from,
     slack_messages,
 )
-from tests.support.alertmanager import rfc3339
+from tests.support.payloads import rfc3339
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 ALERT = "TritonHighLatency"
@@ -49,7 +49,7 @@ def test_both_alertmanagers_notify_yet_there_is_one_incident_and_one_page(stack:
     stack.alertmanagers.post_alerts([latency_alert(starts, starts + timedelta(minutes=10))])
 
     def from_both() -> dict[str, Any] | None:
-        found = incidents(stack, ALERT, model=MODEL)
+        found = incidents_of(stack, ALERT, model=MODEL)
         if len(found) != 1:
             return None
         detail = incident(stack, found[0]["id"])
@@ -68,7 +68,7 @@ def test_both_alertmanagers_notify_yet_there_is_one_incident_and_one_page(stack:
     ended = datetime.now(UTC)
     stack.alertmanagers.post_alerts([latency_alert(starts, ended)])
     done = delivered(stack, detail["id"], "resolved")
-    assert [i["id"] for i in incidents(stack, ALERT, model=MODEL)] == [detail["id"]]
+    assert [i["id"] for i in incidents_of(stack, ALERT, model=MODEL)] == [detail["id"]]
     assert pd_actions(stack, done) == ["trigger", "resolve"]
     assert [p["status"] for p in pd_pages(stack, done)] == ["resolved"]
     [message] = slack_messages(stack, [detail["id"]])

@@ -12,7 +12,7 @@ from tests.e2e.timeline import (
     eventually,
     healthy_model,
     incident,
-    incidents,
+    incidents_of,
     pd_actions,
 )
 
@@ -36,7 +36,7 @@ def silenced_everywhere(stack: Stack) -> bool:
 def test_an_alert_that_resolves_while_silenced_is_resolved_by_reconciliation(stack: Stack):
     healthy_model(stack, MODEL, success_per_s=20)
     stack.pod_a.set_model(MODEL, failure_per_s=10)
-    [opened] = eventually(stack, "a page", lambda: incidents(stack, ALERT, model=MODEL))
+    [opened] = eventually(stack, "a page", lambda: incidents_of(stack, ALERT, model=MODEL))
     assert pd_actions(stack, delivered(stack, opened["id"])) == ["trigger"]
 
     # silenced on one Alertmanager (gossiped to the other), then the errors stop: the resolve

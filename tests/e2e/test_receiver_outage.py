@@ -19,7 +19,7 @@ from tests.e2e.timeline import (
     delivered,
     eventually,
     healthy_model,
-    incidents,
+    incidents_of,
     pd_actions,
     pd_pages,
     receipts_from,
@@ -81,12 +81,12 @@ def test_notifications_refused_with_503_are_retried_into_one_incident_and_one_pa
                 for now, then in zip(failed_requests(stack), before, strict=True)
             ),
         )
-        assert incidents(stack, ALERT, model=MODEL) == []  # nothing stored while refusing
+        assert incidents_of(stack, ALERT, model=MODEL) == []  # nothing stored while refusing
     for n in range(stack.alertmanagers.size):  # what each Alertmanager was told, and retried
         assert REFUSED.format(stack.receiver.url) in stack.alertmanagers.output(n)
 
     [opened] = eventually(
-        stack, "the incident, once stored", lambda: incidents(stack, ALERT, model=MODEL)
+        stack, "the incident, once stored", lambda: incidents_of(stack, ALERT, model=MODEL)
     )
     paged = delivered(stack, opened["id"])
     assert (opened["status"], opened["severity"]) == ("firing", "warning")
@@ -101,7 +101,7 @@ def test_notifications_refused_with_503_are_retried_into_one_incident_and_one_pa
         lambda: alert_states(stack, ALERT, model=MODEL) == [],
     )
     done = delivered(stack, opened["id"], "resolved")
-    assert [i["id"] for i in incidents(stack, ALERT, model=MODEL)] == [opened["id"]]
+    assert [i["id"] for i in incidents_of(stack, ALERT, model=MODEL)] == [opened["id"]]
     assert pd_actions(stack, done) == ["trigger", "resolve"]
     [message] = slack_messages(stack, [opened["id"]])
     assert message["text"].startswith("[RESOLVED]")

@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 
 from tests.e2e.stack import Stack
-from tests.e2e.timeline import delivered, eventually, incidents
-from tests.support.alertmanager import rfc3339
+from tests.e2e.timeline import delivered, eventually, incidents_of
+from tests.support.payloads import rfc3339
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 ALERT = "TritonHighLatency"
@@ -64,11 +64,11 @@ def test_a_silence_set_on_one_peer_keeps_its_alert_from_both_peers_notifications
         )
 
     [opened] = eventually(
-        stack, "the group's incident", lambda: incidents(stack, ALERT, model=MODEL)
+        stack, "the group's incident", lambda: incidents_of(stack, ALERT, model=MODEL)
     )
     paged = delivered(stack, opened["id"])
     assert [s["labels"]["instance"] for s in paged["alerts"]] == [SHOWN]
-    assert incidents(stack, ALERT, model=MODEL, instance=SILENCED) == []
+    assert incidents_of(stack, ALERT, model=MODEL, instance=SILENCED) == []
 
     ended = datetime.now(UTC)
     cluster.post_alerts(

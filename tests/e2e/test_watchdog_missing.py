@@ -6,20 +6,20 @@ from __future__ import annotations
 import pytest
 
 from tests.e2e.stack import Stack, watchdog_heartbeat
-from tests.e2e.timeline import delivered, eventually, incidents, pd_actions
+from tests.e2e.timeline import delivered, eventually, incidents_of, pd_actions
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 
 
 def test_a_missing_watchdog_pages_and_its_return_resolves_the_page(stack: Stack):
-    assert incidents(stack, "Watchdog") == []  # a heartbeat, never an incident
+    assert incidents_of(stack, "Watchdog") == []  # a heartbeat, never an incident
     before = watchdog_heartbeat(stack)
     silence = stack.alertmanagers.silence({"alertname": "Watchdog"}, minutes=10)
     try:
         opened = eventually(
             stack,
             "a WatchdogMissing incident",
-            lambda: incidents(stack, "WatchdogMissing"),
+            lambda: incidents_of(stack, "WatchdogMissing"),
             timeout=60,
         )[0]
         page = delivered(stack, opened["id"])
@@ -31,4 +31,4 @@ def test_a_missing_watchdog_pages_and_its_return_resolves_the_page(stack: Stack)
     done = delivered(stack, opened["id"], "resolved")
     assert pd_actions(stack, done) == ["trigger", "resolve"]
     assert watchdog_heartbeat(stack) > before
-    assert [i["id"] for i in incidents(stack, "WatchdogMissing")] == [opened["id"]]
+    assert [i["id"] for i in incidents_of(stack, "WatchdogMissing")] == [opened["id"]]

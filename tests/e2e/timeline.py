@@ -9,10 +9,10 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import pytest
-import requests
 
 from tests.e2e.configs import FLAP_HOLD_DOWN_SECONDS, SLACK_CHANNEL
 from tests.e2e.stack import Stack
+from tests.support.api import read_json
 
 T = TypeVar("T")
 DEADLINE = 45.0
@@ -48,12 +48,10 @@ def eventually(
 
 def api(stack: Stack, path: str, **params: Any) -> Any:
     """GET a JSON document of the receiver's read API."""
-    answer = requests.get(stack.receiver.url + path, params=params, timeout=10)
-    assert answer.status_code == 200, f"{path}: {answer.status_code} {answer.text[:500]}"
-    return answer.json()
+    return read_json(stack.receiver.url, path, **params)
 
 
-def incidents(stack: Stack, alertname: str, **labels: str) -> list[dict[str, Any]]:
+def incidents_of(stack: Stack, alertname: str, **labels: str) -> list[dict[str, Any]]:
     """Incidents of ``alertname`` with an alert carrying every given label, oldest first."""
     matchers = [f'{name}="{value}"' for name, value in labels.items()]
     found = api(stack, "/api/v1/incidents", alertname=alertname, label=matchers)["incidents"]
@@ -148,11 +146,11 @@ def gpu_memory(stack: Stack, uuid: str, share: float, pod: str = "a") -> None:
     )
 
 
-def episodes(stack: Stack, alertname: str, **labels: str) -> list[dict[str, Any]]:
+def episodes_of(stack: Stack, alertname: str, **labels: str) -> list[dict[str, Any]]:
     """Every episode of the matching alerts across their incidents, by start; each with its
     ``incident`` id and its alert's ``labels``."""
     found = []
-    for summary in incidents(stack, alertname, **labels):
+    for summary in incidents_of(stack, alertname, **labels):
         for series in incident(stack, summary["id"])["alerts"]:
             if labels.items() <= series["labels"].items():
                 for episode in series["episodes"]:

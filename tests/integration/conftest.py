@@ -1,4 +1,5 @@
-"""Fixtures: the UI app and a logged-in client; a Triton simulator and a real Prometheus.
+"""Fixtures: the UI app and a logged-in client; a Triton simulator and a real Prometheus; the
+delivery bench (``make_env``) and the command line in process (``cli``).
 
 ``triton_sim`` (function scope) is a simulator of its own; ``prometheus`` (module scope) scrapes
 ``scraped_sim`` (module scope, shared by the module's tests: give each test its own model and GPU
@@ -21,8 +22,11 @@ from receiver.bootstrap import bootstrap
 from receiver.replay import AppTarget, load_items, replay
 from tests.sim.triton import TritonSimulator
 from tests.support.api import AUTH
+from tests.support.cli import Run, invoke, without_receiver_variables
+from tests.support.envs import EnvFactory
 from tests.support.payloads import FIXTURES
 from tests.support.prometheus import PrometheusServer, require_prometheus
+from tests.support.servers import disposing_engines
 from tests.support.ui_session import PASSWORD, login
 
 
@@ -75,3 +79,18 @@ def browser(ui_app: Flask) -> FlaskClient:
     client = ui_app.test_client()
     assert login(client).status_code == 302
     return client
+
+
+@pytest.fixture
+def make_env(make_settings: Any, clock: Any) -> Iterator[EnvFactory]:
+    """Delivery benches (stand-ins, app, worker) on this test's database, closed afterwards."""
+    with EnvFactory(make_settings, clock) as factory:
+        yield factory
+
+
+@pytest.fixture
+def cli(monkeypatch: pytest.MonkeyPatch) -> Iterator[Run]:
+    """Run ``receiver <args>`` in process with no RECEIVER_* variable but the given ones."""
+    without_receiver_variables(monkeypatch)
+    with disposing_engines():
+        yield invoke

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import functools
 import json
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,11 +27,10 @@ from sqlalchemy import create_engine
 from receiver.app import create_app
 from receiver.bootstrap import Container, bootstrap
 from receiver.model.alerts import label_fingerprint
-from receiver.store import migrate
 from receiver.store.tables import Base
 from tests.support.api import AUTH, detail, incidents, send
 from tests.support.clock import FakeClock
-from tests.support.databases import admin, admin_url, receiver_settings
+from tests.support.databases import module_database, receiver_settings
 from tests.support.payloads import VALID
 from tests.support.storage import assert_nothing_stored, assert_still_serving, rejected_rows
 
@@ -103,18 +101,8 @@ def generated_body(
 def corpus_db(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[str]:
-    if request.param == "postgres":
-        template = request.getfixturevalue("pg_template")
-        name = f"{template}_corpus_{uuid.uuid4().hex[:8]}"
-        admin(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
-        yield admin_url(name)
-        admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        return
-    url = f"sqlite:///{tmp_path_factory.mktemp('corpus') / 'receiver.db'}"
-    container = bootstrap(receiver_settings(url))
-    migrate.upgrade(container.engine)
-    container.engine.dispose()
-    yield url
+    with module_database(request, tmp_path_factory, "corpus") as url:
+        yield url
 
 
 def empty_database(url: str) -> None:

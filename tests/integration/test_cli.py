@@ -4,11 +4,10 @@ payloads and incidents), serve."""
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -16,22 +15,20 @@ from typing import Any
 import pytest
 import requests
 import yaml
-from click.testing import CliRunner, Result
 from sqlalchemy import func, select, text, update
 
 from receiver.app import create_app
-from receiver.cli import main
 from receiver.settings import load_settings
 from receiver.store import migrate
 from receiver.store.db import make_engine
 from receiver.store.tables import AlertEpisode, AlertGroup, Incident, WebhookReceipt
-from tests.support.api import AUTH, TOKEN
+from tests.support.api import AUTH, TOKEN, read_json
+from tests.support.cli import Run
 from tests.support.payloads import FIXTURES
 from tests.support.servers import (
     BIN,
     REPO_ROOT,
     Server,
-    disposing_engines,
     free_port,
     gunicorn,
     receiver_env,
@@ -44,22 +41,6 @@ SCENARIO = FIXTURES / "single-repeat-resolve"
 RECORDED = sorted(
     p.name for p in SCENARIO.glob("*.json") if "body_raw" in json.loads(p.read_text())
 )
-
-
-Run = Callable[..., Result]
-
-
-@pytest.fixture
-def cli(monkeypatch: pytest.MonkeyPatch) -> Iterator[Run]:
-    """Run ``receiver <args>`` in process with no RECEIVER_* variable but the given ones."""
-    for name in [n for n in os.environ if n.startswith("RECEIVER_")]:
-        monkeypatch.delenv(name)
-
-    def run(*args: str, **env: str) -> Result:
-        return CliRunner().invoke(main, list(args), env=env, catch_exceptions=False)
-
-    with disposing_engines():
-        yield run
 
 
 def table_rows(output: str) -> dict[str, list[str]]:
@@ -176,11 +157,8 @@ def replay_over_http(
     )
 
 
-def incidents(server: Server, **params: str) -> list[dict[str, Any]]:
-    with requests.Session() as session:
-        answer = session.get(server.url + "/api/v1/incidents", params=params, timeout=10)
-    assert answer.status_code == 200, answer.text
-    return answer.json()["incidents"]
+def served_incidents(server: Server, **params: str) -> list[dict[str, Any]]:
+    return read_json(server.url, "/api/v1/incidents", **params)["incidents"]
 
 
 @pytest.mark.slow
@@ -191,7 +169,7 @@ def test_replay_over_http_with_a_token_file_stores_all_and_the_incident_ends_res
     assert result.returncode == 0, result.stdout + result.stderr
     rows = table_rows(result.stdout)
     assert {name: row[2] for name, row in rows.items()} == dict.fromkeys(RECORDED, "200")
-    (incident,) = incidents(server, receiver="triton-critical")
+    (incident,) = served_incidents(server, receiver="triton-critical")
     assert incident["status"] == "resolved"
     assert incident["counts"]["notifications"] == len(RECORDED)
     assert incident["resolved_at"] is not None
@@ -201,13 +179,13 @@ def test_replay_over_http_with_a_token_file_stores_all_and_the_incident_ends_res
 def test_replay_over_http_with_a_wrong_token_exits_1_showing_401s(
     server: Server, tmp_path: Path
 ) -> None:
-    before = incidents(server)
+    before = served_incidents(server)
     result = replay_over_http(server, "not-the-token", tmp_path)
     assert result.returncode == 1
     rows = table_rows(result.stdout)
     assert {name: row[2] for name, row in rows.items()} == dict.fromkeys(RECORDED, "401")
     assert f"{len(RECORDED)} sent, 0 stored, {len(RECORDED)} not stored" in result.stdout
-    assert incidents(server) == before
+    assert served_incidents(server) == before
 
 
 def test_db_prune_deletes_payloads_past_retention_and_keeps_incidents(

@@ -59,13 +59,15 @@ def make_container(make_settings, tmp_path: Path) -> Iterator[Any]:
         container.engine.dispose()
 
 
-def webhook(*alerts: dict[str, Any]) -> str:
+def context_webhook(*alerts: dict[str, Any]) -> str:
+    """A bare webhook of ``firing_at`` alerts: only what context needs."""
     return json.dumps(
         {"receiver": "ctx", "status": "firing", "groupKey": "{}:ctx", "alerts": list(alerts)}
     )
 
 
-def alert(name: str, starts_at: datetime, **labels: str) -> dict[str, Any]:
+def firing_at(name: str, starts_at: datetime, **labels: str) -> dict[str, Any]:
+    """An alert firing since ``starts_at``: real time, as Prometheus' history is."""
     return {
         "status": "firing",
         "labels": {"alertname": name, **labels},
@@ -120,14 +122,14 @@ def test_the_snapshot_holds_the_gpu_queue_and_rate_values_the_simulator_served(
     container = make_container(prometheus.url)
     client = create_app(container=container).test_client()
     at = datetime.now(UTC)  # after `served`: every value is in Prometheus
-    gpu_alert = alert(
+    gpu_alert = firing_at(
         "TritonGPUMemoryHigh", at, gpu_uuid=served["gpu"], instance=served["instance"]
     )
-    model_alert = alert(
+    model_alert = firing_at(
         "TritonHighErrorRate", at, model=served["model"], instance=served["instance"]
     )
 
-    answer = post_webhook(client, webhook(gpu_alert, model_alert), "ctx").get_json()
+    answer = post_webhook(client, context_webhook(gpu_alert, model_alert), "ctx").get_json()
     assert stored_context(client, answer["incidents"][0])["state"] == "pending"  # not yet: worker
     assert build_enricher(container).drain() == 2
 
@@ -160,7 +162,7 @@ def test_evaluating_again_later_gives_the_same_answer_for_the_same_start(
     container = make_container(prometheus.url)
     client = create_app(container=container).test_client()
     at = datetime.now(UTC)  # after `served`: every value is in Prometheus
-    body = webhook(alert("TritonGPUMemoryHigh", at, gpu_uuid=served["gpu"]))
+    body = context_webhook(firing_at("TritonGPUMemoryHigh", at, gpu_uuid=served["gpu"]))
     incident = post_webhook(client, body, "ctx").get_json()["incidents"][0]
     build_enricher(container).drain()
     first = items_by_key(stored_context(client, incident))["gpu_utilization"]
@@ -189,7 +191,9 @@ def test_a_promql_error_and_an_empty_result_are_unavailable_with_their_reason(
     container = make_container(prometheus.url, context=context_file(tmp_path, extra=[broken]))
     client = create_app(container=container).test_client()
     at = datetime.now(UTC)  # after `served`: every value is in Prometheus
-    body = webhook(alert("TritonHighErrorRate", at, model="no_such_model", gpu_uuid=served["gpu"]))
+    body = context_webhook(
+        firing_at("TritonHighErrorRate", at, model="no_such_model", gpu_uuid=served["gpu"])
+    )
     incident = post_webhook(client, body, "ctx").get_json()["incidents"][0]
     build_enricher(container).drain()
 
@@ -240,7 +244,9 @@ def test_an_unreachable_or_hanging_prometheus_gives_unavailable_items_within_the
     client = create_app(container=container).test_client()
     at = datetime.now(UTC)
     answer = post_webhook(
-        client, webhook(alert("TritonHighErrorRate", at, model="m", gpu_uuid="g")), "ctx"
+        client,
+        context_webhook(firing_at("TritonHighErrorRate", at, model="m", gpu_uuid="g")),
+        "ctx",
     )
     assert answer.status_code == 200  # intake never waits for Prometheus
 
@@ -285,7 +291,7 @@ def test_a_charted_item_keeps_what_prometheus_held_before_the_start(
     container = make_container(prometheus.url, context=path)
     client = create_app(container=container).test_client()
     at = datetime.now(UTC)
-    body = webhook(alert("TritonGPUMemoryHigh", at, gpu_uuid=gpu))
+    body = context_webhook(firing_at("TritonGPUMemoryHigh", at, gpu_uuid=gpu))
     incident = post_webhook(client, body, "ctx").get_json()["incidents"][0]
     build_enricher(container).drain()
 
@@ -322,9 +328,9 @@ def test_a_model_alert_carries_its_slo_status_as_calculated_by_hand(
     container = make_container(prometheus.url, slos_path=str(slos))
     client = create_app(container=container).test_client()
     at = datetime.now(UTC)
-    body = webhook(
-        alert("TritonHighErrorRate", at, model=model),
-        alert("TritonGPUMemoryHigh", at, gpu_uuid="GPU-no-model"),
+    body = context_webhook(
+        firing_at("TritonHighErrorRate", at, model=model),
+        firing_at("TritonGPUMemoryHigh", at, gpu_uuid="GPU-no-model"),
     )
     incident = post_webhook(client, body, "ctx").get_json()["incidents"][0]
     build_enricher(container).drain()

@@ -25,10 +25,10 @@ from receiver.settings import DatabaseSettings
 from receiver.store.db import make_engine
 from receiver.store.deadlines import extended, timed_out
 from receiver.store.unit_of_work import UnitOfWork
-from tests.integration.test_intake_storage import free_port
 from tests.support.api import WEBHOOKS, metric, post_webhook
 from tests.support.databases import receiver_settings
 from tests.support.payloads import VALID, alert, webhook
+from tests.support.servers import free_port
 from tests.support.ui_session import PASSWORD, login
 
 SHORT = DatabaseSettings(statement_timeout_seconds=0.3, lock_timeout_seconds=0.3)

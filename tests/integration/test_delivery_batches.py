@@ -7,7 +7,6 @@ unsent, for the next batch; the worker wakes when a delivery it put back falls d
 
 from __future__ import annotations
 
-from contextlib import contextmanager
 from datetime import timedelta
 
 import pytest
@@ -16,29 +15,8 @@ from sqlalchemy import event, select
 from receiver.notify.outbox import SEND_BUDGET
 from receiver.store.tables import Delivery
 from receiver.worker import seconds_to_next_pass
-from tests.support.envs import EnvFactory
 from tests.support.payloads import critical, group_body
-
-
-@pytest.fixture
-def make_env(make_settings, clock):
-    with EnvFactory(make_settings, clock) as factory:
-        yield factory
-
-
-@contextmanager
-def counting(engine):
-    """Count the statements (an executemany counts once) sent through ``engine``."""
-    seen: list[str] = []
-
-    def count(conn, cursor, statement, parameters, context, executemany):
-        seen.append(statement)
-
-    event.listen(engine, "before_cursor_execute", count)
-    try:
-        yield seen
-    finally:
-        event.remove(engine, "before_cursor_execute", count)
+from tests.support.storage import statements
 
 
 def open_incidents(env, count: int, start: int = 0) -> None:
@@ -52,22 +30,22 @@ def test_a_batch_reads_in_a_fixed_number_of_statements_and_settles_each_send_in_
 ):
     env = make_env()
     open_incidents(env, 1)
-    with counting(env.container.engine) as one:
+    with statements(env.container.engine) as one:
         assert env.worker.run_once() == 2
     open_incidents(env, 8, start=1)
-    with counting(env.container.engine) as many:
+    with statements(env.container.engine) as many:
         assert env.worker.run_once() == 16
     assert len(env.pd.events) == 9
     assert len(env.outbox("sent")) == 18
 
-    def reads(statements):
-        return [s for s in statements if s.lstrip().upper().startswith("SELECT")]
+    def reads(sent):
+        return [s for s in sent if s.lstrip().upper().startswith("SELECT")]
 
-    def pacing(statements):
-        return [s for s in statements if "channel_pacing" in s]
+    def pacing(sent):
+        return [s for s in sent if "channel_pacing" in s]
 
-    def releases(statements):  # a receiver's first success looks for a backlog to release
-        return [s for s in statements if s.startswith("UPDATE deliveries SET due_at")]
+    def releases(sent):  # a receiver's first success looks for a backlog to release
+        return [s for s in sent if s.startswith("UPDATE deliveries SET due_at")]
 
     assert len(reads(many)) == len(reads(one)), "\n".join(reads(many))
     assert (len(releases(one)), len(releases(many))) == (2, 0)

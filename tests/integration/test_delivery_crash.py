@@ -25,7 +25,6 @@ from sqlalchemy import select
 from receiver.app import create_app
 from receiver.bootstrap import bootstrap
 from receiver.settings import Settings, load_settings
-from receiver.store import migrate
 from receiver.store.db import make_engine
 from receiver.store.tables import Delivery, DeliveryAttempt, NotificationThread
 from receiver.worker import run_worker
@@ -58,17 +57,6 @@ def slack() -> Iterator[SlackStandIn]:
     with SlackStandIn(token=SLACK_TOKEN, channels=channels, rate_limit=False) as standin:
         yield standin
     assert standin.errors == [], "the Slack stand-in failed while handling a request"
-
-
-@pytest.fixture
-def sqlite_db(tmp_path: Path) -> str:
-    url = f"sqlite:///{tmp_path / 'receiver.db'}"
-    engine = make_engine(url)
-    try:
-        migrate.upgrade(engine)
-    finally:
-        engine.dispose()
-    return url
 
 
 def write_config(
@@ -200,9 +188,9 @@ def assert_every_delivery_sent_once(url: str, expected: int) -> list[dict[str, A
 
 
 def test_a_worker_killed_mid_page_leaves_it_sending_and_the_next_worker_pages_only_once(
-    tmp_path: Path, sqlite_db: str, pagerduty: PagerDutyStandIn, slack: SlackStandIn
+    tmp_path: Path, sqlite_migrated: str, pagerduty: PagerDutyStandIn, slack: SlackStandIn
 ) -> None:
-    config = write_config(tmp_path, sqlite_db, pagerduty, slack)
+    config = write_config(tmp_path, sqlite_migrated, pagerduty, slack)
     settings = settings_of(config)
     pagerduty.hang(HANG)
     store_critical_incidents(settings, 1)
@@ -211,8 +199,8 @@ def test_a_worker_killed_mid_page_leaves_it_sending_and_the_next_worker_pages_on
         wait_for("trigger at the PagerDuty stand-in", lambda: len(pagerduty.requests) == 1, process)
         kill(process)
 
-    assert states(sqlite_db)["pd"] == "sending"
-    assert states(sqlite_db)["slack"] in ("pending", "sending")  # claimed with it, or not yet
+    assert states(sqlite_migrated)["pd"] == "sending"
+    assert states(sqlite_migrated)["slack"] in ("pending", "sending")  # claimed with it, or not yet
     pagerduty.release()  # the dead worker's trigger arrives after all
     wait_for("late trigger served", lambda: pagerduty.requests[0]["status"] == 202)
 
@@ -224,14 +212,18 @@ def test_a_worker_killed_mid_page_leaves_it_sending_and_the_next_worker_pages_on
     assert len({e["dedup_key"] for e in events}) == 1, "the retry must carry the same dedup key"
     assert pagerduty.alerts()[0]["events"] == 2  # merged into the open alert, nobody paged twice
     assert len(slack.messages(CHANNEL_ID)) == 1
-    assert_every_delivery_sent_once(sqlite_db, expected=2)
+    assert_every_delivery_sent_once(sqlite_migrated, expected=2)
 
 
 @pytest.mark.parametrize("channel", [CHANNEL_ID, "#triton-alerts"])
 def test_a_worker_killed_after_slack_took_the_post_is_not_followed_by_a_second_post(
-    tmp_path: Path, sqlite_db: str, pagerduty: PagerDutyStandIn, slack: SlackStandIn, channel: str
+    tmp_path: Path,
+    sqlite_migrated: str,
+    pagerduty: PagerDutyStandIn,
+    slack: SlackStandIn,
+    channel: str,
 ) -> None:
-    config = write_config(tmp_path, sqlite_db, pagerduty, slack, channel=channel)
+    config = write_config(tmp_path, sqlite_migrated, pagerduty, slack, channel=channel)
     settings = settings_of(config)
     slack.hang(HANG, methods=["chat.postMessage"])
     store_critical_incidents(settings, 1)
@@ -243,7 +235,7 @@ def test_a_worker_killed_after_slack_took_the_post_is_not_followed_by_a_second_p
         wait_for("chat.postMessage at the Slack stand-in", posted, process)
         kill(process)
 
-    assert states(sqlite_db) == {"pd": "sent", "slack": "sending"}
+    assert states(sqlite_migrated) == {"pd": "sent", "slack": "sending"}
     slack.release()  # Slack processes the post the dead worker never heard back about
     wait_for("late post stored", lambda: len(slack.messages(CHANNEL_ID)) == 1)
 
@@ -254,12 +246,12 @@ def test_a_worker_killed_after_slack_took_the_post_is_not_followed_by_a_second_p
     if channel != CHANNEL_ID:  # the name resolved once by each worker process
         methods = ["conversations.list", *methods[:1], "conversations.list", *methods[1:]]
     assert slack.methods() == methods
-    deliveries = assert_every_delivery_sent_once(sqlite_db, expected=2)
+    deliveries = assert_every_delivery_sent_once(sqlite_migrated, expected=2)
     [slack_delivery] = [d for d in deliveries if d["receiver"] == "slack"]
     assert message["metadata"]["event_type"] == "receiver_incident"
     assert message["metadata"]["event_payload"]["key"] == slack_delivery["idempotency_key"]
     assert len(message["updates"]) == 1  # the found message was brought up to date in place
-    assert read_outbox(sqlite_db)[2]["slack"] == {"channel": CHANNEL_ID, "ts": message["ts"]}
+    assert read_outbox(sqlite_migrated)[2]["slack"] == {"channel": CHANNEL_ID, "ts": message["ts"]}
     assert pagerduty.pages == 1
 
 

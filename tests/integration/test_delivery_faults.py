@@ -9,28 +9,18 @@ own quick retry (0.5 s), so those tests keep failing attempts few.
 
 from __future__ import annotations
 
-import os
 from datetime import UTC, datetime
 
 import pytest
-from click.testing import CliRunner
 
-from receiver.cli import main
-from tests.support.envs import CHANNEL_ID, ROUTING_KEY, EnvFactory
+from tests.support.envs import CHANNEL_ID, ROUTING_KEY
 from tests.support.payloads import alert, critical, group_body
-from tests.support.servers import disposing_engines
 
 INVALID = {
     "status": "invalid event",
     "message": "Event object is invalid",
     "errors": ["'payload.summary' is missing or blank"],
 }
-
-
-@pytest.fixture
-def make_env(make_settings, clock):
-    with EnvFactory(make_settings, clock) as factory:
-        yield factory
 
 
 def open_incident(env, doc=None) -> int:
@@ -249,31 +239,21 @@ def test_a_resolve_never_overtakes_a_trigger_that_is_still_being_retried(make_en
     assert [m["text"][:10] for m in env.slack.messages(CHANNEL_ID)] == ["[RESOLVED]"]
 
 
-def test_outbox_list_shows_a_dead_delivery_and_outbox_retry_sends_it_again(
-    make_env, db_url, monkeypatch
-):
-    for name in [n for n in os.environ if n.startswith("RECEIVER_")]:
-        monkeypatch.delenv(name)  # only the variables given below configure the command
-    env = make_env()
+def test_outbox_list_shows_a_dead_delivery_and_outbox_retry_sends_it_again(cli, make_env, db_url):
+    env = make_env()  # only the variables given to cli() below configure the command
     env.pd.fail(400, times=1, body=INVALID)
     incident_id = open_incident(env)
     env.drain()
     dead_id = pd_delivery(env, incident_id)["id"]
-    runner = CliRunner()
     cli_env = {
         "RECEIVER_DATABASE_URL": db_url,
         "RECEIVER_RECEIVERS__PD__TYPE": "pagerduty",
         "RECEIVER_RECEIVERS__PD__ROUTING_KEY": ROUTING_KEY,
         "RECEIVER_RECEIVERS__PD__BASE_URL": env.pd.base_url,
     }
-    with disposing_engines():
-        listed = runner.invoke(main, ["outbox", "list"], env=cli_env, catch_exceptions=False)
-        retried = runner.invoke(
-            main, ["outbox", "retry", str(dead_id)], env=cli_env, catch_exceptions=False
-        )
-        again = runner.invoke(
-            main, ["outbox", "retry", str(dead_id)], env=cli_env, catch_exceptions=False
-        )
+    listed = cli("outbox", "list", **cli_env)
+    retried = cli("outbox", "retry", dead_id, **cli_env)
+    again = cli("outbox", "retry", dead_id, **cli_env)
     assert listed.exit_code == 0, listed.output
     (row,) = [line.split() for line in listed.output.splitlines()[1:]]
     assert row[:6] == [str(dead_id), str(incident_id), "pd", "trigger", "dead", "1"]

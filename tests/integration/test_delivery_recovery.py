@@ -8,28 +8,21 @@ recovery, exactly once, each incident's in order, with one worker or two.
 
 from __future__ import annotations
 
-from contextlib import contextmanager
 from typing import Any
 
 import pytest
-from sqlalchemy import event
 
 from receiver.bootstrap import build_delivery_worker
 from receiver.model.alerts import sha256_hex
 from receiver.notify.outbox import DeliveryWorker
-from tests.support.envs import DeliveryEnv, EnvFactory
+from tests.support.envs import DeliveryEnv
 from tests.support.payloads import critical, group_body
+from tests.support.storage import statements
 
 OUTAGE_500, OUTAGE_429, RETRY_AFTER = 30, 45, 5
 RECOVERY = OUTAGE_500 + OUTAGE_429
 SOON = RETRY_AFTER + 1  # the probe's last 429 asked for RETRY_AFTER; a second to spare
 STEP = 0.5  # seconds of worker clock between drains
-
-
-@pytest.fixture
-def make_env(make_settings, clock):
-    with EnvFactory(make_settings, clock) as factory:
-        yield factory
 
 
 def firing(k: int, alerts: int = 1) -> dict[str, Any]:
@@ -143,20 +136,9 @@ def test_one_delivery_probes_the_down_vendor_while_the_others_back_off(make_env)
     assert accepted == [60, 60, 60]
 
 
-@contextmanager
 def releases(engine):
     """The statements that release a receiver's backlog (make its deliveries due now)."""
-    seen: list[str] = []
-
-    def note(conn, cursor, statement, parameters, context, executemany):
-        if statement.lstrip().startswith("UPDATE deliveries SET due_at"):
-            seen.append(statement)
-
-    event.listen(engine, "before_cursor_execute", note)
-    try:
-        yield seen
-    finally:
-        event.remove(engine, "before_cursor_execute", note)
+    return statements(engine, "UPDATE deliveries SET due_at")
 
 
 def test_sends_to_a_healthy_vendor_cost_no_release_and_a_recovery_costs_one(make_env):

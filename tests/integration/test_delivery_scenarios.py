@@ -41,7 +41,7 @@ from datetime import timedelta
 
 import pytest
 
-from tests.support.envs import CHANNEL_ID, EnvFactory
+from tests.support.envs import CHANNEL_ID
 from tests.support.golden import check_golden
 from tests.support.payloads import FIXTURES, alert, critical, group_body
 
@@ -57,12 +57,6 @@ SCENARIOS = [
     "all",
 ]
 RUNBOOK = "https://runbooks.example.com/triton/high-error-rate"
-
-
-@pytest.fixture
-def make_env(make_settings, clock):
-    with EnvFactory(make_settings, clock) as factory:
-        yield factory
 
 
 def recorded_body(folder: str, name: str = "001.json") -> dict:

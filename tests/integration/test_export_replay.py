@@ -9,31 +9,30 @@ from __future__ import annotations
 
 import itertools
 import json
-import os
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
-from click.testing import CliRunner, Result
+from click.testing import Result
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from receiver import expect
 from receiver.app import create_app
-from receiver.cli import main
 from receiver.settings import load_settings
 from receiver.store.db import make_engine
 from receiver.store.queries import IncidentFilter, IncidentQueries
 from receiver.store.tables import WebhookReceipt
 from receiver.store.unit_of_work import UnitOfWork
 from tests.support.api import TOKEN
-from tests.support.databases import admin, admin_url
+from tests.support.cli import Run
+from tests.support.databases import template_copy
 from tests.support.golden import GOLDEN
 from tests.support.payloads import FIXTURES
-from tests.support.servers import disposing_engines, gunicorn
+from tests.support.servers import gunicorn
 
 SCENARIOS = [
     "single-repeat-resolve",
@@ -63,21 +62,6 @@ ROUTED = {  # the receivers and routes of the delivery goldens (tests/golden)
 }
 DRY_RUN = "dry run: rendered, not sent"
 
-Run = Callable[..., Result]
-
-
-@pytest.fixture
-def cli(monkeypatch: pytest.MonkeyPatch) -> Iterator[Run]:
-    """Run ``receiver <args>`` in process with no RECEIVER_* variable but the given ones."""
-    for name in [n for n in os.environ if n.startswith("RECEIVER_")]:
-        monkeypatch.delenv(name)
-
-    def run(*args: Any, **env: str) -> Result:
-        return CliRunner().invoke(main, [str(a) for a in args], env=env, catch_exceptions=False)
-
-    with disposing_engines():
-        yield run
-
 
 @pytest.fixture
 def config(tmp_path: Path) -> Path:
@@ -90,19 +74,15 @@ def config(tmp_path: Path) -> Path:
 def fresh_db(db_url: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Any]:
     """Databases without incidents of this test's kind: SQLite files the replay creates and
     migrates, Postgres copies of the migrated template (a migration there takes seconds)."""
-    numbers, created = itertools.count(1), []
+    numbers = itertools.count(1)
 
     def make() -> str:
         if db_url.startswith("sqlite"):
             return f"sqlite:///{tmp_path / f'replayed-{next(numbers)}.db'}"
-        name = f"{request.getfixturevalue('pg_template')}_r{uuid.uuid4().hex[:8]}"
-        admin(f'CREATE DATABASE "{name}" TEMPLATE "{request.getfixturevalue("pg_template")}"')
-        created.append(name)
-        return admin_url(name)
+        return copies.enter_context(template_copy(request.getfixturevalue("pg_template"), "r"))
 
-    yield make
-    for name in created:
-        admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with ExitStack() as copies:
+        yield make
 
 
 def replay_into(cli: Run, config: Path, url: str, *args: Any) -> Result:

@@ -14,7 +14,6 @@ import json
 import logging
 import random
 import threading
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -41,7 +40,7 @@ from receiver.store.tables import (
 )
 from receiver.worker import prune_incidents, run_worker
 from tests.support.api import TOKEN, post_webhook
-from tests.support.envs import DeliveryEnv, EnvFactory
+from tests.support.envs import DeliveryEnv
 from tests.support.payloads import alert, critical, group_body, webhook
 from tests.support.ui_session import PASSWORD, login
 
@@ -66,12 +65,6 @@ KEYS: dict[Any, tuple[str, ...]] = {
     PayloadBody: ("sha256",),
     AlertGroup: ("id",),
 }
-
-
-@pytest.fixture
-def make_env(make_settings, clock) -> Iterator[EnvFactory]:  # type: ignore[no-untyped-def]
-    with EnvFactory(make_settings, clock) as factory:
-        yield factory
 
 
 def rows(engine: Engine) -> dict[str, set[tuple[Any, ...]]]:

@@ -8,7 +8,6 @@ Tests taking ``client`` or ``container`` run on SQLite and on Postgres.
 from __future__ import annotations
 
 import json
-import socket
 import sqlite3
 from collections.abc import Iterator
 from typing import Any
@@ -35,6 +34,7 @@ from tests.support.api import (
 )
 from tests.support.databases import receiver_settings
 from tests.support.payloads import VALID, alert, ts, webhook
+from tests.support.servers import free_port
 from tests.support.storage import assert_nothing_stored, row_count
 
 
@@ -261,12 +261,6 @@ def test_a_new_episode_within_the_hold_down_reopens_the_flapping_incident(
 
 
 # -- storage outages --------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def test_a_webhook_gets_503_when_postgres_is_unreachable(clock: Any) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import uuid
 from collections.abc import Callable, Iterator
@@ -11,27 +10,20 @@ from pathlib import Path
 import psycopg
 import pytest
 from alembic import command
-from click.testing import CliRunner, Result
+from click.testing import Result
 from sqlalchemy import Engine, inspect, text
-from sqlalchemy.engine import make_url
 
-from receiver.cli import main
 from receiver.store import migrate
 from receiver.store.db import make_engine
 from receiver.store.tables import Base
-from tests.support.databases import PG_SERVER
+from tests.support.cli import invoke, without_receiver_variables
+from tests.support.databases import PG_SERVER, admin, admin_url
 from tests.support.servers import BIN, REPO_ROOT, disposing_engines, receiver_env
 from tests.support.skips import need
 
 HEAD = migrate.head_revision()
 MODEL_TABLES = set(Base.metadata.tables)
 RunDb = Callable[..., Result]
-
-
-def _admin(sql: str) -> None:
-    url = make_url(PG_SERVER).set(database="postgres").render_as_string(hide_password=False)
-    with psycopg.connect(url, autocommit=True, connect_timeout=5) as conn:
-        conn.execute(sql)
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -42,13 +34,13 @@ def empty_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         return
     name = f"receiver_migrations_{uuid.uuid4().hex}"
     try:
-        _admin(f'CREATE DATABASE "{name}"')
+        admin(f'CREATE DATABASE "{name}"')
     except psycopg.OperationalError as exc:
         need("Postgres", f"{PG_SERVER}: {str(exc).strip()[:200]}")
     try:
-        yield make_url(PG_SERVER).set(database=name).render_as_string(hide_password=False)
+        yield admin_url(name)
     finally:
-        _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture
@@ -61,12 +53,11 @@ def engines() -> Iterator[list[Engine]]:
 @pytest.fixture
 def receiver_db(monkeypatch: pytest.MonkeyPatch, empty_url: str, engines: list[Engine]) -> RunDb:
     """Run ``receiver db <args>`` in process against the empty database."""
-    for name in [n for n in os.environ if n.startswith("RECEIVER_")]:
-        monkeypatch.delenv(name)
+    without_receiver_variables(monkeypatch)
     monkeypatch.setenv("RECEIVER_DATABASE_URL", empty_url)
 
     def run(*args: str) -> Result:
-        return CliRunner().invoke(main, ["db", *args], catch_exceptions=False)
+        return invoke("db", *args)
 
     return run
 

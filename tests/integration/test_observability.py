@@ -20,6 +20,7 @@ from receiver.app import create_app
 from receiver.bootstrap import bootstrap, build_delivery_worker
 from receiver.logs import ContextFilter, JsonFormatter
 from tests.support.api import AUTH, post_webhook
+from tests.support.payloads import alert, webhook
 from tests.support.servers import BIN, free_port, receiver_env, started, wait_ready
 
 TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
@@ -33,24 +34,10 @@ DRY = {
 }
 
 
-def webhook(model: str = "llama") -> str:
-    return json.dumps(
-        {
-            "receiver": "triton",
-            "status": "firing",
-            "groupKey": f'{{}}:{{model="{model}"}}',
-            "commonLabels": {"model": model},
-            "alerts": [
-                {
-                    "status": "firing",
-                    "labels": {"alertname": "TritonHighErrorRate", "model": model,
-                               "severity": "critical"},
-                    "startsAt": "2026-11-28T00:10:00Z",
-                    "endsAt": "0001-01-01T00:00:00Z",
-                }
-            ],
-        }
-    )  # fmt: skip
+def error_rate_webhook(model: str = "llama") -> str:
+    """A firing critical TritonHighErrorRate of ``model``, grouped by model."""
+    entry = alert("TritonHighErrorRate", starts=10, severity="critical", model=model)
+    return json.dumps(webhook(entry, receiver="triton", group_key=f'{{}}:{{model="{model}"}}'))
 
 
 @pytest.fixture
@@ -83,7 +70,10 @@ def env(make_settings, clock):
 def test_a_webhook_continues_the_senders_trace_and_answers_with_ids(env, logged):
     _, client = env
     answer = post_webhook(
-        client, webhook(), "triton", headers={"traceparent": TRACEPARENT, "X-Request-ID": "am-7"}
+        client,
+        error_rate_webhook(),
+        "triton",
+        headers={"traceparent": TRACEPARENT, "X-Request-ID": "am-7"},
     )
     assert answer.status_code == 200
     assert answer.headers["X-Request-ID"] == "am-7"
@@ -97,14 +87,16 @@ def test_a_webhook_continues_the_senders_trace_and_answers_with_ids(env, logged)
 
 def test_without_a_traceparent_a_trace_is_started_and_a_request_id_made(env):
     _, client = env
-    answer = post_webhook(client, webhook(), "triton", headers={"X-Request-ID": "bad id!"})
+    answer = post_webhook(
+        client, error_rate_webhook(), "triton", headers={"X-Request-ID": "bad id!"}
+    )
     assert re.fullmatch(r"00-[0-9a-f]{32}-[0-9a-f]{16}-01", answer.headers["traceparent"])
     assert re.fullmatch(r"[0-9a-f]{32}", answer.headers["X-Request-ID"])  # bad one replaced
 
 
 def test_deliveries_carry_the_webhooks_trace_into_the_workers_log_lines(env, logged):
     container, client = env
-    post_webhook(client, webhook(), "triton", headers={"traceparent": TRACEPARENT})
+    post_webhook(client, error_rate_webhook(), "triton", headers={"traceparent": TRACEPARENT})
     worker = build_delivery_worker(container)
     try:
         assert worker.drain() == 1
@@ -127,7 +119,7 @@ def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
 
 def test_metrics_show_the_outbox_open_incidents_and_delivery_latency(env, clock):
     container, client = env
-    post_webhook(client, webhook(), "triton")
+    post_webhook(client, error_rate_webhook(), "triton")
     clock.advance(seconds=30)  # the worker sends it 30 s after the webhook
     before = samples(client.get("/metrics").get_data(as_text=True))
     assert (
@@ -188,7 +180,7 @@ def test_serve_adds_up_the_counters_of_every_gunicorn_worker_and_the_worker(tmp_
                 session.close()
                 answer = session.post(
                     f"{base}/api/v1/alertmanager/triton",
-                    data=webhook(model=f"m{n}"),
+                    data=error_rate_webhook(model=f"m{n}"),
                     headers={**AUTH, "Content-Type": "application/json"},
                     timeout=10,
                 )

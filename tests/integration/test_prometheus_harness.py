@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -16,20 +15,13 @@ import requests
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.sim.triton import COUNTERS, TritonSimulator
+from tests.support.clock import ManualClock
 from tests.support.prometheus import PrometheusError, PrometheusServer, require_prometheus
 
 slow = pytest.mark.slow
 GIB = 1024**3
 RATE_MODEL = "rate-4"
 ODD_NAME = 'llama\\3 "70b"\nchat'
-
-
-@dataclass
-class StepClock:
-    now: float = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def families(sim: TritonSimulator) -> dict[str, tuple[str, list[tuple[dict[str, str], float]]]]:
@@ -52,7 +44,7 @@ def rate_model(scraped_sim: TritonSimulator) -> Iterator[None]:
 
 
 def test_the_exposition_text_has_triton_names_types_and_labels() -> None:
-    sim = TritonSimulator(clock=StepClock())
+    sim = TritonSimulator(clock=ManualClock())
     sim.set_gpu("GPU-1", utilization=0.25, memory_used_bytes=3 * GIB, memory_total_bytes=80 * GIB)
     sim.set_model("llama", version="2", pending=7, success_per_s=1)
 
@@ -71,7 +63,7 @@ def test_the_exposition_text_has_triton_names_types_and_labels() -> None:
 
 
 def test_label_values_with_backslash_quote_and_newline_are_escaped() -> None:
-    sim = TritonSimulator(clock=StepClock())
+    sim = TritonSimulator(clock=ManualClock())
     sim.set_model(ODD_NAME, pending=1)
 
     assert r'model="llama\\3 \"70b\"\nchat"' in sim.render()
@@ -80,10 +72,10 @@ def test_label_values_with_backslash_quote_and_newline_are_escaped() -> None:
 
 
 def test_counters_grow_at_their_rates_and_never_decrease_when_rates_change() -> None:
-    clock = StepClock()
+    clock = ManualClock()
     sim = TritonSimulator(clock=clock)
     sim.set_model("m", success_per_s=4, queue_us_per_request=2500, compute_us_per_request=100)
-    clock.now += 10
+    clock.advance(10)
     assert sim.counter("nv_inference_request_success", "m") == pytest.approx(40)
     assert sim.counter("nv_inference_queue_duration_us", "m") == pytest.approx(100_000)
     assert sim.counter("nv_inference_request_duration_us", "m") == pytest.approx(104_000)
@@ -91,7 +83,7 @@ def test_counters_grow_at_their_rates_and_never_decrease_when_rates_change() -> 
     seen = {name: sim.counter(name, "m") for name in COUNTERS}
     for rate in (0, 9, 0.5, 0, 3):
         sim.set_model("m", success_per_s=rate, failure_per_s=rate)
-        clock.now += 2.5
+        clock.advance(2.5)
         _, success = families(sim)["nv_inference_request_success"]
         assert success[0][1] == pytest.approx(seen["nv_inference_request_success"] + rate * 2.5)
         for name in COUNTERS:

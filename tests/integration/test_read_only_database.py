@@ -14,7 +14,6 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -25,7 +24,7 @@ import requests
 from tests.support.api import AUTH
 from tests.support.databases import migrated_sqlite
 from tests.support.payloads import VALID
-from tests.support.servers import gunicorn
+from tests.support.servers import gunicorn, wait_ready
 from tests.support.skips import need
 
 pytestmark = pytest.mark.slow
@@ -72,13 +71,6 @@ def post(url: str) -> requests.Response:
     )
 
 
-def wait_ready(url: str) -> None:
-    deadline = time.monotonic() + DEADLINE
-    while (answer := requests.get(url + "/readyz", timeout=25)).status_code != 200:
-        assert time.monotonic() < deadline, f"not ready again within {DEADLINE:g} s: {answer.text}"
-        time.sleep(0.1)
-
-
 @pytest.mark.parametrize("files_too", [False, True], ids=["directory", "directory and files"])
 def test_a_read_only_database_gives_503_and_not_ready_then_recovers_when_writable(
     tmp_path: Path, files_too: bool
@@ -107,7 +99,7 @@ def test_a_read_only_database_gives_503_and_not_ready_then_recovers_when_writabl
                 directory.chmod(0o755)
                 for file in files:
                     file.chmod(0o644)
-                wait_ready(server.url)
+                wait_ready(server.process, server.url, timeout=DEADLINE)
                 stored = post(server.url)
                 assert stored.status_code == 200, stored.text + server.process.stderr()[-4000:]
                 assert stored.json()["new"] == 1

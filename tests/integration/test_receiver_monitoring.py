@@ -23,8 +23,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from receiver.app import create_app
 from receiver.bootstrap import bootstrap
 from receiver.worker import run_worker
-from tests.integration.test_shipped_monitoring_config import promtool, rules
+from tests.support import payloads
 from tests.support.api import post_webhook
+from tests.support.prometheus_tools import alert_rules, promtool
 from tests.support.servers import free_port
 
 ROOT = Path(__file__).parents[2]
@@ -36,7 +37,7 @@ DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
 TARGET_LABELS = {"job", "instance"}  # added by the scrape, not by the receiver
 PROMETHEUS_OWN = {"up"}  # series Prometheus writes itself
 
-ALERTS = rules(RULES)
+ALERTS = alert_rules(RULES)
 
 
 def kebab(name: str) -> str:
@@ -167,22 +168,6 @@ class Exposed:
         return set(self.labels) | declared
 
 
-def webhook(*alerts: dict[str, str]) -> str:
-    return json.dumps(
-        {
-            "receiver": "triton",
-            "status": "firing",
-            "groupKey": '{}:{model="llama"}',
-            "commonLabels": {},
-            "alerts": [
-                {"status": "firing", "labels": labels, "startsAt": "2026-11-28T00:10:00Z",
-                 "endsAt": "0001-01-01T00:00:00Z"}
-                for labels in alerts
-            ],
-        }
-    )  # fmt: skip
-
-
 @pytest.fixture
 def exposed(make_settings: Any, clock: Any) -> Iterator[Exposed]:
     """/metrics of an app that took a webhook, before and after one full worker pass.
@@ -211,8 +196,12 @@ def exposed(make_settings: Any, clock: Any) -> Iterator[Exposed]:
     container = bootstrap(settings, clock=clock)
     try:
         client = create_app(container=container).test_client()
-        alert = {"alertname": "TritonHighErrorRate", "model": "llama", "severity": "critical"}
-        answer = post_webhook(client, webhook(alert, {"alertname": "Watchdog"}), "triton")
+        firing = payloads.alert(
+            "TritonHighErrorRate", starts=10, severity="critical", model="llama"
+        )
+        heartbeat = payloads.alert("Watchdog", starts=10)
+        doc = payloads.webhook(firing, heartbeat, receiver="triton", group_key='{}:{model="llama"}')
+        answer = post_webhook(client, json.dumps(doc), "triton")
         assert answer.status_code == 200, answer.get_data(as_text=True)
         found = Exposed()
         found.add(client.get("/metrics").get_data(as_text=True))  # the outbox holds a delivery

@@ -15,10 +15,10 @@ from receiver.alertmanager import AlertmanagerUnavailable
 from receiver.app import create_app
 from receiver.bootstrap import bootstrap, build_reconciler
 from receiver.cli import main
-from tests.support.alertmanager import AlertmanagerCluster, alertmanager_binary, rfc3339
-from tests.support.api import post_webhook
+from tests.support.alertmanager import AlertmanagerCluster, require_alertmanager
+from tests.support.api import detail, post_webhook, timeline_kinds
+from tests.support.payloads import rfc3339
 from tests.support.servers import disposing_engines, free_port
-from tests.support.skips import need
 
 pytestmark = pytest.mark.slow
 # Alertmanager holds the alerts; it notifies nobody (a receiver without integrations)
@@ -33,8 +33,7 @@ ROUTED = {
 
 @pytest.fixture(scope="module")
 def alertmanager(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AlertmanagerCluster]:
-    if alertmanager_binary() is None:
-        need("Alertmanager", "no alertmanager binary (apt-get install prometheus-alertmanager)")
+    require_alertmanager()
     with AlertmanagerCluster(SILENT, size=1, tmp_dir=tmp_path_factory.mktemp("am")) as cluster:
         yield cluster
 
@@ -78,10 +77,10 @@ class Env:
         return answer["incidents"][0]
 
     def incident(self, incident_id: int) -> dict[str, Any]:
-        return self.client.get(f"/api/v1/incidents/{incident_id}").get_json()
+        return detail(self.client, incident_id)
 
     def timeline(self, incident_id: int) -> list[str]:
-        return [e["kind"] for e in self.incident(incident_id)["timeline"]]
+        return timeline_kinds(self.client, incident_id)
 
     def close(self) -> None:
         self.reconciler.client.close()
@@ -89,7 +88,7 @@ class Env:
 
 
 @pytest.fixture
-def make_env(make_settings, clock, alertmanager) -> Iterator[Any]:
+def make_reconcile_env(make_settings, clock, alertmanager) -> Iterator[Any]:
     made: list[Env] = []
 
     def build(urls: list[str] | None = None, grace: float = 10) -> Env:
@@ -124,8 +123,8 @@ def release(alertmanager: AlertmanagerCluster, *label_sets: dict[str, str]) -> N
     )
 
 
-def test_an_alert_alertmanager_still_holds_stays_open(make_env, alertmanager):
-    env = make_env()
+def test_an_alert_alertmanager_still_holds_stays_open(make_reconcile_env, alertmanager):
+    env = make_reconcile_env()
     held = env.labels("TritonHighErrorRate", model="llama")
     hold(alertmanager, held)
     incident = env.fire(held)
@@ -136,9 +135,9 @@ def test_an_alert_alertmanager_still_holds_stays_open(make_env, alertmanager):
 
 
 def test_a_lost_resolve_goes_stale_then_resolves_after_the_grace_with_a_resolve_queued(
-    make_env, alertmanager
+    make_reconcile_env, alertmanager
 ):
-    env = make_env(grace=10)
+    env = make_reconcile_env(grace=10)
     lost = env.labels("TritonGPUMemoryHigh", gpu_uuid="GPU-1")
     hold(alertmanager, lost)
     incident = env.fire(lost)
@@ -170,8 +169,10 @@ def test_a_lost_resolve_goes_stale_then_resolves_after_the_grace_with_a_resolve_
     assert env.reconciler.run_once().resolved == []  # nothing left to do
 
 
-def test_an_alert_that_comes_back_within_the_grace_is_no_longer_stale(make_env, alertmanager):
-    env = make_env(grace=10)
+def test_an_alert_that_comes_back_within_the_grace_is_no_longer_stale(
+    make_reconcile_env, alertmanager
+):
+    env = make_reconcile_env(grace=10)
     flaky = env.labels("TritonHighLatency", model="mistral")
     incident = env.fire(flaky)  # Alertmanager does not hold it (yet)
     env.clock.advance(minutes=2)
@@ -185,8 +186,8 @@ def test_an_alert_that_comes_back_within_the_grace_is_no_longer_stale(make_env, 
     assert env.timeline(incident)[-2:] == ["stale", "stale_cleared"]
 
 
-def test_a_silenced_alert_is_still_active_and_not_stale(make_env, alertmanager):
-    env = make_env(grace=0)
+def test_a_silenced_alert_is_still_active_and_not_stale(make_reconcile_env, alertmanager):
+    env = make_reconcile_env(grace=0)
     silenced = env.labels("TritonFewHealthyPods")
     hold(alertmanager, silenced)
     alertmanager.silence({"test": env.test_id})
@@ -197,9 +198,9 @@ def test_a_silenced_alert_is_still_active_and_not_stale(make_env, alertmanager):
 
 
 def test_only_the_lost_alerts_of_a_group_resolve_and_the_incident_stays_open(
-    make_env, alertmanager
+    make_reconcile_env, alertmanager
 ):
-    env = make_env(grace=0)
+    env = make_reconcile_env(grace=0)
     kept, lost = (env.labels("TritonGPUMemoryHigh", gpu_uuid=g) for g in ("GPU-a", "GPU-b"))
     hold(alertmanager, kept)
     incident = env.fire(kept, lost)
@@ -212,8 +213,8 @@ def test_only_the_lost_alerts_of_a_group_resolve_and_the_incident_stays_open(
     assert page["status"] == "firing"
 
 
-def test_alerts_younger_than_the_minimum_age_are_not_judged(make_env, alertmanager):
-    env = make_env(grace=0)
+def test_alerts_younger_than_the_minimum_age_are_not_judged(make_reconcile_env, alertmanager):
+    env = make_reconcile_env(grace=0)
     incident = env.fire(env.labels("TritonHighErrorRate", model="new"))
     env.clock.advance(seconds=59)
     assert env.reconciler.run_once().marked_stale == []
@@ -221,8 +222,8 @@ def test_alerts_younger_than_the_minimum_age_are_not_judged(make_env, alertmanag
     assert env.reconciler.run_once().incidents == [incident]
 
 
-def test_nothing_is_concluded_when_no_alertmanager_answers(make_env):
-    env = make_env(urls=[f"http://127.0.0.1:{free_port()}"], grace=0)
+def test_nothing_is_concluded_when_no_alertmanager_answers(make_reconcile_env):
+    env = make_reconcile_env(urls=[f"http://127.0.0.1:{free_port()}"], grace=0)
     incident = env.fire(env.labels("TritonHighErrorRate", model="x"))
     env.clock.advance(minutes=5)
     with pytest.raises(AlertmanagerUnavailable, match="unreachable"):
@@ -232,10 +233,10 @@ def test_nothing_is_concluded_when_no_alertmanager_answers(make_env):
 
 
 def test_one_alertmanager_of_the_pair_down_is_reported_and_the_other_answers(
-    make_env, alertmanager
+    make_reconcile_env, alertmanager
 ):
     dead = f"http://127.0.0.1:{free_port()}"
-    env = make_env(urls=[dead, *alertmanager.urls], grace=0)
+    env = make_reconcile_env(urls=[dead, *alertmanager.urls], grace=0)
     held = env.labels("TritonHighErrorRate", model="pair")
     hold(alertmanager, held)
     incident = env.fire(held)
@@ -245,8 +246,10 @@ def test_one_alertmanager_of_the_pair_down_is_reported_and_the_other_answers(
     assert env.incident(incident)["status"] == "firing"
 
 
-def test_receiver_reconcile_runs_one_pass_and_says_what_it_did(make_env, db_url, alertmanager):
-    env = make_env()
+def test_receiver_reconcile_runs_one_pass_and_says_what_it_did(
+    make_reconcile_env, db_url, alertmanager
+):
+    env = make_reconcile_env()
     incident = env.fire(env.labels("TritonHighErrorRate", model="cli"))  # never held: lost
     environment = {
         "RECEIVER_DATABASE_URL": db_url,

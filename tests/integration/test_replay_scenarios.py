@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from receiver.replay import AppTarget, load_items, replay
-from tests.support.api import AUTH
+from tests.support.api import AUTH, detail, incidents
 from tests.support.payloads import FIXTURES
 
 
@@ -19,16 +19,7 @@ def replay_folder(app: Any, folder: str) -> list[dict[str, Any]]:
     return [r.answer for r in results]
 
 
-def incidents(client: Any, **params: str) -> list[dict[str, Any]]:
-    found = client.get("/api/v1/incidents", query_string={"limit": 500, **params}).get_json()
-    return sorted(found["incidents"], key=lambda i: i["id"])
-
-
-def detail(client: Any, incident_id: int) -> dict[str, Any]:
-    return client.get(f"/api/v1/incidents/{incident_id}").get_json()
-
-
-def episodes(d: dict[str, Any]) -> list[tuple[str, str, str]]:
+def episode_keys(d: dict[str, Any]) -> list[tuple[str, str, str]]:
     """(fingerprint prefix, startsAt hh:mm:ss, status) of every episode of an incident."""
     return sorted(
         (a["fingerprint"][:8], e["starts_at"][11:19], e["status"])
@@ -45,12 +36,12 @@ def test_a_repeated_then_resolved_alert_is_one_incident_with_counted_repeats(app
     answers = replay_folder(app, "single-repeat-resolve")
     assert [a["new"] for a in answers] == [1, 0, 0, 0, 0, 0]
     assert [a["duplicate"] for a in answers] == [0, 1, 1, 1, 1, 0]
-    (only,) = incidents(client)
+    (only,) = incidents(client, by_id=True)
     d = detail(client, only["id"])
     assert d["status"] == "resolved"
     assert d["resolved_at"].startswith("2026-11-28T00:20:5")  # the alert's endsAt
     assert d["counts"] == {"notifications": 6, "duplicates": 4, "alerts": 1, "episodes": 1}
-    assert episodes(d) == [("8f6376e5", "00:20:11", "resolved")]
+    assert episode_keys(d) == [("8f6376e5", "00:20:11", "resolved")]
     assert d["alerts"][0]["episodes"][0]["seen_count"] == 6
     assert kinds(d) == ["opened", "alert_resolved", "resolved"]
     assert len(d["payloads"]) == 6
@@ -60,12 +51,12 @@ def test_a_growing_group_stays_one_incident_until_its_last_alert_resolves(app, c
     answers = replay_folder(app, "group-growth")
     assert [a["new"] for a in answers] == [1, 0, 3, 0, 0, 0, 0]
     assert [a["resolved"] for a in answers] == [0, 0, 0, 0, 1, 2, 1]
-    (only,) = incidents(client)
+    (only,) = incidents(client, by_id=True)
     assert [a["incidents"] for a in answers] == [[only["id"]]] * 7
     d = detail(client, only["id"])
     assert d["status"] == "resolved"
     assert d["counts"]["alerts"] == 4 and d["counts"]["episodes"] == 4
-    assert {s for _, _, s in episodes(d)} == {"resolved"}
+    assert {s for _, _, s in episode_keys(d)} == {"resolved"}
     assert kinds(d).count("alert_added") == 3
     assert kinds(d)[-1] == "resolved"
     # still firing after the partial resolve: the incident resolved only with the last alert
@@ -74,12 +65,12 @@ def test_a_growing_group_stays_one_incident_until_its_last_alert_resolves(app, c
 
 def test_truncated_notifications_never_resolve_the_alerts_they_leave_out(app, client):
     answers = replay_folder(app, "truncated-max-alerts")
-    (only,) = incidents(client)
+    (only,) = incidents(client, by_id=True)
     d = detail(client, only["id"])
     assert d["truncated"] is True
     assert "truncated" in kinds(d)
     # eeb12b98 was never seen firing (truncated away) and arrives resolved: recorded as such
-    assert ("eeb12b98", "00:20:22", "resolved") in episodes(d)
+    assert ("eeb12b98", "00:20:22", "resolved") in episode_keys(d)
     unseen = [a for a in d["alerts"] if a["fingerprint"].startswith("eeb12b98")]
     assert unseen[0]["episodes"][0]["seen_firing"] is False
     assert "alert_resolved_unseen" in kinds(d)
@@ -91,14 +82,14 @@ def test_truncated_notifications_never_resolve_the_alerts_they_leave_out(app, cl
 
 def test_flapping_series_rejoins_its_incident_instead_of_paging_again(app, client):
     replay_folder(app, "flapping")
-    gpu = incidents(client, receiver="triton-gpu")
+    gpu = incidents(client, by_id=True, receiver="triton-gpu")
     # 21:00 opens one incident; 21:10 opens a second (2 starts in 30 min); 21:20 is the third
     # start: the series is flapping and the episode rejoins the latest incident.
     assert len(gpu) == 2
     first, flapping = (detail(client, i["id"]) for i in gpu)
-    assert episodes(first) == [("c5e0806a", "00:21:00", "resolved")]
+    assert episode_keys(first) == [("c5e0806a", "00:21:00", "resolved")]
     assert first["flapping"] is False
-    assert episodes(flapping) == [
+    assert episode_keys(flapping) == [
         ("c5e0806a", "00:21:10", "resolved"),
         ("c5e0806a", "00:21:20", "resolved"),
     ]
@@ -116,7 +107,7 @@ def test_flapping_series_rejoins_its_incident_instead_of_paging_again(app, clien
 
 def test_a_stale_firing_from_the_slower_peer_never_reopens_a_resolved_episode(app, client):
     replay_folder(app, "flapping")
-    max2 = incidents(client, receiver="triton-gpu-max2")
+    max2 = incidents(client, by_id=True, receiver="triton-gpu-max2")
     stale = [
         e
         for i in max2
@@ -140,7 +131,7 @@ def test_ha_duplicates_and_stale_firings_are_absorbed(app, client):
         (2, 0, 0, 0),
         (0, 2, 0, 0),
     ]
-    gpu, critical = incidents(client)
+    gpu, critical = incidents(client, by_id=True)
     assert gpu["status"] == "resolved" and gpu["counts"]["notifications"] == 4
     assert critical["status"] == "firing"
     assert critical["counts"] == {"notifications": 2, "duplicates": 1, "alerts": 2, "episodes": 2}
@@ -149,7 +140,7 @@ def test_ha_duplicates_and_stale_firings_are_absorbed(app, client):
 def test_retries_after_5xx_store_one_incident_with_every_retry_counted(app, client):
     answers = replay_folder(app, "retry-after-5xx")
     assert answers[0]["new"] == 2 and sum(a["new"] for a in answers) == 2
-    (only,) = incidents(client)
+    (only,) = incidents(client, by_id=True)
     assert only["status"] == "resolved"
     assert only["counts"] == {"notifications": 13, "duplicates": 11, "alerts": 2, "episodes": 2}
 
@@ -162,16 +153,16 @@ def test_alerts_delivered_late_after_inhibition_or_silence_open_and_resolve_once
     app, client, folder, fingerprint, notifications
 ):
     replay_folder(app, folder)
-    (only,) = incidents(client)
+    (only,) = incidents(client, by_id=True)
     d = detail(client, only["id"])
     assert d["status"] == "resolved"
     assert d["counts"]["notifications"] == notifications
-    assert [fp for fp, _, _ in episodes(d)] == [fingerprint]
+    assert [fp for fp, _, _ in episode_keys(d)] == [fingerprint]
 
 
 def test_the_whole_recording_gives_one_incident_per_group_episode(app, client):
     replay_folder(app, "all")
-    found = incidents(client)
+    found = incidents(client, by_id=True)
     summary = sorted((i["receiver"], i["alertname"], i["status"], i["flapping"]) for i in found)
     assert summary == sorted(
         [
@@ -197,9 +188,12 @@ def test_the_whole_recording_gives_one_incident_per_group_episode(app, client):
 
 
 def test_replaying_the_same_recording_twice_changes_no_incident(app, client):
+    def states() -> list[tuple[int, str, int]]:
+        found = incidents(client, by_id=True)
+        return [(i["id"], i["status"], i["counts"]["episodes"]) for i in found]
+
     replay_folder(app, "all")
-    before = [(i["id"], i["status"], i["counts"]["episodes"]) for i in incidents(client)]
+    before = states()
     answers = replay_folder(app, "all")
     assert sum(a["new"] for a in answers) == 0
-    after = [(i["id"], i["status"], i["counts"]["episodes"]) for i in incidents(client)]
-    assert after == before
+    assert states() == before

@@ -14,7 +14,7 @@ from receiver.app import create_app
 from receiver.bootstrap import bootstrap
 from receiver.cli import main
 from tests.support.api import post_webhook
-from tests.support.payloads import FIXTURES
+from tests.support.payloads import FIXTURES, alert, webhook
 
 SHIPPED_RUNBOOKS = Path(__file__).parents[2] / "config" / "runbooks.yaml"
 
@@ -26,22 +26,12 @@ def client(make_settings, clock):
     container.engine.dispose()
 
 
-def webhook(alertname: str, group: str, annotations: dict[str, str] | None = None, **labels: str):
-    return json.dumps(
-        {
-            "receiver": "rb",
-            "status": "firing",
-            "groupKey": group,
-            "alerts": [
-                {
-                    "status": "firing",
-                    "labels": {"alertname": alertname, **labels},
-                    "annotations": annotations or {},
-                    "startsAt": "2026-11-28T00:20:11Z",
-                }
-            ],
-        }
-    )
+def runbook_webhook(
+    alertname: str, group: str, annotations: dict[str, str] | None = None, **labels: str
+) -> str:
+    """A webhook of group ``group`` with one firing alert, no annotations unless given."""
+    entry = alert(alertname, starts=20, annotations=annotations or {}, **labels)
+    return json.dumps(webhook(entry, receiver="rb", group_key=group))
 
 
 def incident_of(client, body: str) -> dict[str, Any]:
@@ -63,7 +53,7 @@ def test_the_alerts_own_runbook_url_wins_and_the_catalogue_adds_guidance(client)
 
 
 def test_without_an_annotation_the_catalogue_url_is_filled_from_labels(client):
-    detail = incident_of(client, webhook("TritonHighLatency", "g1", model="llama 2/7b"))
+    detail = incident_of(client, runbook_webhook("TritonHighLatency", "g1", model="llama 2/7b"))
 
     assert detail["runbook_url"] == (
         "https://runbooks.example.com/triton/high-latency?model=llama%202%2F7b"
@@ -74,16 +64,16 @@ def test_without_an_annotation_the_catalogue_url_is_filled_from_labels(client):
 
 def test_a_non_http_runbook_annotation_is_not_used_as_a_link(client):
     annotations = {"runbook_url": "javascript:alert(1)"}
-    detail = incident_of(client, webhook("TritonGPUMemoryHigh", "g2", annotations))
+    detail = incident_of(client, runbook_webhook("TritonGPUMemoryHigh", "g2", annotations))
 
     assert detail["runbook_url"] == "https://runbooks.example.com/triton/gpu-oom-risk"
     assert "batch size" in detail["guidance"]
 
 
 def test_an_alert_with_no_runbook_is_flagged_counted_and_reported(client, make_settings):
-    detail = incident_of(client, webhook("DiskAlmostFull", "g3", mount="/data"))
-    incident_of(client, webhook("DiskAlmostFull", "g4", mount="/logs"))
-    incident_of(client, webhook("TritonNoHealthyPods", "g5"))
+    detail = incident_of(client, runbook_webhook("DiskAlmostFull", "g3", mount="/data"))
+    incident_of(client, runbook_webhook("DiskAlmostFull", "g4", mount="/logs"))
+    incident_of(client, runbook_webhook("TritonNoHealthyPods", "g5"))
 
     assert detail["runbook_missing"] is True and detail["runbook_url"] is None
     listed = client.get("/api/v1/incidents").get_json()["incidents"]
@@ -105,7 +95,7 @@ def test_an_alert_with_no_runbook_is_flagged_counted_and_reported(client, make_s
 
 def test_the_report_only_looks_back_the_given_number_of_days(client, make_settings, clock):
     clock.now = datetime.now(UTC) - timedelta(days=3)  # received three days ago
-    incident_of(client, webhook("DiskAlmostFull", "g6"))
+    incident_of(client, runbook_webhook("DiskAlmostFull", "g6"))
     env = {"RECEIVER_DATABASE_URL": make_settings().database_url}
     report = CliRunner().invoke(main, ["runbooks", "missing", "--days", "1"], env=env)
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -21,13 +20,11 @@ from typing import Any
 
 import pytest
 import yaml
-from click.testing import CliRunner
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
 from receiver.app import create_app
 from receiver.bootstrap import Container, bootstrap, build_delivery_worker
-from receiver.cli import main
 from receiver.notify.outbox import DeliveryWorker
 from receiver.notify.pagerduty import MAX_EXCERPT
 from receiver.settings import ConfigError, Settings, load_settings
@@ -35,6 +32,7 @@ from receiver.store import migrate
 from receiver.store.tables import Base, Delivery, DeliveryAttempt, Incident
 from tests.standins.pagerduty import INVALID, PagerDutyStandIn
 from tests.standins.slack import SlackStandIn
+from tests.support.cli import invoke, without_receiver_variables
 from tests.support.clock import FakeClock
 from tests.support.payloads import alert, webhook
 from tests.support.servers import disposing_engines, free_port
@@ -155,15 +153,13 @@ def bench(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> Iterator[Bench]:
 
 
 @pytest.fixture
-def cli(monkeypatch: pytest.MonkeyPatch) -> Cli:
+def cli_output(monkeypatch: pytest.MonkeyPatch) -> Cli:
     """``receiver <args>`` in process with only the given RECEIVER_* variables; its output."""
-    for name in [n for n in os.environ if n.startswith("RECEIVER_")]:
-        monkeypatch.delenv(name)
+    without_receiver_variables(monkeypatch)
 
     def run(*args: str, env: dict[str, str]) -> str:
         with disposing_engines():
-            result = CliRunner().invoke(main, list(args), env=env, catch_exceptions=False)
-        return result.output
+            return invoke(*args, **env).output
 
     return run
 
@@ -206,7 +202,7 @@ def leaks(texts: dict[str, str]) -> dict[str, list[str]]:
 
 
 def test_no_secret_shows_in_logs_database_api_commands_or_settings_after_every_outcome(
-    bench: Bench, caplog: pytest.LogCaptureFixture, cli: Cli
+    bench: Bench, caplog: pytest.LogCaptureFixture, cli_output: Cli
 ) -> None:
     pd, slack = bench.pagerduty, bench.slack
     pd.fail(500, times=1)  # one request per attempt: the outbox owns retries
@@ -246,7 +242,7 @@ def test_no_secret_shows_in_logs_database_api_commands_or_settings_after_every_o
         "SlackPosted": ("sent", ["ok"]),
         "SlackUnreachable": ("pending", ["retry", "retry"]),
     }
-    texts = sinks(bench, caplog, cli)
+    texts = sinks(bench, caplog, cli_output)
     assert "network error" in texts["receiver outbox list"]  # last errors are listed
     assert "slack: invalid_auth" in texts["receiver outbox list"]
     loggers = {r.name.split(".")[0] for r in caplog.records}
@@ -256,13 +252,15 @@ def test_no_secret_shows_in_logs_database_api_commands_or_settings_after_every_o
     assert leaks(texts) == {}
 
 
-def test_a_configuration_error_about_a_secret_does_not_quote_it(bench: Bench, cli: Cli) -> None:
+def test_a_configuration_error_about_a_secret_does_not_quote_it(
+    bench: Bench, cli_output: Cli
+) -> None:
     short_key = ROUTING_KEY[:31]
     env = {**bench.env, "RECEIVER_RECEIVERS__PD__ROUTING_KEY": short_key}
     with pytest.raises(ConfigError) as raised:
         load_settings(environ=env)
     assert "receivers.pd.routing_key" in str(raised.value)
-    output = cli("check-config", env=env)
+    output = cli_output("check-config", env=env)
     assert "receivers.pd.routing_key" in output
     assert leaks({"ConfigError": str(raised.value), "receiver check-config": output}) == {}
 
@@ -277,7 +275,7 @@ def straddling_body() -> dict[str, Any]:
 
 
 def test_a_pagerduty_error_that_quotes_the_routing_key_leaks_it_nowhere(
-    bench: Bench, caplog: pytest.LogCaptureFixture, cli: Cli
+    bench: Bench, caplog: pytest.LogCaptureFixture, cli_output: Cli
 ) -> None:
     errors = [f"routing_key {ROUTING_KEY} does not belong to an active integration"]
     bench.pagerduty.fail(400, times=1, body={**INVALID, "errors": errors})
@@ -285,15 +283,15 @@ def test_a_pagerduty_error_that_quotes_the_routing_key_leaks_it_nowhere(
     bench.worker.run_once()
 
     assert bench.outcomes() == {"PdRejected": ("dead", ["give_up"])}
-    assert leaks(sinks(bench, caplog, cli)) == {}
+    assert leaks(sinks(bench, caplog, cli_output)) == {}
 
 
 def test_an_excerpt_cut_inside_the_routing_key_keeps_no_part_of_it(
-    bench: Bench, caplog: pytest.LogCaptureFixture, cli: Cli
+    bench: Bench, caplog: pytest.LogCaptureFixture, cli_output: Cli
 ) -> None:
     bench.pagerduty.fail(400, times=1, body=straddling_body())
     bench.fire("PdRejected", "pd")
     bench.worker.run_once()
 
     assert bench.outcomes() == {"PdRejected": ("dead", ["give_up"])}
-    assert leaks(sinks(bench, caplog, cli)) == {}
+    assert leaks(sinks(bench, caplog, cli_output)) == {}

@@ -8,8 +8,6 @@ its routes for every alert of the rules file.
 from __future__ import annotations
 
 import re
-import shutil
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +16,7 @@ import yaml
 
 from receiver.enrich.runbooks import RunbookCatalogue
 from tests.e2e.fast_rules import fast_rules
-from tests.support.skips import need
+from tests.support.prometheus_tools import alert_rules, amtool, promtool, seconds
 
 ROOT = Path(__file__).parents[2]
 RULES = ROOT / "config" / "prometheus" / "triton-alerts.yml"
@@ -37,36 +35,6 @@ CARRIED: dict[str, dict[str, str]] = {
     "TritonFewHealthyPods": {},
     WATCHDOG: {},
 }
-
-
-def tool(name: str, package: str) -> str:
-    """Path of a Prometheus tool; skip (fail in CI) without it."""
-    path = shutil.which(name) or (f"/usr/bin/{name}" if Path(f"/usr/bin/{name}").exists() else None)
-    if path is None:
-        need(name, f"not installed (apt-get install {package})")
-    assert path is not None
-    return path
-
-
-def run(*args: str | Path) -> subprocess.CompletedProcess[str]:
-    """Run a tool, capturing its output; the caller checks the result."""
-    return subprocess.run(
-        [str(a) for a in args], capture_output=True, text=True, timeout=60, check=False
-    )
-
-
-def promtool(*args: str | Path) -> subprocess.CompletedProcess[str]:
-    return run(tool("promtool", "prometheus"), *args)
-
-
-def amtool(*args: str | Path) -> subprocess.CompletedProcess[str]:
-    return run(tool("amtool", "prometheus-alertmanager"), *args)
-
-
-def rules(path: Path = RULES) -> list[dict[str, Any]]:
-    """The alerting rules of a rules file, all groups in order."""
-    groups = yaml.safe_load(path.read_text(encoding="utf-8"))["groups"]
-    return [rule for group in groups for rule in group["rules"] if "alert" in rule]
 
 
 def alertmanager_config() -> dict[str, Any]:
@@ -105,13 +73,7 @@ def route_for(leaf: str) -> dict[str, Any]:
     raise AssertionError(f"no route {leaf} in {ALERTMANAGER}")
 
 
-def seconds(duration: str) -> int:
-    """A simple Prometheus duration (30s, 5m, 4h) in seconds."""
-    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-    return sum(int(n) * units[u] for n, u in re.findall(r"(\d+)([smhd])", duration))
-
-
-ALERTS = [rule["alert"] for rule in rules()]
+ALERTS = [rule["alert"] for rule in alert_rules(RULES)]
 
 
 def test_the_shipped_rules_pass_promtool_check() -> None:
@@ -130,7 +92,7 @@ def test_the_rules_file_has_the_alerts_others_depend_on() -> None:
     assert sorted(ALERTS) == sorted(CARRIED)
 
 
-@pytest.mark.parametrize("alert", rules(), ids=lambda rule: rule["alert"])
+@pytest.mark.parametrize("alert", alert_rules(RULES), ids=lambda rule: rule["alert"])
 def test_every_alert_has_a_severity_summary_description_and_runbook(alert: dict[str, Any]) -> None:
     assert alert["labels"]["severity"] in {"critical", "warning", "info", "none"}
     for key in ("summary", "description", "runbook_url"):
@@ -168,7 +130,7 @@ def test_the_webhook_sends_resolved_alerts_with_a_bearer_token_file_and_caps_ale
     assert authorization["credentials_file"].startswith("/")
 
 
-@pytest.mark.parametrize("alert", rules(), ids=lambda rule: rule["alert"])
+@pytest.mark.parametrize("alert", alert_rules(RULES), ids=lambda rule: rule["alert"])
 def test_each_alert_reaches_the_webhook_grouped_by_labels_it_carries(alert: dict[str, Any]) -> None:
     name, carried = alert["alert"], CARRIED[alert["alert"]]
     routes = matched_routes(name, {**alert["labels"], **carried})
@@ -206,9 +168,9 @@ def test_the_fast_variant_shortens_windows_and_holds_and_passes_promtool(tmp_pat
     fast = fast_rules(RULES, tmp_path / "fast.yml", window="10s", for_="2s")
     result = promtool("check", "rules", fast)
     assert result.returncode == 0, result.stdout + result.stderr
-    shipped = {rule["alert"]: rule for rule in rules()}
+    shipped = {rule["alert"]: rule for rule in alert_rules(RULES)}
     shortened = 0
-    for rule in rules(fast):
+    for rule in alert_rules(fast):
         original = shipped.pop(rule["alert"])
         if rule["alert"] == WATCHDOG:
             assert rule == original

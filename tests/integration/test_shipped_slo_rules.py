@@ -9,15 +9,13 @@ ticket), and config/slos.yaml is checked for its documented keys and sane values
 from __future__ import annotations
 
 import re
-import shutil
-import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-from tests.support.skips import need
+from tests.support.prometheus_tools import promtool, seconds
 
 ROOT = Path(__file__).parents[2]
 RULES = ROOT / "config" / "prometheus" / "triton-slo.yml"
@@ -43,32 +41,6 @@ SLO_SECTIONS: dict[str, set[str]] = {
     "latency": {"quantile", "threshold", "histogram"},
     "throughput": {"min_rps"},
 }
-
-DURATION = re.compile(
-    r"(?:(\d+)y)?(?:(\d+)w)?(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?(?:(\d+)ms)?"
-)
-UNITS = [365 * 86400, 7 * 86400, 86400, 3600, 60, 1, 0.001]
-
-
-def seconds(duration: str) -> float:
-    """A Prometheus duration string (30d, 1h30m, 500ms) in seconds; ValueError if it is none."""
-    match = DURATION.fullmatch(duration) if isinstance(duration, str) else None
-    if not duration or match is None or not any(match.groups()):
-        raise ValueError(f"not a Prometheus duration: {duration!r}")
-    return sum(int(n) * unit for n, unit in zip(match.groups(), UNITS, strict=True) if n)
-
-
-def promtool(*args: str | Path) -> subprocess.CompletedProcess[str]:
-    """Run promtool, capturing its output; skip (fail in CI) without it."""
-    path = shutil.which("promtool")
-    if path is None and Path("/usr/bin/promtool").exists():
-        path = "/usr/bin/promtool"
-    if path is None:
-        need("promtool", "not installed (apt-get install prometheus)")
-    assert path is not None
-    return subprocess.run(
-        [path, *map(str, args)], capture_output=True, text=True, timeout=300, check=False
-    )
 
 
 def groups() -> list[dict[str, Any]]:

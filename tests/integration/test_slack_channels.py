@@ -10,16 +10,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from receiver.store.tables import ChannelPacing, NotificationThread
-from tests.support.envs import CHANNEL_ID, SLACK_TOKEN, EnvFactory
+from tests.support.envs import CHANNEL_ID, SLACK_TOKEN
 from tests.support.payloads import alert, group_body
 
 MANY = {f"#team-{n:02d}": f"C0TEAM{n:04d}" for n in range(7)}
-
-
-@pytest.fixture
-def make_env(make_settings, clock):
-    with EnvFactory(make_settings, clock) as factory:
-        yield factory
 
 
 def warnings(env, *models: str) -> None:

@@ -15,14 +15,8 @@ import pytest
 
 from receiver.bootstrap import bootstrap, build_delivery_worker
 from receiver.notify.pacing import SharedPacer
-from tests.support.envs import CHANNEL_ID, EnvFactory
+from tests.support.envs import CHANNEL_ID
 from tests.support.payloads import alert, group_body
-
-
-@pytest.fixture
-def make_env(make_settings, clock):
-    with EnvFactory(make_settings, clock) as factory:
-        yield factory
 
 
 def second_worker(env):

@@ -23,19 +23,13 @@ from sqlalchemy.engine import make_url
 
 from receiver.bootstrap import build_delivery_worker
 from receiver.worker import run_worker
-from tests.support.envs import CHANNEL_ID, EnvFactory
+from tests.support.envs import CHANNEL_ID
 from tests.support.payloads import alert, group_body
 
 NAMES = ["#triton-alerts", "triton-alerts"]
 SCOPES = ("channels:history", "channels:read")
 PAST_CLAIM_TIMEOUT = 61.0
 DEADLINE = 10.0  # seconds of real time for a late request to land
-
-
-@pytest.fixture
-def make_env(make_settings, clock):
-    with EnvFactory(make_settings, clock) as factory:
-        yield factory
 
 
 class DatabaseOutage:

@@ -13,13 +13,11 @@ import socket
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
-from pathlib import Path
 
 import pytest
 import requests
 
 from tests.support.api import TOKEN
-from tests.support.databases import migrated_sqlite
 from tests.support.payloads import FIXTURES
 from tests.support.servers import Server, gunicorn
 
@@ -73,11 +71,6 @@ def server(sqlite_migrated: str) -> Iterator[Server]:
     extra = {"RECEIVER_LISTEN__REQUEST_TIMEOUT_SECONDS": "30"}
     with gunicorn(sqlite_migrated, extra_env=extra) as running:
         yield running
-
-
-@pytest.fixture
-def sqlite_migrated(tmp_path: Path) -> str:
-    return migrated_sqlite(tmp_path / "receiver.db")
 
 
 def test_webhooks_are_stored_while_fifty_clients_trickle_headers_and_bodies(

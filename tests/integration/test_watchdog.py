@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-from typing import Any
 
 import pytest
 
 from receiver.app import create_app
 from receiver.bootstrap import bootstrap, build_watchdog
-from tests.support.api import post_webhook
+from tests.support.api import detail, incidents, post_webhook
+from tests.support.payloads import alert, webhook
 
 ROUTED = {
     "receivers": {
@@ -30,29 +30,13 @@ def env(make_settings, clock):
 
 
 def watchdog_webhook(name: str = "Watchdog") -> str:
-    return json.dumps(
-        {
-            "version": "4",
-            "receiver": "heartbeat",
-            "status": "firing",
-            "groupKey": '{}:{alertname="Watchdog"}',
-            "alerts": [
-                {
-                    "status": "firing",
-                    "labels": {"alertname": name, "severity": "none"},
-                    "startsAt": "2026-11-27T00:00:00Z",
-                }
-            ],
-        }
+    """The heartbeat as Alertmanager sends it (``name``: another alert in its place)."""
+    doc = webhook(
+        alert(name, starts=-24 * 60, severity="none"),
+        receiver="heartbeat",
+        group_key='{}:{alertname="Watchdog"}',
     )
-
-
-def incidents(client: Any) -> list[dict[str, Any]]:
-    return client.get("/api/v1/incidents").get_json()["incidents"]
-
-
-def detail(client: Any, incident_id: int) -> dict[str, Any]:
-    return client.get(f"/api/v1/incidents/{incident_id}").get_json()
+    return json.dumps(doc)
 
 
 def test_a_watchdog_alert_is_a_heartbeat_and_never_an_incident(env, clock):

@@ -220,12 +220,12 @@ def _refused_by_both_workers(process: Process, url: str) -> int:
 
 @pytest.mark.slow
 def test_gunicorn_with_the_config_file_serves_logs_json_and_adds_up_metrics(
-    migrated_sqlite: str, tmp_path: Path
+    sqlite_migrated: str, tmp_path: Path
 ) -> None:
     port = free_port()
     metrics_dir = tmp_path / "pod" / "metrics"  # missing: the master creates it
     env = receiver_env(
-        migrated_sqlite,
+        sqlite_migrated,
         extra={
             "RECEIVER_LISTEN__PORT": str(port),
             "RECEIVER_LISTEN__WORKERS": "2",
@@ -285,13 +285,13 @@ def test_gunicorn_with_the_config_file_serves_logs_json_and_adds_up_metrics(
 
 
 @pytest.mark.slow
-def test_the_worker_serves_its_metrics_as_the_manifest_runs_it(migrated_sqlite: str) -> None:
+def test_the_worker_serves_its_metrics_as_the_manifest_runs_it(sqlite_migrated: str) -> None:
     args = container_of("worker")["args"]
     port = free_port()
     position = args.index("--metrics-port") + 1
     args = [*args[:position], str(port), *args[position + 1 :]]
     command = [str(BIN / "receiver"), *args]
-    env = receiver_env(migrated_sqlite, tokens=())
+    env = receiver_env(sqlite_migrated, tokens=())
     with started(command, env) as process:
         url = f"http://127.0.0.1:{port}/metrics"
         deadline = time.monotonic() + 20

@@ -24,7 +24,9 @@ import requests
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.support.payloads import rfc3339
 from tests.support.servers import Process, free_port, started
+from tests.support.skips import first_executable, require_binary
 
 DEFAULT_BINARY = "/usr/bin/prometheus-alertmanager"  # Debian's name for alertmanager
 BINARY_ENV = "RECEIVER_TEST_ALERTMANAGER"
@@ -38,15 +40,14 @@ class AlertmanagerError(RuntimeError):
 
 def alertmanager_binary() -> str | None:
     """$RECEIVER_TEST_ALERTMANAGER, Debian's binary, or ``alertmanager`` on $PATH."""
-    for candidate in (os.environ.get(BINARY_ENV), DEFAULT_BINARY, shutil.which("alertmanager")):
-        if candidate and os.path.isfile(candidate) and os.access(candidate, os.X_OK):
-            return candidate
-    return None
+    return first_executable(
+        os.environ.get(BINARY_ENV), DEFAULT_BINARY, shutil.which("alertmanager")
+    )
 
 
-def rfc3339(moment: datetime) -> str:
-    """A UTC time as Alertmanager's API writes it."""
-    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+def require_alertmanager() -> str:
+    """The alertmanager binary's path; skip (fail in CI) without one."""
+    return require_binary("Alertmanager", alertmanager_binary(), "prometheus-alertmanager")
 
 
 @dataclass

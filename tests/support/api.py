@@ -1,11 +1,14 @@
 """The receiver's HTTP API as the tests use it: the test token, posting webhooks, and small
-readers of its answers (incidents, details, timelines, /metrics) through Flask's test client."""
+readers of its answers (incidents, details, timelines, /metrics) through Flask's test client,
+or (``read_json``) from a receiver serving on a port."""
 
 from __future__ import annotations
 
 import json
 from typing import Any
+from urllib.parse import urlencode
 
+import requests
 from prometheus_client.parser import text_string_to_metric_families
 
 TOKEN = "test-token-0123456789abcdef"
@@ -31,11 +34,15 @@ def send(client: Any, doc: dict[str, Any] | str, receiver: str | None = None) ->
     return answer
 
 
-def incidents(client: Any, query: str = "") -> list[dict[str, Any]]:
-    """Every incident matching a list query (one page of up to 500)."""
-    response = client.get(f"/api/v1/incidents?limit=500&{query}")
-    assert response.status_code == 200, response.get_data(as_text=True)
-    return response.get_json()["incidents"]
+def incidents(
+    client: Any, query: str = "", *, by_id: bool = False, **params: str
+) -> list[dict[str, Any]]:
+    """Every incident matching a list query (one page of up to 500): ``query`` as written in a
+    URL and/or ``params``; newest first as the API lists them, or oldest first by ``by_id``."""
+    found = client.get(f"/api/v1/incidents?{urlencode({'limit': 500, **params})}&{query}")
+    assert found.status_code == 200, found.get_data(as_text=True)
+    listed = found.get_json()["incidents"]
+    return sorted(listed, key=lambda i: i["id"]) if by_id else listed
 
 
 def detail(client: Any, incident_id: int) -> dict[str, Any]:
@@ -65,3 +72,10 @@ def metric(client: Any, name: str, **labels: str) -> float:
             if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
                 return sample.value
     return 0.0
+
+
+def read_json(base_url: str, path: str, **params: Any) -> Any:
+    """GET a JSON document of the read API of a receiver serving at ``base_url``."""
+    answer = requests.get(base_url + path, params=params, timeout=10)
+    assert answer.status_code == 200, f"{path}: {answer.status_code} {answer.text[:500]}"
+    return answer.json()

@@ -53,6 +53,17 @@ def migrated_sqlite(path: Path) -> str:
 
 
 @contextmanager
+def template_copy(template: str, label: str = "") -> Iterator[str]:
+    """The URL of a new Postgres database copied from ``template``, dropped afterwards."""
+    name = "_".join(filter(None, [template, label, uuid.uuid4().hex[:8]]))
+    admin(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+    try:
+        yield admin_url(name)
+    finally:
+        admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@contextmanager
 def module_database(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, label: str
 ) -> Iterator[str]:
@@ -61,10 +72,5 @@ def module_database(
     if request.param != "postgres":
         yield migrated_sqlite(tmp_path_factory.mktemp(label) / "receiver.db")
         return
-    template = request.getfixturevalue("pg_template")
-    name = f"{template}_{label}_{uuid.uuid4().hex[:8]}"
-    admin(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
-    try:
-        yield admin_url(name)
-    finally:
-        admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with template_copy(request.getfixturevalue("pg_template"), label) as url:
+        yield url

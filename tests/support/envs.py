@@ -28,7 +28,7 @@ from receiver.store.db import make_engine
 from receiver.store.tables import Delivery
 from tests.standins.pagerduty import PagerDutyStandIn
 from tests.standins.slack import SlackStandIn
-from tests.support.api import AUTH
+from tests.support.api import AUTH, detail
 from tests.support.clock import FakeClock, ManualClock
 from tests.support.payloads import FIXTURES, alert, group_body
 
@@ -137,9 +137,7 @@ class DeliveryEnv:
     # -- reading ---------------------------------------------------------------------------------
 
     def incident(self, incident_id: int) -> dict[str, Any]:
-        response = self.client.get(f"/api/v1/incidents/{incident_id}")
-        assert response.status_code == 200, response.get_data(as_text=True)
-        return response.get_json()
+        return detail(self.client, incident_id)
 
     def deliveries(self) -> list[Delivery]:
         """Every outbox row, in queueing order (detached copies)."""

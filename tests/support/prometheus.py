@@ -23,7 +23,7 @@ import requests
 import yaml
 
 from tests.support.servers import Process, free_port, started
-from tests.support.skips import need
+from tests.support.skips import first_executable, require_binary
 
 READY_TIMEOUT = 30.0
 POLL_INTERVAL = 0.2
@@ -40,19 +40,12 @@ class PrometheusError(RuntimeError):
 
 def prometheus_binary() -> str | None:
     """Path of the prometheus binary ($RECEIVER_TEST_PROMETHEUS, /usr/bin/prometheus, $PATH)."""
-    for candidate in (os.environ.get(BINARY_ENV), DEFAULT_BINARY, shutil.which("prometheus")):
-        if candidate and os.path.isfile(candidate) and os.access(candidate, os.X_OK):
-            return candidate
-    return None
+    return first_executable(os.environ.get(BINARY_ENV), DEFAULT_BINARY, shutil.which("prometheus"))
 
 
 def require_prometheus() -> str:
     """The prometheus binary's path; skip (fail in CI) without one."""
-    binary = prometheus_binary()
-    if binary is None:
-        need("Prometheus", "no prometheus binary (apt-get install prometheus)")
-    assert binary is not None
-    return binary
+    return require_binary("Prometheus", prometheus_binary(), "prometheus")
 
 
 class PrometheusServer:

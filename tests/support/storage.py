@@ -1,10 +1,13 @@
-"""What the receiver stored, read straight from its tables, and checks built on that."""
+"""What the receiver stored, read straight from its tables, checks built on that, and the
+statements it sends."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Engine, func, select, table
+from sqlalchemy import Engine, event, func, select, table
 
 from receiver.store.tables import RejectedRequest
 from tests.support.api import incidents, send
@@ -25,6 +28,23 @@ STORED_TABLES = (
 def row_count(engine: Engine, table_name: str) -> int:
     with engine.connect() as conn:
         return conn.execute(select(func.count()).select_from(table(table_name))).scalar_one()
+
+
+@contextmanager
+def statements(engine: Engine, starting: str = "") -> Iterator[list[str]]:
+    """The SQL statements sent through ``engine`` meanwhile (an executemany counts once);
+    only those starting with ``starting``, if given."""
+    seen: list[str] = []
+
+    def note(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if statement.lstrip().startswith(starting):
+            seen.append(statement)
+
+    event.listen(engine, "before_cursor_execute", note)
+    try:
+        yield seen
+    finally:
+        event.remove(engine, "before_cursor_execute", note)
 
 
 def rejected_rows(engine: Engine) -> list[Any]:

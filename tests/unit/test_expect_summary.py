@@ -27,7 +27,7 @@ def episode(starts: str, ends: str | None, resolution: str | None, **extra: Any)
     }
 
 
-def detail(incident_id: int = 7, receiver: str = "triton-gpu", **extra: Any) -> dict[str, Any]:
+def detail_doc(incident_id: int = 7, receiver: str = "triton-gpu", **extra: Any) -> dict[str, Any]:
     """An incident as the read API shows it, with ids and receive times everywhere."""
     return {
         "id": incident_id,
@@ -69,7 +69,7 @@ def detail(incident_id: int = 7, receiver: str = "triton-gpu", **extra: Any) -> 
 
 
 def test_the_summary_keeps_decisions_and_alert_times_and_drops_ids_receive_times_and_people():
-    (incident,) = expect.summarize([detail()])["incidents"]
+    (incident,) = expect.summarize([detail_doc()])["incidents"]
     text = json.dumps(incident)
     assert "04:00" not in text  # no receive time
     assert '"id"' not in text and "900" not in text
@@ -93,9 +93,9 @@ def test_the_summary_keeps_decisions_and_alert_times_and_drops_ids_receive_times
 
 
 def test_incidents_are_ordered_by_receiver_then_first_start_whatever_their_ids():
-    early = detail(9, "triton-gpu")
+    early = detail_doc(9, "triton-gpu")
     early["alerts"][0]["episodes"] = [episode("20:11.795", None, None)]
-    late, other = detail(1, "triton-gpu"), detail(5, "triton-critical")
+    late, other = detail_doc(1, "triton-gpu"), detail_doc(5, "triton-critical")
     summary = expect.summarize([late, early, other])["incidents"]
     firsts = [(i["receiver"], i["alerts"][0]["episodes"][0]["starts_at"][14:19]) for i in summary]
     assert firsts == [
@@ -107,7 +107,7 @@ def test_incidents_are_ordered_by_receiver_then_first_start_whatever_their_ids()
 
 @pytest.mark.parametrize("name", ["expect.yaml", "expect.json"])
 def test_a_written_summary_loads_back_equal(tmp_path, name):
-    summary = expect.summarize([detail(), detail(8, "triton-critical")])
+    summary = expect.summarize([detail_doc(), detail_doc(8, "triton-critical")])
     path = tmp_path / name
     path.write_text(expect.dumps(summary, path))
     assert expect.load(path) == summary
@@ -115,7 +115,7 @@ def test_a_written_summary_loads_back_equal(tmp_path, name):
 
 
 def test_the_yaml_is_commented_and_has_one_line_per_episode():
-    text = expect.dumps(expect.summarize([detail()]))
+    text = expect.dumps(expect.summarize([detail_doc()]))
     assert text.startswith("# What `receiver replay` made of these requests")
     episodes = [line for line in text.splitlines() if "starts_at" in line]
     assert len(episodes) == 2
@@ -124,7 +124,7 @@ def test_the_yaml_is_commented_and_has_one_line_per_episode():
 
 
 def test_a_difference_is_a_unified_diff_from_the_expectation_to_the_replay():
-    expected = expect.summarize([detail()])
+    expected = expect.summarize([detail_doc()])
     actual = copy.deepcopy(expected)
     actual["incidents"][0]["status"] = "firing"
     actual["incidents"][0]["deliveries"].append("pd trigger")

@@ -19,13 +19,13 @@ def recorded(name="001.json"):
     return json.loads((FIXTURES / "all" / name).read_text())
 
 
-def alert(**fields):
+def minimal_alert(**fields):
     base = {"status": "firing", "labels": {"alertname": "TritonHighErrorRate"}, "startsAt": STARTS}
     return {**base, **fields}
 
 
 def minimal(*alerts, **fields):
-    return {"alerts": list(alerts) or [alert()], **fields}
+    return {"alerts": list(alerts) or [minimal_alert()], **fields}
 
 
 def parse(doc, receiver_hint=None):
@@ -101,22 +101,26 @@ def test_times_with_nanoseconds_and_offsets_become_utc_microseconds(text, expect
     parsed = parse_time(text)
     assert parsed == expected
     assert parsed.utcoffset().total_seconds() == 0
-    assert parse(minimal(alert(startsAt=text))).alerts[0].starts_at == expected
+    assert parse(minimal(minimal_alert(startsAt=text))).alerts[0].starts_at == expected
 
 
 def test_the_zero_end_time_means_no_end():
     assert parse_time("0001-01-01T00:00:00Z") is None
-    notification = parse(minimal(alert(endsAt="0001-01-01T00:00:00Z")))
+    notification = parse(minimal(minimal_alert(endsAt="0001-01-01T00:00:00Z")))
     assert notification.alerts[0].ends_at is None
 
 
 def test_a_real_end_time_is_kept():
-    notification = parse(minimal(alert(status="resolved", endsAt="2026-11-28T00:21:03.795Z")))
+    notification = parse(
+        minimal(minimal_alert(status="resolved", endsAt="2026-11-28T00:21:03.795Z"))
+    )
     assert notification.alerts[0].ends_at == datetime(2026, 11, 28, 0, 21, 3, 795000, tzinfo=UTC)
 
 
 def test_the_zero_time_is_not_accepted_as_a_start():
-    assert fields_of(minimal(alert(startsAt="0001-01-01T00:00:00Z"))) == ["alerts[0].startsAt"]
+    assert fields_of(minimal(minimal_alert(startsAt="0001-01-01T00:00:00Z"))) == [
+        "alerts[0].startsAt"
+    ]
 
 
 def test_unknown_fields_at_every_level_are_ignored():
@@ -153,9 +157,9 @@ def test_without_receiver_or_hint_the_receiver_is_default():
 
 
 def test_a_payload_without_status_is_resolved_only_when_every_alert_is():
-    resolved = alert(status="resolved", endsAt="2026-11-28T00:21:03Z")
+    resolved = minimal_alert(status="resolved", endsAt="2026-11-28T00:21:03Z")
     assert parse(minimal(resolved, resolved)).status is AlertStatus.RESOLVED
-    assert parse(minimal(resolved, alert())).status is AlertStatus.FIRING
+    assert parse(minimal(resolved, minimal_alert())).status is AlertStatus.FIRING
 
 
 def test_a_version_3_payload_is_accepted():
@@ -172,13 +176,13 @@ def test_the_derived_group_key_uses_sorted_group_labels_whatever_their_order():
 
 
 def test_the_derived_group_key_is_empty_when_alertnames_differ():
-    two = [alert(labels={"alertname": "A"}), alert(labels={"alertname": "B"})]
+    two = [minimal_alert(labels={"alertname": "A"}), minimal_alert(labels={"alertname": "B"})]
     assert parse(minimal(*two)).group_key == "derived:{}"
     assert parse(minimal(*reversed(two))).group_key == "derived:{}"
 
 
 def test_the_derived_group_key_is_the_same_for_every_parse_of_the_same_group():
-    shared = [alert(labels={"alertname": "A", "gpu": str(i)}) for i in range(3)]
+    shared = [minimal_alert(labels={"alertname": "A", "gpu": str(i)}) for i in range(3)]
     keys = {parse(minimal(*shared)).group_key, parse(minimal(*reversed(shared))).group_key}
     assert keys == {'derived:{alertname="A"}'}
 
@@ -190,7 +194,7 @@ def test_an_empty_group_key_is_marked_derived_when_a_key_is_derived_for_it():
 
 
 def four_alerts_with(index, **fields):
-    alerts = [alert(labels={"alertname": "A", "gpu": str(i)}) for i in range(4)]
+    alerts = [minimal_alert(labels={"alertname": "A", "gpu": str(i)}) for i in range(4)]
     alerts[index] = {**alerts[index], **fields}
     return minimal(*alerts)
 
@@ -218,7 +222,7 @@ def four_alerts_with(index, **fields):
         (minimal(groupKey=7), "groupKey"),
         (minimal(receiver=["a"]), "receiver"),
         (minimal(externalURL=False), "externalURL"),
-        ({"alerts": {"0": alert()}}, "alerts"),
+        ({"alerts": {"0": minimal_alert()}}, "alerts"),
         ({"alerts": []}, "alerts"),
         ({"receiver": "x"}, "alerts"),
         ({"alerts": ["firing"]}, "alerts[0]"),
@@ -241,9 +245,9 @@ def test_several_errors_in_one_payload_are_all_reported_at_once():
         "status": "bad",
         "truncatedAlerts": "2",
         "alerts": [
-            alert(),
-            alert(status="nope", labels=["a"]),
-            alert(labels={"alertname": "A", "v": 1}, startsAt="yesterday"),
+            minimal_alert(),
+            minimal_alert(status="nope", labels=["a"]),
+            minimal_alert(labels={"alertname": "A", "v": 1}, startsAt="yesterday"),
         ],
     }
     with pytest.raises(InvalidPayload) as caught:

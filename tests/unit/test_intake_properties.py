@@ -33,9 +33,9 @@ from receiver.store.tables import AlertEpisode, Base, Delivery, Incident
 from tests.support.api import AUTH
 from tests.support.clock import FakeClock
 from tests.support.databases import migrated_sqlite, receiver_settings
+from tests.support.payloads import ZERO_TIME, alert_doc
 
 PROPERTY = settings(max_examples=60, derandomize=True, database=None, deadline=None)
-ZERO_TIME = "0001-01-01T00:00:00Z"
 
 # -- strategies -------------------------------------------------------------------------------
 
@@ -354,15 +354,10 @@ def test_a_time_whose_utc_instant_is_out_of_range_is_refused_with_invalid_payloa
 # -- the app: sequences of webhooks for one group ---------------------------------------------
 
 SERIES = [{"alertname": "PropertyAlert", "instance": f"host-{n}"} for n in range(3)]
-T0 = datetime(2026, 11, 28, tzinfo=UTC)
 DELIVERIES = {
     "receivers": {"pd": {"type": "pagerduty", "routing_key": "R" * 32}},
     "routes": [{"matchers": [], "receivers": ["pd"]}],
 }
-
-
-def rfc3339(at: datetime) -> str:
-    return at.isoformat().replace("+00:00", "Z")
 
 
 alert_entries = st.tuples(
@@ -377,19 +372,6 @@ steps = st.tuples(
     st.integers(0, 1200),  # seconds on the clock before the post
     st.one_of(st.none(), st.integers(0, 3600)),  # re-post the same bytes after that many seconds
 )
-
-
-def alert_doc(labels: dict[str, str], state: str, minute: int, **extra: Any) -> dict[str, Any]:
-    """One alert entry starting ``minute`` minutes after T0 (resolved: ended a minute later)."""
-    starts = T0 + timedelta(minutes=minute)
-    ends = starts + timedelta(minutes=1) if state == "resolved" else None
-    return {
-        "status": state,
-        "labels": labels,
-        "startsAt": rfc3339(starts),
-        "endsAt": rfc3339(ends) if ends else ZERO_TIME,
-        **extra,
-    }
 
 
 def body_of(entries: list[tuple[int, str, int]], status: str | None, truncated: int) -> bytes:

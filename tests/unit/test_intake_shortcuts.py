@@ -14,7 +14,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -32,9 +31,12 @@ from receiver.service import IntakeResult, RawRequest, handle_webhook
 from receiver.store.repeats import EPISODES
 from receiver.store.tables import AlertEpisode, Base
 from tests.support.clock import FakeClock
-from tests.support.databases import admin, admin_url, migrated_sqlite, receiver_settings
-from tests.support.payloads import FIXTURES
-from tests.unit.test_intake_properties import T0, alert_doc
+from tests.support.databases import (
+    migrated_sqlite,
+    receiver_settings,
+    template_copy,
+)
+from tests.support.payloads import FIXTURES, T0, alert_doc
 
 CONFIG = Path(__file__).parents[2] / "config"
 SETTINGS = {
@@ -107,7 +109,7 @@ steps = st.tuples(
 )
 
 
-def dump(engine: Engine) -> dict[str, list[dict[str, Any]]]:
+def dump_rows(engine: Engine) -> dict[str, list[dict[str, Any]]]:
     """Every row of every table, in primary key order, as plain values. Group ids are numbered
     1, 2, ... in order: on Postgres the full intake's INSERT .. ON CONFLICT DO NOTHING spends a
     sequence number on every webhook, the repeat path does not."""
@@ -197,7 +199,7 @@ def test_generated_sequences_store_the_same_rows_with_and_without_the_shortcuts(
                 intake.clock.advance(seconds=wait)
             answers = [intake.post(post).as_json() for intake in (fast, full)]
             assert answers[0] == answers[1]
-            assert dump(fast.container.engine) == dump(full.container.engine)
+            assert dump_rows(fast.container.engine) == dump_rows(full.container.engine)
 
 
 def fixture_items() -> list[ReplayItem]:
@@ -212,11 +214,8 @@ def twin_url(db_url: str, tmp_path: Path, request: pytest.FixtureRequest) -> Ite
     if db_url.startswith("sqlite"):
         yield migrated_sqlite(tmp_path / "twin.db")
         return
-    template = request.getfixturevalue("pg_template")
-    name = f"{template}_{uuid.uuid4().hex[:8]}"
-    admin(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
-    yield admin_url(name)
-    admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with template_copy(request.getfixturevalue("pg_template")) as url:
+        yield url
 
 
 def test_the_recorded_fixtures_store_the_same_rows_with_and_without_the_shortcuts(
@@ -241,7 +240,7 @@ def test_the_recorded_fixtures_store_the_same_rows_with_and_without_the_shortcut
                 assert answers[0] == answers[1]
                 repeats += answers[0]["duplicate"]
         assert repeats >= 20
-        assert dump(fast.container.engine) == dump(full.container.engine)
+        assert dump_rows(fast.container.engine) == dump_rows(full.container.engine)
     finally:
         fast.close()
         full.close()
