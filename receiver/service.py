@@ -186,7 +186,7 @@ def apply_shortcut(
     """The two commonest notifications, each in a few Core statements instead of the full
     intake: a repeat (every alert stored and firing: only counters change) and the first
     notification of a group (every alert firing: one new incident). Both store exactly what
-    ``apply_notification`` would (tests/unit/test_intake_shortcuts.py). None, having changed
+    ``apply_notification`` would (tests/integration/test_intake_shortcuts.py). None, having changed
     nothing the full intake does not change as well, for anything else.
     """
     if n.status is not AlertStatus.FIRING or n.truncated_alerts:

@@ -4,8 +4,8 @@ For a group never seen, the full intake (``receiver.service.apply_notification``
 reach one outcome: one new incident holding one new episode per alert, its first timeline
 events, its label index and a trigger per routed receiver. ``plan_opening`` works out those
 rows with the same rules (and the helpers of ``receiver.store.incidents``); ``OpeningRepository``
-inserts them with one Core statement per table. ``tests/unit/test_intake_shortcuts.py`` holds
-the result to the full intake's, row for row.
+inserts them with one Core statement per table. ``tests/integration/test_intake_shortcuts.py``
+holds the result to the full intake's, row for row.
 """
 
 from __future__ import annotations

@@ -4,8 +4,8 @@ Alertmanager re-sends a group's notification every ``repeat_interval``, and each
 pair sends its own copy, so most webhooks change nothing but counters. For those, the full
 intake (``receiver.service.apply_notification``) would load the group, its episodes and
 incident as ORM objects only to bump the same counters; this module does exactly those writes
-with a few Core statements instead. ``tests/unit/test_intake_shortcuts.py`` holds the two paths to
-the same result.
+with a few Core statements instead. ``tests/integration/test_intake_shortcuts.py`` holds the two
+paths to the same result.
 """
 
 from __future__ import annotations
