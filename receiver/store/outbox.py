@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import Select, exists, func, insert, select, update
 from sqlalchemy.orm import Session, aliased
 
+from receiver.store.repositories import changed_rows
 from receiver.store.tables import Delivery, DeliveryAttempt, Incident, NotificationThread
 
 OPEN_STATES = ("pending", "sending")
@@ -88,18 +89,16 @@ class DeliveryRepository:
         ).first()
 
     def cancel_pending(self, incident_id: int, receiver: str, actions: tuple[str, ...]) -> int:
-        return (
-            self.session.execute(  # type: ignore[attr-defined]  # DML: a CursorResult
-                update(Delivery)
-                .where(
-                    Delivery.incident_id == incident_id,
-                    Delivery.receiver == receiver,
-                    Delivery.action.in_(actions),
-                    Delivery.state == "pending",
-                )
-                .values(state="cancelled")
-            ).rowcount
-            or 0
+        return changed_rows(
+            self.session,
+            update(Delivery)
+            .where(
+                Delivery.incident_id == incident_id,
+                Delivery.receiver == receiver,
+                Delivery.action.in_(actions),
+                Delivery.state == "pending",
+            )
+            .values(state="cancelled"),
         )
 
     # -- claiming and settling (worker) ---------------------------------------------------------
@@ -152,13 +151,11 @@ class DeliveryRepository:
 
     def revive(self, delivery_ids: list[int], now: datetime) -> int:
         """Dead deliveries back to pending, due now, with a fresh age (for ``outbox retry``)."""
-        return (
-            self.session.execute(  # type: ignore[attr-defined]  # DML: a CursorResult
-                update(Delivery)
-                .where(Delivery.id.in_(delivery_ids), Delivery.state == "dead")
-                .values(state="pending", due_at=now, created_at=now)
-            ).rowcount
-            or 0
+        return changed_rows(
+            self.session,
+            update(Delivery)
+            .where(Delivery.id.in_(delivery_ids), Delivery.state == "dead")
+            .values(state="pending", due_at=now, created_at=now),
         )
 
     def release(self, receiver: str, now: datetime, limit: int) -> int:
@@ -179,7 +176,7 @@ class DeliveryRepository:
             .with_for_update(skip_locked=True)
         )
         stmt = update(_deliveries).where(_deliveries.c.id.in_(backing_off)).values(due_at=now)
-        return self.session.execute(stmt).rowcount or 0  # type: ignore[attr-defined]  # DML: a CursorResult
+        return changed_rows(self.session, stmt)
 
     def load(self, delivery_ids: list[int]) -> dict[int, Delivery]:
         """Deliveries by id, in one statement."""

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import case, or_, select, update
 from sqlalchemy.orm import Session
 
-from receiver.store.repositories import _insert
+from receiver.store.repositories import _insert, changed_rows
 from receiver.store.tables import ChannelPacing
 
 MAX_HOLD = timedelta(minutes=5)  # longer than any pacing interval or Retry-After we honour
@@ -25,9 +25,10 @@ class PacingRepository:
         held further ahead than any hold sets (``MAX_HOLD``: a clock that went back) counts as
         free, so a channel is never held for longer than that."""
         free = or_(c.next_post_at <= now, c.next_post_at > now + MAX_HOLD)
-        taken = self.session.execute(  # type: ignore[attr-defined]  # DML: a CursorResult
-            update(_pacing).where(c.channel == channel, free).values(next_post_at=until)
-        ).rowcount
+        taken = changed_rows(
+            self.session,
+            update(_pacing).where(c.channel == channel, free).values(next_post_at=until),
+        )
         if taken:
             return None
         first = self.session.execute(
@@ -45,9 +46,9 @@ class PacingRepository:
         """Keep the channel's slot taken until at least ``until`` (callers keep it within
         ``MAX_HOLD`` of now)."""
         later = case((c.next_post_at < until, until), else_=c.next_post_at)
-        held = self.session.execute(  # type: ignore[attr-defined]  # DML: a CursorResult
-            update(_pacing).where(c.channel == channel).values(next_post_at=later)
-        ).rowcount
+        held = changed_rows(
+            self.session, update(_pacing).where(c.channel == channel).values(next_post_at=later)
+        )
         if not held:
             self.session.execute(
                 _insert(self.session, _pacing)

@@ -5,9 +5,21 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime
 from functools import cache
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Connection, Table, and_, delete, exists, func, insert, or_, select
+from sqlalchemy import (
+    Connection,
+    CursorResult,
+    Executable,
+    Table,
+    and_,
+    delete,
+    exists,
+    func,
+    insert,
+    or_,
+    select,
+)
 from sqlalchemy.orm import Session, aliased
 
 from receiver.store.tables import (
@@ -35,6 +47,12 @@ def _dialect_insert(dialect: str) -> Any:
     from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
     return sqlite_insert
+
+
+def changed_rows(session: Session, statement: Executable) -> int:
+    """Run an UPDATE or DELETE in the session: the rows it changed, as the driver counts them.
+    (Session.execute is typed as a Result; for DML it is a CursorResult.)"""
+    return cast(CursorResult[Any], session.execute(statement)).rowcount
 
 
 def _insert(session: Session, table: Any) -> Any:

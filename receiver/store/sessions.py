@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import Engine, case, delete, select
 from sqlalchemy.orm import Session
 
-from receiver.store.repositories import _insert
+from receiver.store.repositories import _insert, changed_rows
 from receiver.store.tables import LoginThrottle, UiSession
 
 _sessions = UiSession.__table__
@@ -46,9 +46,9 @@ class SessionRepository:
 
     def end_all_of(self, username: str) -> int:
         """End every session of ``username``, on every replica; how many there were."""
-        return self.session.execute(  # type: ignore[attr-defined]  # DML: a CursorResult
-            delete(_sessions).where(_sessions.c.username == username[:255])
-        ).rowcount
+        return changed_rows(
+            self.session, delete(_sessions).where(_sessions.c.username == username[:255])
+        )
 
     def fail(self, keys: list[str], now: datetime, window: timedelta) -> None:
         """Count a failed login against each key; a key whose window ended starts a new one."""

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from receiver.store.repositories import _insert
+from receiver.store.repositories import _insert, changed_rows
 from receiver.store.tables import AlertEpisode, AlertGroup, Heartbeat, IncidentEvent
 
 
@@ -61,12 +61,13 @@ class StaleRepository:
         """Mark a firing episode absent since ``now``, or present again; False if already so."""
         since = AlertEpisode.absent_since
         unchanged = since.is_(None) if absent else since.is_not(None)
-        changed = self.session.execute(  # type: ignore[attr-defined]  # DML: a CursorResult
+        changed = changed_rows(
+            self.session,
             update(AlertEpisode)
             .where(AlertEpisode.id == episode.id, AlertEpisode.status == "firing", unchanged)
             .values(absent_since=now if absent else None)
-            .execution_options(synchronize_session=False)
-        ).rowcount
+            .execution_options(synchronize_session=False),
+        )
         if changed:
             self.session.add(
                 IncidentEvent(
