@@ -36,9 +36,9 @@ from sqlalchemy.engine import make_url
 
 from receiver.enrich.context import ContextConfig, format_value
 from receiver.enrich.runbooks import Runbook, RunbookCatalogue
+from receiver.model.incident_text import MAX_TITLE, search_text
 from receiver.store import migrate
 from receiver.store.db import make_engine
-from receiver.store.incidents import MAX_TITLE, _search_text
 from receiver.store.tables import (
     AlertEpisode,
     AlertGroup,
@@ -564,10 +564,10 @@ class Seeder:
         severity = rule.severity
         labels = alerts[0].labels
         title = (alerts[0].annotations.get("summary") or rule.alertname)[:MAX_TITLE]
-        search = _search_text([title, rule.receiver, *labels.values()])
+        search = search_text([title, rule.receiver, *labels.values()])
         extra = [v for a in alerts for v in a.labels.values() if v.lower() not in search]
         if extra:
-            search = _search_text([search, *dict.fromkeys(extra)])
+            search = search_text([search, *dict.fromkeys(extra)])
         runbook = next((a.runbook for a in alerts if a.runbook.url), alerts[0].runbook)
         guidance = next((a.runbook.guidance for a in alerts if a.runbook.guidance), None)
         ack_at = ack_by = None

@@ -1,12 +1,10 @@
 """The receiver's WSGI app with one or more of its intake optimisations undone, to measure each.
 
     BENCH_VARIANT=busy-handler gunicorn ... bench.variants:app
-    .venv/bin/python -m bench.intake --app bench.variants:app --variant no-shortcuts ...
+    .venv/bin/python -m bench.intake --app bench.variants:app --variant busy-handler ...
 
 Variants (comma-separated in ``BENCH_VARIANT``), each the way the receiver worked before:
 
-- ``no-shortcuts``: every webhook takes the full ORM intake (``IntakeRules.shortcuts`` off),
-  repeats and new groups included.
 - ``busy-handler``: SQLite writers do not queue on the lock file; a writer that finds the
   database locked polls with SQLite's busy handler (sleeps of 1, 2, 5, 10, 15, 20, 25 ...
   100 ms) instead of being woken when the lock is free.
@@ -29,7 +27,6 @@ Nothing here is used by the receiver itself.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from typing import Any
 
@@ -44,7 +41,6 @@ from receiver.model.dedup import AlertOutcome
 
 VARIANTS = {v.strip() for v in os.environ.get("BENCH_VARIANT", "").split(",") if v.strip()}
 KNOWN = {
-    "no-shortcuts",
     "busy-handler",
     "autocheckpoint",
     "pre-ping",
@@ -93,15 +89,9 @@ db.make_engine = make_engine
 if "bound-no-database" in VARIANTS:
     api.handle_webhook = _no_database  # the view imported the name itself
 if "bound-empty-transaction" in VARIANTS:
-    service.apply_shortcut = _empty_transaction  # handle_webhook commits what it did
+    service.apply_notification = _empty_transaction  # handle_webhook commits what it did
 receiver.bootstrap.make_engine = make_engine  # bootstrap imported the name itself
 
 from receiver.wsgi import app  # noqa: E402  (after the patch: the app builds its engine now)
-
-if "no-shortcuts" in VARIANTS:
-    _container = app.extensions["receiver"]
-    _container.__dict__["intake_rules"] = dataclasses.replace(
-        _container.intake_rules, shortcuts=False
-    )
 
 __all__ = ["app"]

@@ -15,9 +15,11 @@ from urllib.parse import quote
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from receiver.model.alerts import Runbook
 from receiver.model.matchers import Matcher
 from receiver.settings import MatcherTexts, dotted
 
+__all__ = ["CatalogueError", "Runbook", "RunbookCatalogue"]
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _HTTP_URL = re.compile(r"^https?://[^\s]+$", re.IGNORECASE)
 MAX_GUIDANCE = 2000
@@ -29,20 +31,6 @@ class CatalogueError(Exception):
     def __init__(self, errors: list[str]):
         super().__init__("; ".join(errors))
         self.errors = errors
-
-
-@dataclass(frozen=True)
-class Runbook:
-    """What to read and do for one alert; ``source`` says where the URL came from."""
-
-    url: str | None = None
-    guidance: str | None = None
-    source: str | None = None  # "annotation" | "catalogue" | None (missing)
-    entry: str | None = None  # the catalogue entry that matched, if any
-
-    @property
-    def missing(self) -> bool:
-        return self.url is None
 
 
 class _EntryIn(BaseModel):

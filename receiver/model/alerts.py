@@ -57,6 +57,20 @@ class Notification:
         return sha256_hex(self.group_key)
 
 
+@dataclass(frozen=True)
+class Runbook:
+    """What to read and do for one alert; ``source`` says where the URL came from."""
+
+    url: str | None = None
+    guidance: str | None = None
+    source: str | None = None  # "annotation" | "catalogue" | None (missing)
+    entry: str | None = None  # the catalogue entry that matched, if any
+
+    @property
+    def missing(self) -> bool:
+        return self.url is None
+
+
 def sha256_hex(text: str) -> str:
     """Lower-case hex sha256 of UTF-8 text (Alertmanager's PagerDuty dedup key)."""
     return hashlib.sha256(text.encode("utf-8")).hexdigest()

@@ -1,15 +1,16 @@
-"""The outbox: deliveries queued in the intake transaction, claimed and settled by workers."""
+"""The outbox: deliveries (queued by the intake, store/intake_writes.py) claimed and settled
+by workers."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, exists, func, insert, select, update
+from sqlalchemy import Select, exists, insert, select, update
 from sqlalchemy.orm import Session, aliased
 
 from receiver.store.repositories import changed_rows
-from receiver.store.tables import Delivery, DeliveryAttempt, Incident, NotificationThread
+from receiver.store.tables import Delivery, DeliveryAttempt, NotificationThread
 
 OPEN_STATES = ("pending", "sending")
 _deliveries = Delivery.__table__
@@ -18,88 +19,6 @@ _deliveries = Delivery.__table__
 class DeliveryRepository:
     def __init__(self, session: Session):
         self.session = session
-
-    # -- queueing (intake transaction) ----------------------------------------------------------
-
-    def enqueue(
-        self,
-        incident: Incident,
-        receiver: str,
-        kind: str,
-        action: str,
-        due_at: datetime,
-        now: datetime,
-        traceparent: str | None = None,
-    ) -> Delivery:
-        seq = (
-            self.session.scalar(
-                select(func.max(Delivery.seq)).where(
-                    Delivery.incident_id == incident.id, Delivery.receiver == receiver
-                )
-            )
-            or 0
-        ) + 1
-        delivery = Delivery(
-            incident_id=incident.id,
-            receiver=receiver,
-            kind=kind,
-            action=action,
-            seq=seq,
-            idempotency_key=f"{incident.id}:{receiver}:{action}:{seq}",
-            state="pending",
-            due_at=due_at,
-            created_at=now,
-            attempts=0,
-            traceparent=traceparent,
-        )
-        self.session.add(delivery)
-        self.session.flush()
-        return delivery
-
-    def receivers_of(self, incident_id: int) -> dict[str, str]:
-        """Receivers (name -> kind) this incident was routed to."""
-        rows = self.session.execute(
-            select(Delivery.receiver, Delivery.kind)
-            .where(Delivery.incident_id == incident_id)
-            .distinct()
-        )
-        return {name: kind for name, kind in rows}
-
-    def last_action(self, incident_id: int, receiver: str) -> str | None:
-        """The action of the newest delivery not cancelled, for this incident and receiver."""
-        return self.session.scalar(
-            select(Delivery.action)
-            .where(
-                Delivery.incident_id == incident_id,
-                Delivery.receiver == receiver,
-                Delivery.state != "cancelled",
-            )
-            .order_by(Delivery.id.desc())
-            .limit(1)
-        )
-
-    def pending(self, incident_id: int, receiver: str, action: str) -> Delivery | None:
-        return self.session.scalars(
-            select(Delivery).where(
-                Delivery.incident_id == incident_id,
-                Delivery.receiver == receiver,
-                Delivery.action == action,
-                Delivery.state == "pending",
-            )
-        ).first()
-
-    def cancel_pending(self, incident_id: int, receiver: str, actions: tuple[str, ...]) -> int:
-        return changed_rows(
-            self.session,
-            update(Delivery)
-            .where(
-                Delivery.incident_id == incident_id,
-                Delivery.receiver == receiver,
-                Delivery.action.in_(actions),
-                Delivery.state == "pending",
-            )
-            .values(state="cancelled"),
-        )
 
     # -- claiming and settling (worker) ---------------------------------------------------------
 

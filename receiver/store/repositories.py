@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from datetime import datetime
 from functools import cache
 from typing import Any, cast
@@ -15,27 +14,22 @@ from sqlalchemy import (
     and_,
     delete,
     exists,
-    func,
     insert,
     or_,
     select,
 )
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy.orm import Session
 
 from receiver.store.tables import (
     AlertEpisode,
     AlertGroup,
     Incident,
     IncidentEvent,
-    IncidentLabel,
     IncidentReceipt,
     PayloadBody,
     RejectedRequest,
     WebhookReceipt,
 )
-
-MAX_INDEXED_LABEL_VALUE = 512
-aliased_episode = aliased(AlertEpisode)
 
 
 def _dialect_insert(dialect: str) -> Any:
@@ -103,8 +97,7 @@ _ADD_RECEIPT = insert(WebhookReceipt.__table__).returning(WebhookReceipt.__table
 def add_receipt_row(
     conn: Connection, body: bytes | None, body_sha256: str, values: dict[str, Any]
 ) -> int:
-    """Core: store the body (unless None: known stored), then the receipt; the receipt's id.
-    The intake's shortcuts use it; ``ReceiptRepository`` is the ORM way."""
+    """Core: store the body (unless None: known stored), then the receipt; the receipt's id."""
     if body is not None:
         store_body(conn, body, body_sha256, values["received_at"])
     return conn.execute(_ADD_RECEIPT, {"body_sha256": body_sha256, **values}).scalar_one()
@@ -129,49 +122,8 @@ class GroupRepository:
     def __init__(self, session: Session):
         self.session = session
 
-    def lock_or_create(
-        self,
-        receiver: str,
-        group_key: str,
-        group_key_sha256: str,
-        derived: bool,
-        group_labels: dict[str, str],
-        now: datetime,
-    ) -> AlertGroup:
-        """Return the group row locked for this transaction, creating it if needed.
-
-        The row lock (``FOR UPDATE``; on SQLite the database write lock) serialises concurrent
-        intakes of one group, so counters and incident state never race. A row that incident
-        retention deleted between the insert and the lock is inserted again.
-        """
-        stmt = (
-            _insert(self.session, AlertGroup)
-            .values(
-                receiver=receiver,
-                group_key=group_key,
-                group_key_sha256=group_key_sha256,
-                group_key_derived=derived,
-                group_labels=group_labels,
-                first_seen_at=now,
-                last_seen_at=now,
-            )
-            .on_conflict_do_nothing(index_elements=["receiver", "group_key_sha256"])
-        )
-        locked = (
-            select(AlertGroup)
-            .where(AlertGroup.receiver == receiver, AlertGroup.group_key_sha256 == group_key_sha256)
-            .with_for_update()
-        )
-        self.session.execute(stmt)
-        group = self.session.scalars(locked).one_or_none()
-        if group is None:  # deleted by retention after the insert found it there
-            self.session.execute(stmt)
-            group = self.session.scalars(locked).one()
-        group.last_seen_at = now
-        return group
-
     def lock(self, group_id: int) -> AlertGroup:
-        """The group row, locked for this transaction like ``lock_or_create`` does."""
+        """The group row, locked for this transaction as the intake locks it."""
         return self.session.scalars(
             select(AlertGroup).where(AlertGroup.id == group_id).with_for_update()
         ).one()
@@ -190,16 +142,6 @@ class IncidentRepository:
 
     def get(self, incident_id: int) -> Incident:
         return self.session.get_one(Incident, incident_id)
-
-    def open_for_group(self, group_id: int) -> Incident | None:
-        return self.session.scalars(
-            select(Incident).where(Incident.open_group_id == group_id)
-        ).one_or_none()
-
-    def add(self, incident: Incident) -> Incident:
-        self.session.add(incident)
-        self.session.flush()
-        return incident
 
     def add_event(
         self,
@@ -242,76 +184,10 @@ class IncidentRepository:
         self.add_event(incident, now, "note", detail)
         return True
 
-    def index_labels(self, incident_id: int, labels: dict[str, str]) -> None:
-        rows = [
-            {"incident_id": incident_id, "name": name, "value": value}
-            for name, value in labels.items()
-            # bytes, not characters: a btree row holds at most ~2.7 kB on Postgres
-            if len(value.encode()) <= MAX_INDEXED_LABEL_VALUE and len(name.encode()) <= 255
-        ]
-        if rows:
-            self.session.execute(
-                _insert(self.session, IncidentLabel).on_conflict_do_nothing(), rows
-            )
-
-    def refresh_counts(self, incident: Incident) -> None:
-        """Recompute the alert and episode counts shown in lists."""
-        self.session.flush()
-        alerts, episodes = self.session.execute(
-            select(func.count(func.distinct(AlertEpisode.fingerprint)), func.count()).where(
-                AlertEpisode.incident_id == incident.id
-            )
-        ).one()
-        incident.alert_count, incident.episode_count = alerts, episodes
-
 
 class EpisodeRepository:
     def __init__(self, session: Session):
         self.session = session
-
-    def find(
-        self, group_id: int, alerts: Iterable[tuple[str, datetime]], since: datetime
-    ) -> dict[tuple[str, datetime], AlertEpisode]:
-        """The stored episodes the rules need for these (fingerprint, startsAt) pairs.
-
-        That is: the same episodes, every episode of those series starting at or after
-        ``since`` (flap counting), any still firing, and each series' latest. Bounded, so the
-        cost does not grow with a series' history.
-        """
-        pairs = set(alerts)
-        fingerprints = sorted({fp for fp, _ in pairs})
-        latest = (
-            select(func.max(AlertEpisode.starts_at))
-            .where(
-                AlertEpisode.group_id == group_id,
-                AlertEpisode.fingerprint == aliased_episode.fingerprint,
-            )
-            .scalar_subquery()
-        )
-        rows = self.session.scalars(
-            select(aliased_episode).where(
-                aliased_episode.group_id == group_id,
-                aliased_episode.fingerprint.in_(fingerprints),
-                or_(
-                    aliased_episode.starts_at >= since,
-                    aliased_episode.status == "firing",
-                    aliased_episode.starts_at == latest,
-                    aliased_episode.starts_at.in_(sorted({at for _, at in pairs})),
-                ),
-            )
-        )
-        return {(e.fingerprint, e.starts_at): e for e in rows}
-
-    def of_incident(self, incident_id: int) -> list[AlertEpisode]:
-        return list(
-            self.session.scalars(
-                select(AlertEpisode).where(AlertEpisode.incident_id == incident_id)
-            )
-        )
-
-    def add(self, episode: AlertEpisode) -> AlertEpisode:
-        self.session.add(episode)
-        return episode
 
     def claim_for_context(
         self, limit: int, now: datetime, stale_before: datetime
@@ -349,21 +225,6 @@ class EpisodeRepository:
 class ReceiptRepository:
     def __init__(self, session: Session):
         self.session = session
-
-    def add(self, body: bytes, body_sha256: str, receipt: WebhookReceipt) -> WebhookReceipt:
-        """Store the raw body (once per distinct content) and the receipt that points at it."""
-        store_body(self.session.connection(), body, body_sha256, receipt.received_at)
-        receipt.body_sha256 = body_sha256
-        self.session.add(receipt)
-        self.session.flush()
-        return receipt
-
-    def link(self, receipt_id: int, incident_ids: Iterable[int]) -> None:
-        rows = [{"incident_id": i, "receipt_id": receipt_id} for i in sorted(set(incident_ids))]
-        if rows:
-            self.session.execute(
-                _insert(self.session, IncidentReceipt).on_conflict_do_nothing(), rows
-            )
 
     def prune(self, older_than: datetime) -> int:
         """Delete receipts received before ``older_than`` and the bodies they leave unused."""

@@ -11,10 +11,10 @@ from sqlalchemy.orm import Session
 
 from receiver.store.db import WRITE_OPTIONS, writer_turn
 from receiver.store.deadlines import extended
-from receiver.store.openings import OpeningRepository
+from receiver.store.intake import IntakeReads
+from receiver.store.intake_writes import IntakeWrites
 from receiver.store.outbox import DeliveryRepository
 from receiver.store.pacing import PacingRepository
-from receiver.store.repeats import RepeatRepository
 from receiver.store.repositories import (
     EpisodeRepository,
     GroupRepository,
@@ -48,8 +48,8 @@ class UnitOfWork:
         self.deliveries = DeliveryRepository(self.session)
         self.heartbeats = HeartbeatRepository(self.session)
         self.stale = StaleRepository(self.session)
-        self.repeats = RepeatRepository(self.session)
-        self.openings = OpeningRepository(self.session)
+        self.intake = IntakeReads(self.session)
+        self.intake_writes = IntakeWrites(self.session)
         self.pacing = PacingRepository(self.session)
         self.logins = SessionRepository(self.session)
         self.retention = IncidentRetention(self.session)

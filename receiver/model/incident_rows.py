@@ -1,0 +1,240 @@
+"""The working copies of one intake decision: the rows as they will be written.
+
+``IncidentRows`` keeps what the rules (``receiver.model.incident``) have changed so far, the
+timeline events and label index entries they add, and at the end turns it all into the
+``IntakePlan`` the store writes. Pure: no I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import datetime
+from typing import Any
+
+from receiver.model.alerts import AlertEvent, Notification, Runbook
+from receiver.model.dedup import AlertOutcome
+from receiver.model.incident_text import (
+    brief,
+    clip,
+    indexable,
+    opening_row,
+    search_text,
+)
+from receiver.model.intake_state import (
+    FIRING,
+    RESOLVED,
+    EpisodeRow,
+    GroupState,
+    IncidentRow,
+    IntakePlan,
+    NewEpisode,
+    TimelineEvent,
+)
+
+ResolveRunbook = Callable[[dict[str, str], dict[str, str]], Runbook]
+
+
+class IncidentRows:
+    """The incidents and episodes one notification touches, as they stand now."""
+
+    def __init__(
+        self,
+        n: Notification,
+        state: GroupState,
+        now: datetime,
+        runbook_for: ResolveRunbook,
+        context_enabled: bool,
+    ):
+        self.n, self.state, self.now = n, state, now
+        self.runbook_for, self.context_enabled = runbook_for, context_enabled
+        self.incidents: dict[int, IncidentRow] = dict(state.incidents or {})
+        self.episodes: dict[tuple[str, datetime], EpisodeRow] = dict(state.episodes)
+        self.new: dict[int, NewEpisode] = {}  # episode ref: its insert-only columns
+        self.open_ref = state.open_incident_id
+        self.resolved_only: int | None = None  # the incident a resolve of nothing seen opened
+        self.counts = {o: 0 for o in AlertOutcome}
+        self.touched: set[int] = set()
+        self.changed: set[int] = set()
+        self.opened: set[int] = set()
+        self.resolved: set[int] = set()
+        self.events: list[TimelineEvent] = []
+        self.labels: dict[tuple[int, str, str], None] = {}
+        self.missing: list[str] = []
+        self.new_incident_refs: list[int] = []
+
+    def _open(self, alert: AlertEvent, firing: bool) -> int:
+        ref = -1 - len(self.new_incident_refs)
+        self.new_incident_refs.append(ref)
+        self.incidents[ref] = opening_row(ref, self.n, alert, self.now, firing)
+        if firing:
+            self.opened.add(ref)
+        kind = "opened" if firing else "opened_by_resolve"
+        self._event(ref, kind, alert.fingerprint, brief(alert))
+        return ref
+
+    def _add_episode(self, alert: AlertEvent, ref: int, firing: bool) -> None:
+        runbook = self.runbook_for(alert.labels, alert.annotations)
+        row = EpisodeRow(
+            ref=-1 - len(self.new),
+            incident_ref=ref,
+            fingerprint=alert.fingerprint,
+            starts_at=alert.starts_at,
+            status=FIRING if firing else RESOLVED,
+            ends_at=None if firing else (alert.ends_at or self.now),
+            resolution=None if firing else "resolved",
+            annotations=alert.annotations,
+            last_received_at=self.now,
+        )
+        self.new[row.ref] = NewEpisode(
+            row=row,
+            fingerprint_derived=alert.fingerprint_derived,
+            seen_firing=firing,
+            alertname=clip(alert.alertname, 255) or "",
+            labels=alert.labels,
+            generator_url=alert.generator_url,
+            first_received_at=self.now,
+            runbook_url=runbook.url,
+            runbook_source=runbook.source,
+            guidance=runbook.guidance,
+            context_state="pending" if self.context_enabled else "none",
+        )
+        self._put(row)
+        incident = self.incidents[ref]
+        if runbook.missing:
+            self.missing.append(alert.alertname)
+        extra = [v for v in alert.labels.values() if v.lower() not in incident.search_text]
+        self.incidents[ref] = replace(
+            incident,
+            runbook_url=incident.runbook_url or runbook.url,
+            guidance=incident.guidance or runbook.guidance,
+            runbook_missing=incident.runbook_missing or runbook.missing,
+            opened_at=min(incident.opened_at, alert.starts_at),
+            search_text=search_text([incident.search_text, *extra])
+            if extra
+            else incident.search_text,
+        )
+        for name, value in indexable(alert.labels):
+            self.labels[(ref, name, value)] = None
+        self.touched.add(ref)
+        self.changed.add(ref)
+
+    def _put(self, episode: EpisodeRow) -> None:
+        self.episodes[(episode.fingerprint, episode.starts_at)] = episode
+
+    def _end(self, episode: EpisodeRow, at: datetime, resolution: str, kind: str) -> None:
+        self._put(replace(episode, status=RESOLVED, ends_at=at, resolution=resolution))
+        self._event(episode.incident_ref, kind, episode.fingerprint, {"resolution": resolution})
+        self.touched.add(episode.incident_ref)
+        self.changed.add(episode.incident_ref)
+
+    def _event(self, ref: int, kind: str, fingerprint: str | None, detail: dict[str, Any]) -> None:
+        self.events.append(TimelineEvent(ref, kind, fingerprint, detail))
+
+    def _resolve(self, ref: int) -> None:
+        """Resolved when its last episode ended (the latest end of all its episodes)."""
+        ends = [e.ends_at for e in self.episodes.values() if e.incident_ref == ref and e.ends_at]
+        if ref == self.state.open_incident_id and self.state.open_latest_end:
+            ends.append(self.state.open_latest_end)
+        incident = self.incidents[ref]
+        resolved_at = max(ends) if ends else self.now
+        self.incidents[ref] = replace(incident, status=RESOLVED, resolved_at=resolved_at)
+        self._event(ref, "resolved", None, {})
+        self.resolved.add(ref)
+        self.open_ref = None
+
+    def _count(self, ref: int, primary: bool) -> None:
+        """One more notification on the incident; a duplicate if it changed nothing in it."""
+        incident = self.incidents.get(ref)
+        if incident is None:  # not loaded: only its counters change (``incidents_needed``)
+            assert ref not in self.changed and not self.n.truncated_alerts
+            return
+        incident = replace(
+            incident,
+            notification_count=incident.notification_count + 1,
+            last_received_at=self.now,
+            duplicate_count=incident.duplicate_count + (ref not in self.changed),
+        )
+        if self.n.truncated_alerts and not incident.truncated and primary:
+            incident = replace(incident, truncated=True)
+            detail = {"truncated_alerts": self.n.truncated_alerts}
+            self._event(ref, "truncated", None, detail)
+        if ref < 0:
+            mine = [e for e in self.episodes.values() if e.incident_ref == ref]
+            incident = replace(
+                incident,
+                alert_count=len({e.fingerprint for e in mine}),
+                episode_count=len(mine),
+            )
+        self.incidents[ref] = incident
+
+    def _plan(self) -> IntakePlan:
+        stored = self.state.incidents or {}
+        touched = sorted(self.touched, key=ref_order)
+        changed, counted = [], []
+        for ref in (r for r in touched if r > 0):
+            row = self.incidents.get(ref)
+            before = stored.get(ref)
+            if row is None or (before is not None and row == _counted(before, self.now)):
+                counted.append(ref)
+            else:
+                changed.append(row)
+        stored_episodes = dict(self.state.episodes)
+        for episode in self.state.open_firing or ():
+            stored_episodes[(episode.fingerprint, episode.starts_at)] = episode
+        changed_episodes, seen = [], []
+        for key, episode in sorted(self.episodes.items(), key=lambda kv: kv[1].ref):
+            before_episode = stored_episodes.get(key)
+            if episode.ref < 0 or before_episode is None or episode == before_episode:
+                continue
+            if episode == _seen(before_episode, self.now):
+                seen.append(episode.ref)
+            else:
+                changed_episodes.append(episode)
+        new_episodes = [
+            replace(n, row=self.episodes[(n.row.fingerprint, n.row.starts_at)])
+            for n in self.new.values()
+        ]
+        gained = {n.row.incident_ref for n in self.new.values()}
+        return IntakePlan(
+            counts=self.counts,
+            touched=tuple(touched),
+            new_incidents=tuple(self.incidents[r] for r in self.new_incident_refs),
+            changed_incidents=tuple(changed),
+            counted_incidents=tuple(counted),
+            recount=tuple(r for r in touched if r > 0 and r in gained),
+            new_episodes=tuple(new_episodes),
+            changed_episodes=tuple(changed_episodes),
+            seen_episodes=tuple(seen),
+            events=tuple(self.events),
+            labels=tuple(self.labels),
+            changes={r: c for r in touched if (c := self._change(r))},
+            missing_runbooks=tuple(self.missing),
+        )
+
+    def _change(self, ref: int) -> str | None:
+        if ref in self.opened:
+            return "opened"
+        if ref in self.resolved:
+            return "resolved"
+        return "changed" if ref in self.changed else None
+
+
+def ref_order(ref: int) -> tuple[bool, int]:
+    """Stored rows by id, then new ones in the order made (-1, -2, ...)."""
+    return (ref < 0, abs(ref))
+
+
+def _counted(incident: IncidentRow, now: datetime) -> IncidentRow:
+    """The incident with one more duplicate notification counted and nothing else."""
+    return replace(
+        incident,
+        notification_count=incident.notification_count + 1,
+        duplicate_count=incident.duplicate_count + 1,
+        last_received_at=now,
+    )
+
+
+def _seen(episode: EpisodeRow, now: datetime) -> EpisodeRow:
+    """The episode seen once more and nothing else."""
+    return replace(episode, seen_count=episode.seen_count + 1, last_received_at=now)

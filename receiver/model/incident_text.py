@@ -1,0 +1,71 @@
+"""How an incident is written from its first alert: title, labels, search text, timeline briefs,
+and which labels the label index can hold."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime
+
+from receiver.model.alerts import AlertEvent, Notification
+from receiver.model.intake_state import FIRING, RESOLVED, IncidentRow
+
+MAX_TITLE = 500
+MAX_SEVERITY = 32  # the column width; labels keep the whole value
+MAX_SEARCH_TEXT = 8000
+MAX_INDEXED_LABEL_VALUE = 512  # bytes: a btree row holds at most ~2.7 kB on Postgres
+MAX_INDEXED_LABEL_NAME = 255
+
+
+def opening_row(
+    ref: int, n: Notification, alert: AlertEvent, now: datetime, firing: bool
+) -> IncidentRow:
+    """The incident ``alert`` opens (before its episodes are counted in)."""
+    title = n.common_annotations.get("summary") or alert.annotations.get("summary")
+    title = (title or alert.alertname)[:MAX_TITLE]
+    labels = n.common_labels or alert.labels
+    return IncidentRow(
+        ref=ref,
+        status=FIRING if firing else RESOLVED,
+        receiver=n.receiver,
+        alertname=clip(labels.get("alertname", alert.alertname), 255),
+        severity=clip(alert.labels.get("severity"), MAX_SEVERITY),
+        title=title,
+        labels=labels,
+        annotations=n.common_annotations or alert.annotations,
+        external_url=n.external_url,
+        search_text=search_text([title, n.receiver, *labels.values()]),
+        opened_at=alert.starts_at,
+        resolved_at=None if firing else (alert.ends_at or now),
+        first_received_at=now,
+        last_received_at=now,
+        opened_by_resolve=not firing,
+    )
+
+
+def brief(alert: AlertEvent) -> dict[str, object]:
+    """What the timeline says about an alert."""
+    return {
+        "alertname": alert.alertname,
+        "starts_at": alert.starts_at.isoformat(),
+        "summary": alert.annotations.get("summary"),
+    }
+
+
+def clip(value: str | None, length: int) -> str | None:
+    """Cut a value for an indexed column (the labels keep it whole)."""
+    return value[:length] if value is not None else None
+
+
+def search_text(parts: list[str]) -> str:
+    """The lower-case text the list's free-text search looks in."""
+    return " ".join(p.lower() for p in parts if p)[:MAX_SEARCH_TEXT]
+
+
+def indexable(labels: dict[str, str]) -> Iterator[tuple[str, str]]:
+    """The labels the label index keeps (too long ones are searched in the JSON instead)."""
+    for name, value in labels.items():
+        if (
+            len(value.encode()) <= MAX_INDEXED_LABEL_VALUE
+            and len(name.encode()) <= MAX_INDEXED_LABEL_NAME
+        ):
+            yield name, value
