@@ -23,9 +23,11 @@ from typing import Any
 
 from receiver import tracing
 from receiver.model.delivery import IN_DOUBT, Outages, Outcome, RetryPolicy, SendResult, in_doubt
+from receiver.model.snapshot_json import incident_json
 from receiver.notify import DeliveryJob, Notifier, redact
 from receiver.store.outbox import DeliveryRepository
-from receiver.store.queries import IncidentQueries, incident_details
+from receiver.store.queries import IncidentQueries
+from receiver.store.snapshots import load_snapshots
 from receiver.store.unit_of_work import UnitOfWork
 from receiver.tracing import TraceContext
 
@@ -186,9 +188,8 @@ class DeliveryWorker:
             repo = DeliveryRepository(session)
             deliveries = repo.load(list(claimed))
             threads = repo.threads([(d.incident_id, d.receiver) for d in deliveries.values()])
-            incidents = incident_details(
-                session, list({d.incident_id for d in deliveries.values()})
-            )
+            snapshots = load_snapshots(session, list({d.incident_id for d in deliveries.values()}))
+        incidents = {iid: incident_json(s) for iid, s in snapshots.items()}
         batch = []
         for delivery_id, reclaimed in claimed.items():
             d = deliveries[delivery_id]
