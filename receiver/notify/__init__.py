@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 from receiver.model.delivery import SendResult
+from receiver.model.snapshot import IncidentSnapshot, TimelineEntry
 from receiver.settings import PagerDutyReceiver, SlackReceiver
 
 if TYPE_CHECKING:
@@ -21,9 +22,9 @@ class DeliveryJob:
     delivery_id: int
     idempotency_key: str
     action: str  # trigger | update | resolve
-    incident: dict[str, Any]  # the incident as the API shows it (with context and runbook)
+    incident: IncidentSnapshot  # as the batch's read found it (with context and runbook)
     external: dict[str, Any] = field(default_factory=dict)  # what earlier sends remembered
-    new_events: list[dict[str, Any]] = field(default_factory=list)  # timeline since last send
+    new_events: tuple[TimelineEntry, ...] = ()  # timeline since the last send
     # an earlier send may have arrived unseen (a claim died mid-send, or a try ended in
     # doubt): look for it before sending again
     reclaimed: bool = False

@@ -23,7 +23,6 @@ from typing import Any
 
 from receiver import tracing
 from receiver.model.delivery import IN_DOUBT, Outages, Outcome, RetryPolicy, SendResult, in_doubt
-from receiver.model.snapshot_json import incident_json
 from receiver.notify import DeliveryJob, Notifier, redact
 from receiver.store.outbox import DeliveryRepository
 from receiver.store.queries import IncidentQueries
@@ -189,20 +188,19 @@ class DeliveryWorker:
             deliveries = repo.load(list(claimed))
             threads = repo.threads([(d.incident_id, d.receiver) for d in deliveries.values()])
             snapshots = load_snapshots(session, list({d.incident_id for d in deliveries.values()}))
-        incidents = {iid: incident_json(s) for iid, s in snapshots.items()}
         batch = []
         for delivery_id, reclaimed in claimed.items():
             d = deliveries[delivery_id]
             thread = threads.get((d.incident_id, d.receiver))
             last = (thread.last_event_id or 0) if thread else 0
-            incident = incidents.get(d.incident_id, {})
+            incident = snapshots[d.incident_id]  # read with its delivery, in one snapshot
             job = DeliveryJob(
                 delivery_id=delivery_id,
                 idempotency_key=d.idempotency_key,
                 action=d.action,
                 incident=incident,
                 external=dict(thread.external) if thread else {},
-                new_events=[e for e in incident.get("timeline", []) if e["id"] > last],
+                new_events=tuple(e for e in incident.timeline if e.id > last),
                 reclaimed=reclaimed or in_doubt(d.last_error),
                 incident_url=self._incident_url(d.incident_id),
                 as_of=now,
@@ -248,13 +246,13 @@ class DeliveryWorker:
                 )
                 uow.deliveries.settle(job.delivery_id, item.values, attempt)
                 if result.outcome is Outcome.OK:
-                    told = job.incident.get("timeline", []) if result.told_changes else []
+                    told = job.incident.timeline if result.told_changes else ()
                     uow.deliveries.remember(
                         item.thread_known,
                         item.incident_id,
                         item.receiver,
                         {**job.external, **result.external},
-                        max([item.thread_last, *(e["id"] for e in told)]),
+                        max([item.thread_last, *(e.id for e in told)]),
                         at,
                     )
                     backed_off = item.due_at if item.attempts else None
@@ -292,7 +290,7 @@ class DeliveryWorker:
         result, now = item.result, item.at
         if result.outcome is Outcome.OK:
             return {"state": "sent", "sent_at": now, "last_error": None}, False
-        firing = item.job.incident.get("status") == "firing"
+        firing = item.job.incident.status == "firing"
         too_old = self.policy.is_dead(item.created_at, now, result.in_doubt, firing)
         if result.outcome is Outcome.GIVE_UP or too_old:
             return {"state": "dead", "last_error": result.reason}, True

@@ -25,7 +25,6 @@ from __future__ import annotations
 import math
 import ssl
 from dataclasses import dataclass, replace
-from datetime import datetime
 from typing import Any, cast
 
 from slack_sdk import WebClient
@@ -118,7 +117,7 @@ class SlackNotifier:
             channel = self._channel(attempt)
             if attempt.in_doubt:  # an earlier try may have posted it: look before posting
                 attempt.step = "lookup"
-                ts = find_posted(self.client, channel, job.idempotency_key, _opened(job))
+                ts = find_posted(self.client, channel, job.idempotency_key, job.incident.opened_at)
                 attempt.in_doubt = ts is not None  # found: in doubt until it is recorded
             if ts is None:
                 return self._paced_post(job, channel, attempt)
@@ -158,7 +157,7 @@ class SlackNotifier:
             blocks=incident_blocks(job.incident, job.incident_url),
             metadata={
                 "event_type": METADATA_TYPE,
-                "event_payload": {"incident": job.incident["id"], "key": job.idempotency_key},
+                "event_payload": {"incident": job.incident.id, "key": job.idempotency_key},
             },
         )
         attempt.in_doubt = False
@@ -210,12 +209,6 @@ class SlackNotifier:
                 self.pacer.hold(attempt.channel, retry_after)  # the channel waits, not one post
             return SendResult(Outcome.RETRY, reason, status, retry_after, excerpt)
         return SendResult(Outcome.GIVE_UP, reason, status, excerpt=excerpt)
-
-
-def _opened(job: DeliveryJob) -> datetime | None:
-    """When the incident opened: no post of it can be older."""
-    opened = job.incident.get("opened_at")
-    return datetime.fromisoformat(opened) if opened else None
 
 
 def _seconds(value: Any) -> float | None:
