@@ -24,6 +24,7 @@ from typing import Any
 from receiver import tracing
 from receiver.model.delivery import IN_DOUBT, Outages, Outcome, RetryPolicy, SendResult, in_doubt
 from receiver.notify import DeliveryJob, Notifier, redact
+from receiver.notify.pacing import Pacer, send_paced
 from receiver.store.outbox import DeliveryRepository
 from receiver.store.queries import IncidentQueries
 from receiver.store.snapshots import load_snapshots
@@ -48,6 +49,7 @@ class DeliveryWorker:
         uow_factory: Callable[[], UnitOfWork],
         queries: IncidentQueries,
         notifiers: dict[str, Notifier],
+        pacer: Pacer,
         policy: RetryPolicy,
         clock: Callable[[], datetime],
         public_url: str | None = None,
@@ -59,6 +61,7 @@ class DeliveryWorker:
         monotonic: Callable[[], float] = time.monotonic,
     ):
         self.uow_factory, self.queries, self.notifiers = uow_factory, queries, notifiers
+        self.pacer = pacer  # Slack channels' posting slots, shared by every worker
         self.policy, self.clock, self.public_url = policy, clock, public_url
         self.dry_run, self.secrets = dry_run, secrets
         self.on_result, self.on_delivered, self.rand = on_result, on_delivered, rand
@@ -144,7 +147,7 @@ class DeliveryWorker:
             rendered = json.dumps(notifier.render(job), default=str)
             result = SendResult(Outcome.OK, "dry run: rendered, not sent", excerpt=rendered[:500])
         else:
-            result = notifier.send(job)
+            result = send_paced(self.pacer, notifier, job)
         elapsed = time.perf_counter() - started
         # whatever a vendor echoed back, no secret reaches the database, the API or the logs
         reason = f"{IN_DOUBT}: {result.reason}" if result.in_doubt else result.reason
