@@ -133,7 +133,7 @@ def build_delivery_worker(container: Container) -> DeliveryWorker | None:
     delivery = settings.delivery
     # every worker process paces Slack channels as one, through the database
     pacer = SharedPacer(container.uow, container.clock, delivery.slack_min_interval_seconds)
-    notifiers = {name: build_notifier(name, r, pacer) for name, r in settings.receivers.items()}
+    notifiers = {name: build_notifier(name, r) for name, r in settings.receivers.items()}
     policy = RetryPolicy(
         initial=delivery.backoff_initial_seconds,
         maximum=delivery.backoff_max_seconds,
@@ -149,6 +149,7 @@ def build_delivery_worker(container: Container) -> DeliveryWorker | None:
         container.uow,
         container.queries,
         notifiers,
+        pacer,
         policy,
         container.clock,
         public_url=settings.public_url,

@@ -33,6 +33,9 @@ class SendResult:
     attempted: bool = True  # False: held back by pacing, nothing was sent
     told_changes: bool = True  # False: the timeline changes still need telling next time
     in_doubt: bool = False  # a retry whose earlier send may have arrived: look before resending
+    # a channel to keep from posting after this send (Slack pacing): posted to, for the
+    # pacing interval; refused with a 429, for ``retry_after``
+    hold_channel: str | None = None
 
 
 def in_doubt(last_error: str | None) -> bool:

@@ -24,8 +24,10 @@ from typing import Any
 from receiver import tracing
 from receiver.model.delivery import IN_DOUBT, Outages, Outcome, RetryPolicy, SendResult, in_doubt
 from receiver.notify import DeliveryJob, Notifier, redact
+from receiver.notify.pacing import Pacer, send_paced
 from receiver.store.outbox import DeliveryRepository
-from receiver.store.queries import IncidentQueries, incident_details
+from receiver.store.queries import IncidentQueries
+from receiver.store.snapshots import load_snapshots
 from receiver.store.unit_of_work import UnitOfWork
 from receiver.tracing import TraceContext
 
@@ -47,6 +49,7 @@ class DeliveryWorker:
         uow_factory: Callable[[], UnitOfWork],
         queries: IncidentQueries,
         notifiers: dict[str, Notifier],
+        pacer: Pacer,
         policy: RetryPolicy,
         clock: Callable[[], datetime],
         public_url: str | None = None,
@@ -58,6 +61,7 @@ class DeliveryWorker:
         monotonic: Callable[[], float] = time.monotonic,
     ):
         self.uow_factory, self.queries, self.notifiers = uow_factory, queries, notifiers
+        self.pacer = pacer  # Slack channels' posting slots, shared by every worker
         self.policy, self.clock, self.public_url = policy, clock, public_url
         self.dry_run, self.secrets = dry_run, secrets
         self.on_result, self.on_delivered, self.rand = on_result, on_delivered, rand
@@ -143,7 +147,7 @@ class DeliveryWorker:
             rendered = json.dumps(notifier.render(job), default=str)
             result = SendResult(Outcome.OK, "dry run: rendered, not sent", excerpt=rendered[:500])
         else:
-            result = notifier.send(job)
+            result = send_paced(self.pacer, notifier, job)
         elapsed = time.perf_counter() - started
         # whatever a vendor echoed back, no secret reaches the database, the API or the logs
         reason = f"{IN_DOUBT}: {result.reason}" if result.in_doubt else result.reason
@@ -186,22 +190,20 @@ class DeliveryWorker:
             repo = DeliveryRepository(session)
             deliveries = repo.load(list(claimed))
             threads = repo.threads([(d.incident_id, d.receiver) for d in deliveries.values()])
-            incidents = incident_details(
-                session, list({d.incident_id for d in deliveries.values()})
-            )
+            snapshots = load_snapshots(session, list({d.incident_id for d in deliveries.values()}))
         batch = []
         for delivery_id, reclaimed in claimed.items():
             d = deliveries[delivery_id]
             thread = threads.get((d.incident_id, d.receiver))
             last = (thread.last_event_id or 0) if thread else 0
-            incident = incidents.get(d.incident_id, {})
+            incident = snapshots[d.incident_id]  # read with its delivery, in one snapshot
             job = DeliveryJob(
                 delivery_id=delivery_id,
                 idempotency_key=d.idempotency_key,
                 action=d.action,
                 incident=incident,
                 external=dict(thread.external) if thread else {},
-                new_events=[e for e in incident.get("timeline", []) if e["id"] > last],
+                new_events=tuple(e for e in incident.timeline if e.id > last),
                 reclaimed=reclaimed or in_doubt(d.last_error),
                 incident_url=self._incident_url(d.incident_id),
                 as_of=now,
@@ -247,13 +249,13 @@ class DeliveryWorker:
                 )
                 uow.deliveries.settle(job.delivery_id, item.values, attempt)
                 if result.outcome is Outcome.OK:
-                    told = job.incident.get("timeline", []) if result.told_changes else []
+                    told = job.incident.timeline if result.told_changes else ()
                     uow.deliveries.remember(
                         item.thread_known,
                         item.incident_id,
                         item.receiver,
                         {**job.external, **result.external},
-                        max([item.thread_last, *(e["id"] for e in told)]),
+                        max([item.thread_last, *(e.id for e in told)]),
                         at,
                     )
                     backed_off = item.due_at if item.attempts else None
@@ -291,7 +293,7 @@ class DeliveryWorker:
         result, now = item.result, item.at
         if result.outcome is Outcome.OK:
             return {"state": "sent", "sent_at": now, "last_error": None}, False
-        firing = item.job.incident.get("status") == "firing"
+        firing = item.job.incident.status == "firing"
         too_old = self.policy.is_dead(item.created_at, now, result.in_doubt, firing)
         if result.outcome is Outcome.GIVE_UP or too_old:
             return {"state": "dead", "last_error": result.reason}, True

@@ -1,21 +1,27 @@
 """Slack channel pacing: at most one post per interval per channel, for every worker together.
 
-A notifier asks for the channel's slot before it posts (``reserve``); taken, it posts and then
-keeps the slot for the interval from the answer (``hold``); otherwise it hands the delivery
-back with the wait until its turn as its retry-after, never sleeping: held posts queue behind
-each other (``queue``), one interval apart. A 429's Retry-After holds the channel too.
-``SharedPacer`` keeps the slots and the queue in the database (``channel_pacing``), so two
-worker processes (two replicas on Postgres) pace as one.
+The delivery worker paces, the notifier only posts (``send_paced``). Before a send it asks for
+the channel's slot (``reserve``); taken, the notifier may post in it, and after the send the
+worker keeps the slot for the interval from Slack's answer (``hold``). A new message whose slot
+is not free is handed back with the wait until its turn as its retry-after, never sleeping:
+held posts queue behind each other (``queue``), one interval apart. A 429's Retry-After holds
+the channel too. ``SharedPacer`` keeps the slots and the queue in the database
+(``channel_pacing``), so two worker processes (two replicas on Postgres) pace as one.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Protocol
 
+from receiver.model.delivery import Outcome, SendResult
+from receiver.notify import DeliveryJob, Notifier, PacedNotifier
 from receiver.store.pacing import MAX_HOLD
 from receiver.store.unit_of_work import UnitOfWork
+
+PACED = "paced"  # a post held back for its channel's turn
 
 
 class Pacer(Protocol):
@@ -83,3 +89,34 @@ class SharedPacer:
             turn = uow.pacing.queue(channel, now + timedelta(seconds=wait), interval, now)
             uow.commit()
         return (turn - now).total_seconds()
+
+
+def send_paced(pacer: Pacer, notifier: Notifier, job: DeliveryJob) -> SendResult:
+    """Send ``job`` in its channel's slot: ask for the slot first, keep the channel held after.
+
+    A new message whose slot is taken is not sent: it is held back for its turn (not
+    attempted). A thread reply without its slot waits for a later send, which the notifier
+    tells in its result (``told_changes``)."""
+    request = notifier.slot_request(job) if isinstance(notifier, PacedNotifier) else None
+    if request is not None:
+        wait = pacer.reserve(request.channel, job.as_of)
+        if wait > 0 and request.needed:
+            turn = _turn(pacer, request.channel, wait, job)
+            return SendResult(Outcome.RETRY, PACED, retry_after=turn, attempted=False)
+        if wait <= 0:
+            job = replace(job, slot=request.channel)
+    result = notifier.send(job)
+    if result.hold_channel is not None:  # posted (the interval), or refused (its Retry-After)
+        pacer.hold(result.hold_channel, result.retry_after)
+    return result
+
+
+def _turn(pacer: Pacer, channel: str, wait: float, job: DeliveryJob) -> float:
+    """Seconds until a held post's turn (the slot frees in ``wait``). Held for the first time,
+    it queues behind the posts already held for the channel, by every worker, so it is claimed
+    again when its turn comes, not at every slot before it. Held again at its turn (a 429 held
+    the channel meanwhile), it goes first, when the slot frees: the claim takes the oldest due
+    first, so posts still go out in order."""
+    if job.as_of is None or job.last_error == PACED:
+        return wait
+    return pacer.queue(channel, job.as_of, wait)

@@ -17,6 +17,7 @@ import pagerduty
 
 from receiver.model.alerts import sha256_hex
 from receiver.model.delivery import Outcome, SendResult
+from receiver.model.snapshot import AlertSeries, Episode, IncidentSnapshot
 from receiver.notify import DeliveryJob, redact
 from receiver.settings import PagerDutyReceiver
 
@@ -50,29 +51,29 @@ class PagerDutyNotifier:
     def close(self) -> None:
         self.client.close()
 
-    def dedup_key(self, incident: dict[str, Any]) -> str:
+    def dedup_key(self, incident: IncidentSnapshot) -> str:
         """``group``: sha256(groupKey) as Alertmanager's integration; ``incident``: per incident."""
-        group_key = incident["group"]["group_key"]
+        group_key = incident.group.group_key
         if self.settings.dedup_key == "group":
             return sha256_hex(group_key)
-        return sha256_hex(f"{group_key}\n{incident['id']}")
+        return sha256_hex(f"{group_key}\n{incident.id}")
 
     def events(self, job: DeliveryJob) -> list[dict[str, Any]]:
         """The events of one delivery: one per incident, or one per alert / alert episode."""
         if self.settings.dedup_key in ("group", "incident"):
             return [self.event(job)]
-        group_key = job.incident["group"]["group_key"]
+        group_key = job.incident.group.group_key
         events = []
-        for alert in job.incident["alerts"]:
-            episodes = alert["episodes"]
+        for alert in job.incident.alerts:
+            episodes = alert.episodes
             if self.settings.dedup_key == "alert":
                 episodes = episodes[-1:]  # one PagerDuty alert per alert series
             for episode in episodes:
-                identity = f"{group_key}\n{alert['fingerprint']}"
+                identity = f"{group_key}\n{alert.fingerprint}"
                 if self.settings.dedup_key == "episode":
-                    identity += f"\n{episode['starts_at']}"
+                    identity += f"\n{episode.starts_at.isoformat()}"
                 key = sha256_hex(identity)
-                if job.action == "resolve" or episode["status"] != "firing":
+                if job.action == "resolve" or episode.status != "firing":
                     events.append({"event_action": "resolve", "dedup_key": key})
                 else:
                     events.append(self._alert_event(job, alert, episode, key))
@@ -89,15 +90,20 @@ class PagerDutyNotifier:
         return replace(result, external={}) if per_alert else result
 
     def _alert_event(
-        self, job: DeliveryJob, alert: dict[str, Any], episode: dict[str, Any], key: str
+        self, job: DeliveryJob, alert: AlertSeries, episode: Episode, key: str
     ) -> dict[str, Any]:
         """A trigger for one alert of the incident (``alert``/``episode`` strategies)."""
-        single = {**job.incident, "alerts": [alert], "labels": alert["labels"]}
-        single["title"] = (episode.get("annotations") or {}).get("summary") or job.incident["title"]
-        single["severity"] = alert["labels"].get("severity") or job.incident.get("severity")
+        incident = job.incident
+        single = replace(
+            incident,
+            alerts=(alert,),
+            labels=alert.labels,
+            title=(episode.annotations or {}).get("summary") or incident.title,
+            severity=alert.labels.get("severity") or incident.severity,
+        )
         event = self.event(replace(job, incident=single))
         event["dedup_key"] = key
-        event["payload"]["timestamp"] = episode["starts_at"]
+        event["payload"]["timestamp"] = episode.starts_at.isoformat()
         return event
 
     def _send_event(self, event: dict[str, Any]) -> SendResult:
@@ -131,21 +137,21 @@ class PagerDutyNotifier:
         dedup_key = job.external.get("dedup_key") or self.dedup_key(incident)
         if job.action == "resolve":
             return {"event_action": "resolve", "dedup_key": dedup_key}
-        labels = incident["labels"]
+        labels = incident.labels
         severity = self.settings.severity_map.get(
-            (incident.get("severity") or "").lower(), self.settings.default_severity
+            (incident.severity or "").lower(), self.settings.default_severity
         )
         event: dict[str, Any] = {
             "event_action": "trigger",
             "dedup_key": dedup_key,
             "payload": {
                 "summary": _summary(incident),
-                "source": labels.get("instance") or labels.get("job") or incident["receiver"],
+                "source": labels.get("instance") or labels.get("job") or incident.receiver,
                 "severity": severity,
-                "timestamp": incident["opened_at"],
+                "timestamp": incident.opened_at.isoformat(),
                 "component": labels.get("model") or labels.get("gpu_uuid") or "triton",
-                "group": labels.get("job") or labels.get("service") or incident["receiver"],
-                "class": incident["alertname"],
+                "group": labels.get("job") or labels.get("service") or incident.receiver,
+                "class": incident.alertname,
                 "custom_details": _details(incident),
             },
             "client": "receiver",
@@ -156,48 +162,48 @@ class PagerDutyNotifier:
         return _clamp(event)
 
 
-def _summary(incident: dict[str, Any]) -> str:
-    firing = sum(1 for a in incident["alerts"] for e in a["episodes"] if e["status"] == "firing")
+def _summary(incident: IncidentSnapshot) -> str:
+    firing = incident.firing_episodes
     prefix = f"[{firing} firing] " if firing > 1 else ""
-    return (prefix + incident["title"])[:MAX_SUMMARY]
+    return (prefix + incident.title)[:MAX_SUMMARY]
 
 
-def _details(incident: dict[str, Any]) -> dict[str, Any]:
+def _details(incident: IncidentSnapshot) -> dict[str, Any]:
     context = {
-        i["title"]: (
-            ", ".join(v["display"] for v in i["values"])
-            if i["status"] == "ok"
-            else f"unavailable: {i['reason']}"
+        i.title: (
+            ", ".join(v.display for v in i.values)
+            if i.status == "ok"
+            else f"unavailable: {i.reason}"
         )
-        for i in incident.get("context", {}).get("items", [])
+        for i in incident.context.items
     }
+    counts = incident.counts
     return {
-        "status": incident["status"],
-        "labels": incident["labels"],
-        "annotations": incident["annotations"],
-        "counts": incident["counts"],
-        "flapping": incident["flapping"],
-        "runbook": incident.get("runbook_url"),
-        "guidance": incident.get("guidance"),
+        "status": incident.status,
+        "labels": incident.labels,
+        "annotations": incident.annotations,
+        "counts": {
+            "notifications": counts.notifications,
+            "duplicates": counts.duplicates,
+            "alerts": counts.alerts,
+            "episodes": counts.episodes,
+        },
+        "flapping": incident.flapping,
+        "runbook": incident.runbook_url,
+        "guidance": incident.guidance,
         "context": context,
         "alerts": [
-            {"labels": a["labels"], "status": a["episodes"][-1]["status"]}
-            for a in incident["alerts"][:50]
+            {"labels": a.labels, "status": a.episodes[-1].status} for a in incident.alerts[:50]
         ],
     }
 
 
-def _links(incident: dict[str, Any], incident_url: str | None) -> list[dict[str, str]]:
+def _links(incident: IncidentSnapshot, incident_url: str | None) -> list[dict[str, str]]:
     links = []
-    if incident.get("runbook_url"):
-        links.append({"href": incident["runbook_url"], "text": "Runbook"})
+    if incident.runbook_url:
+        links.append({"href": incident.runbook_url, "text": "Runbook"})
     graph = next(
-        (
-            e["generator_url"]
-            for a in incident["alerts"]
-            for e in a["episodes"]
-            if e["generator_url"]
-        ),
+        (e.generator_url for a in incident.alerts for e in a.episodes if e.generator_url),
         None,
     )
     if graph and graph.startswith(("http://", "https://")):

@@ -13,11 +13,13 @@ updates it in place when found and posts once when not. A lookup that fails, for
 is retried and never followed by a blind post; the outbox keeps such a delivery while its
 incident fires (docs/delivery.md).
 
-Posts are paced to one per second per channel by holding deliveries back in the worker, never
-by sleeping (``receiver.notify.pacing``: shared by every worker process through the database).
-Held posts queue behind each other, for every worker together: each new one falls due an
-interval after the last one queued, so each is claimed again when its turn comes, not at every
-slot before it.
+Posts are paced to one per interval per channel by the delivery worker, not here: before a
+send it asks ``slot_request`` which channel's slot the send may post in, takes the slot if it
+is free (``receiver.notify.pacing``, shared by every worker through the database) and names it
+in ``DeliveryJob.slot``; after it, it keeps the channel held as ``SendResult.hold_channel``
+says. This notifier only talks HTTP. A new message without the slot is not posted: the worker
+holds it back for its turn; a post in doubt that the lookup does not find, sent without a slot
+(it was taken), is handed back at once, to ask for the slot at its next claim.
 """
 
 from __future__ import annotations
@@ -25,15 +27,13 @@ from __future__ import annotations
 import math
 import ssl
 from dataclasses import dataclass, replace
-from datetime import datetime
 from typing import Any, cast
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from receiver.model.delivery import Outcome, SendResult
-from receiver.notify import DeliveryJob, redact
-from receiver.notify.pacing import Pacer
+from receiver.notify import DeliveryJob, SlotRequest, redact
 from receiver.notify.slack_blocks import change_lines, incident_blocks, incident_text
 from receiver.notify.slack_channels import (
     NAME_SCOPES,
@@ -53,7 +53,7 @@ RETRY_ERRORS = {
     "request_timeout",
 }
 METADATA_TYPE = "receiver_incident"
-PACED = "paced"  # a post held back for its channel's turn
+SLOT_WANTED = "waiting for the channel's slot"  # must post, but the worker had no slot for it
 
 
 @dataclass
@@ -69,7 +69,7 @@ class _Try:
 class SlackNotifier:
     kind = "slack"
 
-    def __init__(self, name: str, settings: SlackReceiver, pacer: Pacer):
+    def __init__(self, name: str, settings: SlackReceiver):
         self.name, self.settings = name, settings
         self._token = settings.token.get_secret_value()
         context = (
@@ -81,7 +81,6 @@ class SlackNotifier:
             timeout=max(1, math.ceil(settings.timeout_seconds)),  # whole seconds only
             ssl=context,
         )
-        self.pacer = pacer
         self.channels = ChannelDirectory(self.client, settings.channel)
 
     def close(self) -> None:
@@ -94,9 +93,27 @@ class SlackNotifier:
             "blocks": incident_blocks(job.incident, job.incident_url),
         }
 
+    def slot_request(self, job: DeliveryJob) -> SlotRequest | None:
+        """The channel slot this send may post in: needed for a new message, wanted for a
+        thread reply of timeline changes and for a post in doubt (looked for first: found, it
+        is updated in place). A channel name is resolved here the first time; if that fails,
+        the send meets the failure again and reports it."""
+        channel = job.external.get("channel") or self._channel_id()
+        if channel is None:
+            return None
+        if "ts" not in job.external:
+            return SlotRequest(channel, needed=not _in_doubt(job))
+        return SlotRequest(channel, needed=False) if change_lines(job.new_events) else None
+
+    def _channel_id(self) -> str | None:
+        try:
+            return self.channels.id()
+        except (ChannelNotFound, SlackApiError, OSError):
+            return None  # the send resolves it again and reports why it cannot
+
     def send(self, job: DeliveryJob) -> SendResult:
         """Post or update the incident's message; a retry says whether it is in doubt."""
-        attempt = _Try(in_doubt=job.reclaimed and "ts" not in job.external)
+        attempt = _Try(in_doubt=_in_doubt(job))
         try:
             result = self._send(job, attempt)
         except ChannelNotFound as exc:  # nothing was or can be posted there
@@ -118,10 +135,12 @@ class SlackNotifier:
             channel = self._channel(attempt)
             if attempt.in_doubt:  # an earlier try may have posted it: look before posting
                 attempt.step = "lookup"
-                ts = find_posted(self.client, channel, job.idempotency_key, _opened(job))
+                ts = find_posted(self.client, channel, job.idempotency_key, job.incident.opened_at)
                 attempt.in_doubt = ts is not None  # found: in doubt until it is recorded
+            if ts is None and job.slot != channel:  # ask the worker for the slot first
+                return SendResult(Outcome.RETRY, SLOT_WANTED, retry_after=0.0, attempted=False)
             if ts is None:
-                return self._paced_post(job, channel, attempt)
+                return self._post(job, channel, attempt)
         attempt.step, attempt.channel = "update", channel
         blocks = incident_blocks(job.incident, job.incident_url)
         try:
@@ -132,23 +151,21 @@ class SlackNotifier:
             if exc.response.get("error") in REPOST_ERRORS:
                 return self._post(job, self._channel(attempt), attempt)
             raise
-        told = self._reply(channel, ts, job, attempt)
-        external = {"channel": channel, "ts": ts}
-        return SendResult(Outcome.OK, "updated", 200, external=external, told_changes=told)
+        told, replied = self._reply(channel, ts, job, attempt)
+        return SendResult(
+            Outcome.OK,
+            "updated",
+            200,
+            external={"channel": channel, "ts": ts},
+            told_changes=told,
+            hold_channel=channel if replied else None,
+        )
 
     def _channel(self, attempt: _Try) -> str:
         """The configured channel's ID (resolved once)."""
         attempt.step = "resolve"
         attempt.channel = self.channels.id()
         return attempt.channel
-
-    def _paced_post(self, job: DeliveryJob, channel: str, attempt: _Try) -> SendResult:
-        """A new message, when the channel's slot is free; else held back for its turn."""
-        wait = self.pacer.reserve(channel, job.as_of)
-        if wait > 0:
-            turn = self._turn(channel, wait, job)
-            return SendResult(Outcome.RETRY, PACED, retry_after=turn, attempted=False)
-        return self._post(job, channel, attempt)
 
     def _post(self, job: DeliveryJob, channel: str, attempt: _Try) -> SendResult:
         attempt.step, attempt.in_doubt = "post", True  # until Slack answers
@@ -158,35 +175,25 @@ class SlackNotifier:
             blocks=incident_blocks(job.incident, job.incident_url),
             metadata={
                 "event_type": METADATA_TYPE,
-                "event_payload": {"incident": job.incident["id"], "key": job.idempotency_key},
+                "event_payload": {"incident": job.incident.id, "key": job.idempotency_key},
             },
         )
         attempt.in_doubt = False
-        self.pacer.hold(channel)  # the interval counts from Slack's answer
         external = {"channel": response["channel"], "ts": response["ts"]}
-        return SendResult(Outcome.OK, "posted", 200, external=external)
+        # the worker keeps the slot for the interval from Slack's answer
+        return SendResult(Outcome.OK, "posted", 200, external=external, hold_channel=channel)
 
-    def _turn(self, channel: str, wait: float, job: DeliveryJob) -> float:
-        """Seconds until a held post's turn (the slot frees in ``wait``). Held for the first
-        time, it queues behind the posts already held for the channel, by every worker, so it
-        is claimed again when its turn comes, not at every slot before it. Held again at its
-        turn (a 429 held the channel meanwhile), it goes first, when the slot frees: the claim
-        takes the oldest due first, so posts still go out in order."""
-        if job.as_of is None or job.last_error == PACED:
-            return wait
-        return self.pacer.queue(channel, job.as_of, wait)
-
-    def _reply(self, channel: str, ts: str, job: DeliveryJob, attempt: _Try) -> bool:
-        """Timeline changes since the last send as one thread reply; False if held by pacing."""
+    def _reply(self, channel: str, ts: str, job: DeliveryJob, attempt: _Try) -> tuple[bool, bool]:
+        """Timeline changes since the last send as one thread reply, in the channel's slot:
+        whether they are told (without the slot: with a later send), and whether it posted."""
         lines = change_lines(job.new_events)
         if not lines:
-            return True
-        if self.pacer.reserve(channel, job.as_of) > 0:
-            return False  # told with the next update instead
+            return True, False
+        if job.slot != channel:
+            return False, False
         attempt.step = "reply"
         self.client.chat_postMessage(channel=channel, thread_ts=ts, text="\n".join(lines)[:3000])
-        self.pacer.hold(channel)
-        return True
+        return True, True
 
     def _failure(self, exc: SlackApiError, attempt: _Try) -> SendResult:
         """Retry, or give up, by the error and the step it happened at."""
@@ -206,16 +213,18 @@ class SlackNotifier:
             attempt.in_doubt = False  # refused: nothing was posted
         looking = attempt.in_doubt and attempt.step in ("resolve", "lookup")  # any reason
         if looking or limited or error in RETRY_ERRORS or (status or 0) >= 500:
-            if limited and attempt.channel and attempt.step in ("post", "update", "reply"):
-                self.pacer.hold(attempt.channel, retry_after)  # the channel waits, not one post
-            return SendResult(Outcome.RETRY, reason, status, retry_after, excerpt)
+            held = None  # a 429 to a post, update or reply: the channel waits, not one post
+            if limited and attempt.step in ("post", "update", "reply"):
+                held = attempt.channel
+            return SendResult(
+                Outcome.RETRY, reason, status, retry_after, excerpt, hold_channel=held
+            )
         return SendResult(Outcome.GIVE_UP, reason, status, excerpt=excerpt)
 
 
-def _opened(job: DeliveryJob) -> datetime | None:
-    """When the incident opened: no post of it can be older."""
-    opened = job.incident.get("opened_at")
-    return datetime.fromisoformat(opened) if opened else None
+def _in_doubt(job: DeliveryJob) -> bool:
+    """Whether an earlier try may have posted the message unseen (no ``ts`` to show for it)."""
+    return job.reclaimed and "ts" not in job.external
 
 
 def _seconds(value: Any) -> float | None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from receiver.model.snapshot import IncidentSnapshot, TimelineEntry
+
 MAX_HEADER = 150
 MAX_SECTION = 3000
 MAX_BLOCKS = 50
@@ -17,21 +19,21 @@ def escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
-def incident_text(incident: dict[str, Any]) -> str:
+def incident_text(incident: IncidentSnapshot) -> str:
     """The plain-text fallback (notifications, screen readers)."""
-    return f"[{incident['status'].upper()}] {incident['title']}"[:MAX_SECTION]
+    return f"[{incident.status.upper()}] {incident.title}"[:MAX_SECTION]
 
 
-def incident_blocks(incident: dict[str, Any], incident_url: str | None) -> list[dict[str, Any]]:
-    status, counts = incident["status"], incident["counts"]
-    labels = incident["labels"]
-    header = f"{incident['status'].upper()}: {incident['title']}"
+def incident_blocks(incident: IncidentSnapshot, incident_url: str | None) -> list[dict[str, Any]]:
+    status, counts = incident.status, incident.counts
+    labels = incident.labels
+    header = f"{status.upper()}: {incident.title}"
     facts = [
-        f"*Severity:* {escape(incident.get('severity') or 'none')}",
+        f"*Severity:* {escape(incident.severity or 'none')}",
         f"*Status:* {ICONS.get(status, '')} {status}"
-        + (" (flapping)" if incident.get("flapping") else ""),
-        f"*Alerts:* {counts['alerts']} ({_firing(incident)} firing)",
-        f"*Notifications:* {counts['notifications']} ({counts['duplicates']} duplicates)",
+        + (" (flapping)" if incident.flapping else ""),
+        f"*Alerts:* {counts.alerts} ({incident.firing_episodes} firing)",
+        f"*Notifications:* {counts.notifications} ({counts.duplicates} duplicates)",
     ]
     key_labels = [f"`{k}`={escape(labels[k])}" for k in KEY_LABELS if labels.get(k)]
     blocks: list[dict[str, Any]] = [
@@ -42,14 +44,14 @@ def incident_blocks(incident: dict[str, Any], incident_url: str | None) -> list[
         blocks.append(_section(" ".join(key_labels)))
     if context := _context_lines(incident):
         blocks.append(_section("*GPU and queue context*\n" + "\n".join(context)))
-    if incident.get("guidance"):
-        blocks.append(_section("*What to do:* " + escape(incident["guidance"])))
+    if incident.guidance:
+        blocks.append(_section("*What to do:* " + escape(incident.guidance)))
     if buttons := _buttons(incident, incident_url):
         blocks.append({"type": "actions", "elements": buttons})
     return blocks[:MAX_BLOCKS]
 
 
-def change_lines(events: list[dict[str, Any]]) -> list[str]:
+def change_lines(events: tuple[TimelineEntry, ...]) -> list[str]:
     """One line per timeline change worth a thread reply."""
     words = {
         "alert_added": "alert added",
@@ -62,31 +64,28 @@ def change_lines(events: list[dict[str, Any]]) -> list[str]:
     }
     lines = []
     for event in events:
-        if event["kind"] not in words:
+        if event.kind not in words:
             continue
-        detail = event.get("detail") or {}
+        detail = event.detail or {}
         what = detail.get("summary") or detail.get("alertname") or ""
-        lines.append(f"{event['at'][11:19]} UTC: {words[event['kind']]} {escape(what)}".rstrip())
+        at = event.at.strftime("%H:%M:%S")
+        lines.append(f"{at} UTC: {words[event.kind]} {escape(what)}".rstrip())
     return lines
 
 
-def _firing(incident: dict[str, Any]) -> int:
-    return sum(1 for a in incident["alerts"] for e in a["episodes"] if e["status"] == "firing")
-
-
-def _context_lines(incident: dict[str, Any]) -> list[str]:
+def _context_lines(incident: IncidentSnapshot) -> list[str]:
     lines = []
-    for item in incident.get("context", {}).get("items", [])[:MAX_CONTEXT_ITEMS]:
-        if item["status"] == "ok":
-            shown = ", ".join(v["display"] for v in item["values"][:4])
+    for item in incident.context.items[:MAX_CONTEXT_ITEMS]:
+        if item.status == "ok":
+            shown = ", ".join(v.display for v in item.values[:4])
         else:
-            shown = f"_unavailable: {escape(item['reason'])}_"
-        lines.append(f"• {escape(item['title'])}: {shown}")
+            shown = f"_unavailable: {escape(str(item.reason))}_"
+        lines.append(f"• {escape(item.title)}: {shown}")
     return lines
 
 
-def _buttons(incident: dict[str, Any], incident_url: str | None) -> list[dict[str, Any]]:
-    links = [("Runbook", incident.get("runbook_url")), ("Incident", incident_url)]
+def _buttons(incident: IncidentSnapshot, incident_url: str | None) -> list[dict[str, Any]]:
+    links = [("Runbook", incident.runbook_url), ("Incident", incident_url)]
     return [
         {"type": "button", "text": {"type": "plain_text", "text": text}, "url": url}
         for text, url in links

@@ -1,4 +1,5 @@
-"""Read queries for the API and UI: plain dicts, no domain objects, no writes."""
+"""Read queries for the API and UI: plain dicts (an incident's: its snapshot rendered), no
+writes."""
 
 from __future__ import annotations
 
@@ -14,17 +15,16 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql.functions import FunctionElement
 
 from receiver.model.matchers import Matcher
+from receiver.model.snapshot import IncidentSnapshot
+from receiver.model.snapshot_json import delivery_json, incident_json, summary_json
 from receiver.store.budgets import slo_budgets
 from receiver.store.label_filters import FilterValues, label_condition
+from receiver.store.snapshots import delivery_records, load_snapshots, summary_of
 from receiver.store.tables import (
     AlertEpisode,
-    AlertGroup,
     Delivery,
-    DeliveryAttempt,
     Incident,
-    IncidentEvent,
     IncidentLabel,
-    IncidentReceipt,
     PayloadBody,
     WebhookReceipt,
 )
@@ -173,16 +173,21 @@ class IncidentQueries:
         next_cursor = encode_cursor(rows[-1].opened_at, rows[-1].id) if more and rows else None
         return {
             "incidents": [
-                {**incident_summary(i), "notified": notified.get(i.id, [])} for i in rows
+                {**summary_json(summary_of(i)), "notified": notified.get(i.id, [])} for i in rows
             ],
             "next_cursor": next_cursor,
             "counts": counts,
         }
 
-    def get_incident(self, incident_id: int) -> dict[str, Any] | None:
-        """One incident with its alerts and episodes, timeline and raw payload references."""
+    def snapshot(self, incident_id: int) -> IncidentSnapshot | None:
+        """One incident with its alerts and episodes, timeline, payloads and deliveries."""
         with Session(self.engine) as session:
-            return incident_details(session, [incident_id]).get(incident_id)
+            return load_snapshots(session, [incident_id]).get(incident_id)
+
+    def get_incident(self, incident_id: int) -> dict[str, Any] | None:
+        """One incident as the API shows it (its snapshot's rendering), for the UI and replay."""
+        snapshot = self.snapshot(incident_id)
+        return None if snapshot is None else incident_json(snapshot)
 
     def slo_budgets(self, now: datetime, days: int = 30) -> list[dict[str, Any]]:
         """Per model, the error budget stored with its latest incident and its incidents."""
@@ -295,8 +300,8 @@ class IncidentQueries:
         with Session(self.engine) as session:
             rows = session.scalars(stmt).all()
         return [
-            {**summary, "incident_id": d.incident_id, "attempts": d.attempts}
-            for d, summary in zip(rows, _deliveries(rows, []), strict=True)
+            {**delivery_json(record), "incident_id": d.incident_id, "attempts": d.attempts}
+            for d, record in zip(rows, delivery_records(rows, []), strict=True)
         ]
 
     def payload_body(self, receipt_id: int) -> bytes | None:
@@ -358,169 +363,6 @@ def _conditions(
     return out
 
 
-def incident_details(session: Session, incident_ids: list[int]) -> dict[int, dict[str, Any]]:
-    """Incidents by id with their alerts and episodes, timeline, payloads and deliveries.
-
-    A fixed number of statements however many incidents (the delivery worker reads a batch).
-    """
-    incidents = session.scalars(select(Incident).where(Incident.id.in_(incident_ids))).all()
-    if not incidents:
-        return {}
-    ids = [i.id for i in incidents]
-    groups = {
-        g.id: g
-        for g in session.scalars(
-            select(AlertGroup).where(AlertGroup.id.in_({i.group_id for i in incidents}))
-        )
-    }
-    episodes = _by_incident(
-        session.scalars(
-            select(AlertEpisode)
-            .where(AlertEpisode.incident_id.in_(ids))
-            .order_by(AlertEpisode.incident_id, AlertEpisode.fingerprint, AlertEpisode.starts_at)
-        )
-    )
-    events = _by_incident(
-        session.scalars(
-            select(IncidentEvent)
-            .where(IncidentEvent.incident_id.in_(ids))
-            .order_by(IncidentEvent.incident_id, IncidentEvent.id)
-        )
-    )
-    deliveries = _by_incident(
-        session.scalars(select(Delivery).where(Delivery.incident_id.in_(ids)).order_by(Delivery.id))
-    )
-    attempts = _by_incident(
-        session.execute(
-            select(Delivery.incident_id, DeliveryAttempt)
-            .join(Delivery, Delivery.id == DeliveryAttempt.delivery_id)
-            .where(Delivery.incident_id.in_(ids))
-            .order_by(DeliveryAttempt.id)
-        )
-    )
-    receipts = _by_incident(
-        session.execute(
-            select(IncidentReceipt.incident_id, WebhookReceipt, PayloadBody.size)
-            .join(WebhookReceipt, IncidentReceipt.receipt_id == WebhookReceipt.id)
-            .join(PayloadBody, PayloadBody.sha256 == WebhookReceipt.body_sha256)
-            .where(IncidentReceipt.incident_id.in_(ids))
-            .order_by(WebhookReceipt.id)
-        )
-    )
-    details = {}
-    for incident in incidents:
-        iid, group = incident.id, groups[incident.group_id]
-        own_episodes = episodes.get(iid, [])
-        detail = incident_summary(incident)
-        detail["group"] = {
-            "receiver": group.receiver,
-            "group_key": group.group_key,
-            "group_key_derived": group.group_key_derived,
-            "group_labels": group.group_labels,
-        }
-        detail["guidance"] = incident.guidance
-        detail["alerts"] = _alerts(own_episodes)
-        detail["context"] = _context(own_episodes)
-        detail["timeline"] = [
-            {
-                "id": e.id,
-                "at": e.at.isoformat(),
-                "kind": e.kind,
-                "fingerprint": e.fingerprint,
-                "detail": e.detail,
-                "receipt": e.receipt_id,
-            }
-            for e in events.get(iid, [])
-        ]
-        detail["payloads"] = [_receipt(r, size) for _, r, size in receipts.get(iid, [])]
-        detail["deliveries"] = _deliveries(
-            deliveries.get(iid, []), [a for _, a in attempts.get(iid, [])]
-        )
-        details[iid] = detail
-    return details
-
-
-def _by_incident(rows: Any) -> dict[int, list[Any]]:
-    """Rows with an ``incident_id``, grouped by it (order kept)."""
-    out: dict[int, list[Any]] = {}
-    for row in rows:
-        out.setdefault(row.incident_id, []).append(row)
-    return out
-
-
-def incident_summary(i: Incident) -> dict[str, Any]:
-    end = i.resolved_at or i.last_received_at
-    return {
-        "id": i.id,
-        "status": i.status,
-        "severity": i.severity,
-        "alertname": i.alertname,
-        "receiver": i.receiver,
-        "title": i.title,
-        "labels": i.labels,
-        "annotations": i.annotations,
-        "opened_at": i.opened_at.isoformat(),
-        "resolved_at": i.resolved_at.isoformat() if i.resolved_at else None,
-        "first_received_at": i.first_received_at.isoformat(),
-        "last_received_at": i.last_received_at.isoformat(),
-        "duration_seconds": round((end - i.opened_at).total_seconds(), 3),
-        "counts": {
-            "notifications": i.notification_count,
-            "duplicates": i.duplicate_count,
-            "alerts": i.alert_count,
-            "episodes": i.episode_count,
-        },
-        "flapping": i.flapping,
-        "flap_count": i.flap_count,
-        "truncated": i.truncated,
-        "opened_by_resolve": i.opened_by_resolve,
-        "external_url": i.external_url,
-        "runbook_url": i.runbook_url,
-        "runbook_missing": i.runbook_missing,
-        "acknowledged_at": i.acknowledged_at.isoformat() if i.acknowledged_at else None,
-        "acknowledged_by": i.acknowledged_by,
-    }
-
-
-def _alerts(episodes: Any) -> list[dict[str, Any]]:
-    by_series: dict[str, dict[str, Any]] = {}
-    for e in episodes:
-        series = by_series.setdefault(
-            e.fingerprint,
-            {
-                "fingerprint": e.fingerprint,
-                "fingerprint_derived": e.fingerprint_derived,
-                "alertname": e.alertname,
-                "labels": e.labels,
-                "episodes": [],
-            },
-        )
-        series["episodes"].append(
-            {
-                "status": e.status,
-                "resolution": e.resolution,
-                "seen_firing": e.seen_firing,
-                "starts_at": e.starts_at.isoformat(),
-                "ends_at": e.ends_at.isoformat() if e.ends_at else None,
-                "first_received_at": e.first_received_at.isoformat(),
-                "last_received_at": e.last_received_at.isoformat(),
-                "seen_count": e.seen_count,
-                "stale_firing_count": e.stale_firing_count,
-                "absent_since": e.absent_since.isoformat() if e.absent_since else None,
-                "annotations": e.annotations,
-                "generator_url": e.generator_url,
-                "runbook": {
-                    "url": e.runbook_url,
-                    "source": e.runbook_source,
-                    "guidance": e.guidance,
-                },
-                "context_state": e.context_state,
-                "context": e.context,
-            }
-        )
-    return list(by_series.values())
-
-
 def _notified(session: Session, incident_ids: list[int]) -> dict[int, list[str]]:
     """Per incident, how its notifications stand: paged, posted, failed or pending."""
     if not incident_ids:
@@ -549,66 +391,3 @@ def _tally(pairs: Any) -> list[tuple[str, int]]:
     for key, n in pairs:
         counts[key] = counts.get(key, 0) + n
     return sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
-
-
-def _context(episodes: Any) -> dict[str, Any]:
-    """The incident's context snapshot: its episodes' items, each (query, time) once."""
-    states = {e.context_state for e in episodes}
-    if states <= {"none"}:
-        state = "disabled"
-    elif states & {"pending", "running"}:
-        state = "pending"
-    else:
-        state = "done"
-    items: dict[tuple[str, str | None, str], dict[str, Any]] = {}
-    for e in episodes:
-        for item in e.context or []:
-            key = (item["key"], item.get("query"), item["time"])
-            merged = items.setdefault(key, {**item, "fingerprints": []})
-            merged["fingerprints"].append(e.fingerprint)
-    return {"state": state, "items": list(items.values())}
-
-
-def _deliveries(deliveries: Any, attempts: Any) -> list[dict[str, Any]]:
-    by_delivery: dict[int, list[dict[str, Any]]] = {}
-    for a in attempts:
-        by_delivery.setdefault(a.delivery_id, []).append(
-            {
-                "at": a.at.isoformat(),
-                "outcome": a.outcome,
-                "status_code": a.status_code,
-                "latency_ms": a.latency_ms,
-                "reason": a.reason,
-                "excerpt": a.excerpt,
-            }
-        )
-    return [
-        {
-            "id": d.id,
-            "receiver": d.receiver,
-            "kind": d.kind,
-            "action": d.action,
-            "state": d.state,
-            "idempotency_key": d.idempotency_key,
-            "created_at": d.created_at.isoformat(),
-            "due_at": d.due_at.isoformat(),
-            "sent_at": d.sent_at.isoformat() if d.sent_at else None,
-            "last_error": d.last_error,
-            "attempts": by_delivery.get(d.id, []),
-        }
-        for d in deliveries
-    ]
-
-
-def _receipt(r: WebhookReceipt, size: int) -> dict[str, Any]:
-    return {
-        "receipt": r.id,
-        "received_at": r.received_at.isoformat(),
-        "sha256": r.body_sha256,
-        "size": size,
-        "remote_addr": r.remote_addr,
-        "user_agent": r.user_agent,
-        "external_url": r.external_url,
-        "summary": r.summary,
-        "href": f"/api/v1/payloads/{r.id}",
-    }

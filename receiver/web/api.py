@@ -18,11 +18,12 @@ from receiver.bootstrap import Container
 from receiver.intake import parse_webhook
 from receiver.metrics import exposition
 from receiver.model.errors import InvalidPayload, StorageUnavailable
+from receiver.model.snapshot_json import incident_json
 from receiver.service import RawRequest, handle_webhook
 from receiver.store import health, migrate
 from receiver.store.export import IncidentNotFound, PayloadsPruned
 from receiver.store.gauges import StoreGauges, read_gauges
-from receiver.store.tables import RejectedRequest
+from receiver.store.rejected import Rejection, record_rejection
 from receiver.web.access import Access, allow
 from receiver.web.errors import ApiError, invalid_payload
 from receiver.web.filters import parse_list_query
@@ -109,7 +110,7 @@ def _reject(c: Container, name: str | None, error: ApiError, keep_body: bool = T
     if intake.rejected_keep == 0:
         return error
     body = request.get_data(cache=True)[: intake.rejected_body_bytes] if keep_body else None
-    rejected = RejectedRequest(
+    rejection = Rejection(
         received_at=c.clock(),
         status_code=error.status,
         reason=error.code,
@@ -122,7 +123,7 @@ def _reject(c: Container, name: str | None, error: ApiError, keep_body: bool = T
     )
     try:
         with c.uow() as uow:
-            uow.rejected.add(rejected, keep=intake.rejected_keep)
+            record_rejection(uow, rejection, keep=intake.rejected_keep)
             uow.commit()
     except SQLAlchemyError as exc:
         log.error("could not record rejected request: %s", type(exc).__name__)
@@ -143,10 +144,10 @@ def list_incidents() -> ResponseReturnValue:
 @bp.get("/api/v1/incidents/<row_id:incident_id>")
 @allow(Access.READ)
 def get_incident(incident_id: int) -> ResponseReturnValue:
-    detail = container().queries.get_incident(incident_id)
-    if detail is None:
+    snapshot = container().queries.snapshot(incident_id)
+    if snapshot is None:
         raise ApiError(404, "not_found", f"no incident {incident_id}")
-    return jsonify(detail)
+    return jsonify(incident_json(snapshot))
 
 
 @bp.get("/api/v1/incidents/<row_id:incident_id>/fixture")

@@ -216,8 +216,7 @@ class LateAnswers:
 
 def test_a_post_refused_at_its_turn_goes_before_the_posts_queued_after_it(make_env):
     env = make_env({"delivery.slack_min_interval_seconds": 1})
-    slack = env.worker.notifiers["slack"]
-    slack.pacer = LateAnswers(slack.pacer, env, 0.05)
+    env.worker.pacer = LateAnswers(env.worker.pacer, env, 0.05)
     opened = env.post_warnings("abcd")
     env.worker.drain()  # a posted; b, c and d queued a second apart
     for _ in range(10):

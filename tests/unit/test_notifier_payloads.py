@@ -9,15 +9,17 @@ from typing import Any
 import pytest
 from pydantic import TypeAdapter
 
+from receiver.model.snapshot import AlertSeries, Counts, Episode, Group, IncidentSnapshot
 from receiver.notify import DeliveryJob
 from receiver.notify.pagerduty import MAX_EVENT_BYTES, PagerDutyNotifier
 from receiver.notify.slack_blocks import change_lines, incident_blocks, incident_text
 from receiver.settings import PagerDutyReceiver
+from tests.support.snapshots import at, context_item, episode, event, series, snapshot
 
 GROUP_KEY = '{}/{severity="critical"}:{alertname="TritonHighErrorRate", model="llama2_7b"}'
 
 
-def incident(**changes: Any) -> dict[str, Any]:
+def incident(**changes: Any) -> IncidentSnapshot:
     base: dict[str, Any] = {
         "id": 7,
         "status": "firing",
@@ -33,34 +35,27 @@ def incident(**changes: Any) -> dict[str, Any]:
             "severity": "critical",
         },
         "annotations": {"summary": "High inference error rate on llama2_7b"},
-        "opened_at": "2026-11-28T00:21:15+00:00",
-        "counts": {"notifications": 3, "duplicates": 2, "alerts": 2, "episodes": 2},
+        "opened_at": at("2026-11-28T00:21:15+00:00"),
+        "counts": Counts(notifications=3, duplicates=2, alerts=2, episodes=2),
         "flapping": False,
         "runbook_url": "https://runbooks.example.com/triton/high-error-rate",
         "guidance": "Roll back <bad> versions & shed load",
-        "group": {"group_key": GROUP_KEY},
-        "alerts": [
-            {
-                "labels": {"alertname": "TritonHighErrorRate", "instance": f"10.0.0.{i}"},
-                "episodes": [{"status": "firing", "generator_url": "http://prom:9090/graph?g0=x"}],
-            }
+        "group": Group("triton-critical", GROUP_KEY, False, {}),
+        "alerts": tuple(
+            series(
+                f"fp{i}",
+                episode(generator_url="http://prom:9090/graph?g0=x"),
+                labels={"alertname": "TritonHighErrorRate", "instance": f"10.0.0.{i}"},
+            )
             for i in range(2)
-        ],
-        "context": {
-            "state": "done",
-            "items": [
-                {
-                    "title": "Pending requests (queue)",
-                    "status": "ok",
-                    "values": [{"display": "7"}],
-                },
-                {"title": "GPU utilization", "status": "unavailable", "reason": "no data"},
-            ],
-        },
-        "timeline": [],
+        ),
+        "context": (
+            context_item("Pending requests (queue)", ("7",)),
+            context_item("GPU utilization", reason="no data"),
+        ),
     }
     base.update(changes)
-    return base
+    return snapshot(**base)
 
 
 def notifier(**settings: Any) -> PagerDutyNotifier:
@@ -143,7 +138,7 @@ def test_an_oversized_event_drops_its_bulkiest_details_to_fit(pd):
 
 
 def test_a_non_http_generator_url_is_never_a_link(pd):
-    alerts = [{"labels": {}, "episodes": [{"status": "firing", "generator_url": "javascript:x"}]}]
+    alerts = (series("fp0", episode(generator_url="javascript:x")),)
     links = pd.event(job(alerts=alerts))["links"]
     assert [link["text"] for link in links] == ["Runbook"]
 
@@ -174,34 +169,33 @@ def test_slack_blocks_show_status_counts_context_and_link_buttons():
 
 
 def test_only_timeline_changes_become_thread_lines():
-    events = [
-        {"kind": "opened", "at": "2026-11-28T00:21:15+00:00", "detail": {}},
-        {"kind": "alert_added", "at": "2026-11-28T00:21:20+00:00", "detail": {"summary": "GPU 1"}},
-        {"kind": "truncated", "at": "2026-11-28T00:21:21+00:00", "detail": {}},
-        {"kind": "resolved", "at": "2026-11-28T00:22:00+00:00", "detail": {}},
-    ]
+    events = (
+        event("opened", "2026-11-28T00:21:15+00:00"),
+        event("alert_added", "2026-11-28T00:21:20+00:00", summary="GPU 1"),
+        event("truncated", "2026-11-28T00:21:21+00:00"),
+        event("resolved", "2026-11-28T00:22:00+00:00"),
+    )
     assert change_lines(events) == [
         "00:21:20 UTC: alert added GPU 1",
         "00:22:00 UTC: incident resolved",
     ]
 
 
-def two_alerts(first_status: str = "firing") -> list[dict[str, Any]]:
-    return [
-        {
-            "fingerprint": f"fp{i}",
-            "labels": {"alertname": "TritonGPUMemoryHigh", "gpu_uuid": f"GPU-{i}"},
-            "episodes": [
-                {
-                    "status": first_status if i == 0 else "firing",
-                    "starts_at": f"2026-11-28T00:2{i}:00+00:00",
-                    "annotations": {"summary": f"GPU {i} memory high"},
-                    "generator_url": None,
-                }
-            ],
-        }
+def two_alerts(first_status: str = "firing", *earlier: Episode) -> tuple[AlertSeries, ...]:
+    """Two GPU alerts; ``earlier`` episodes come before the first one's."""
+    return tuple(
+        series(
+            f"fp{i}",
+            *(earlier if i == 0 else ()),
+            episode(
+                status=first_status if i == 0 else "firing",
+                starts_at=f"2026-11-28T00:2{i}:00+00:00",
+                annotations={"summary": f"GPU {i} memory high"},
+            ),
+            labels={"alertname": "TritonGPUMemoryHigh", "gpu_uuid": f"GPU-{i}"},
+        )
         for i in range(2)
-    ]
+    )
 
 
 @pytest.mark.parametrize("strategy", ["alert", "episode"])
@@ -221,10 +215,12 @@ def test_per_alert_strategies_send_one_event_per_alert_with_its_own_key(strategy
 
 
 def test_the_episode_strategy_keys_each_firing_and_the_alert_strategy_each_series():
-    refired = two_alerts()
-    refired[0]["episodes"].insert(
-        0, {**refired[0]["episodes"][0], "status": "resolved", "starts_at": "2026-11-28T00:10:00"}
+    earlier = episode(
+        status="resolved",
+        starts_at="2026-11-28T00:10:00",
+        annotations={"summary": "GPU 0 memory high"},
     )
+    refired = two_alerts("firing", earlier)
     by_alert, by_episode = notifier(dedup_key="alert"), notifier(dedup_key="episode")
     try:
         alert_events = by_alert.events(job(alerts=refired))
@@ -240,18 +236,9 @@ def test_the_slo_status_reaches_pagerduty_and_slack_as_context_lines():
     from receiver.notify.pagerduty import _details
     from receiver.notify.slack_blocks import _context_lines
 
-    budget = {
-        "key": "slo_budget_remaining",
-        "title": "Error budget remaining",
-        "status": "ok",
-        "values": [{"labels": {}, "value": 0.5, "display": "50.0 % left (21.6 of 43.2 min)"}],
-    }
-    burn = {"key": "slo_burn_rate", "title": "Error budget burn rate (current)", "status": "ok",
-            "values": [{"labels": {}, "value": 14.4, "display": "14.40x"}]}  # fmt: skip
-    incident = {
-        "status": "firing", "labels": {}, "annotations": {}, "counts": {}, "flapping": False,
-        "alerts": [], "context": {"items": [budget, burn]},
-    }  # fmt: skip
+    budget = context_item("Error budget remaining", ("50.0 % left (21.6 of 43.2 min)",))
+    burn = context_item("Error budget burn rate (current)", ("14.40x",))
+    incident = snapshot(context=(budget, burn))
     details = _details(incident)["context"]
     assert details["Error budget remaining"] == "50.0 % left (21.6 of 43.2 min)"
     assert details["Error budget burn rate (current)"] == "14.40x"
