@@ -140,7 +140,8 @@ def apply_notification(
     what the notification changes, write it (receipt, incidents, episodes, timeline, outbox)."""
     result = IntakeResult(receiver=n.receiver, accepted=len(n.alerts))
     beats = [a for a in n.alerts if a.alertname == rules.heartbeat_alertname]
-    n = replace(n, alerts=[a for a in n.alerts if a.alertname != rules.heartbeat_alertname])
+    if beats:
+        n = replace(n, alerts=[a for a in n.alerts if a.alertname != rules.heartbeat_alertname])
     group_id, created = uow.intake.lock_group(n, now)
     state = uow.intake.group_state(n, group_id, created, _since(n, now, rules), raw.body_sha256)
     if incidents_needed(n, state):

@@ -8,7 +8,7 @@ more and counts the notification on every incident it touched. See docs/semantic
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 
 from receiver.model.alerts import AlertEvent, AlertStatus, Notification, most_severe
@@ -33,6 +33,7 @@ from receiver.model.intake_state import (
     EpisodeRow,
     GroupState,
     IntakePlan,
+    evolve,
 )
 
 
@@ -112,13 +113,17 @@ class _Decision(IncidentRows):
 
     def _seen(self, episode: EpisodeRow, outcome: AlertOutcome, alert: AlertEvent) -> None:
         """A known episode appears again: count it; resolve it if that is the news."""
-        episode = replace(episode, last_received_at=self.now, seen_count=episode.seen_count + 1)
-        if outcome is AlertOutcome.STALE_FIRING:
-            episode = replace(episode, stale_firing_count=episode.stale_firing_count + 1)
-        elif outcome is AlertOutcome.REPEAT:
-            episode = replace(episode, annotations=alert.annotations)
-        self._put(episode)
         self.touched.add(episode.incident_ref)
+        if outcome is AlertOutcome.REPEAT and episode.annotations == alert.annotations:
+            self.seen.add(episode.ref)  # the commonest case: only its counters change
+            return
+        seen = {"last_received_at": self.now, "seen_count": episode.seen_count + 1}
+        if outcome is AlertOutcome.STALE_FIRING:
+            seen["stale_firing_count"] = episode.stale_firing_count + 1
+        elif outcome is AlertOutcome.REPEAT:
+            seen["annotations"] = alert.annotations
+        episode = evolve(episode, **seen)
+        self._put(episode)
         if outcome is AlertOutcome.RESOLVED:
             self._end(episode, alert.ends_at or self.now, "resolved", "alert_resolved")
 
@@ -160,7 +165,7 @@ class _Decision(IncidentRows):
         elif placement is Placement.REOPEN and latest is not None:
             ref = latest.ref
             if latest.status != FIRING:
-                self.incidents[ref] = replace(latest, status=FIRING, resolved_at=None)
+                self.incidents[ref] = evolve(latest, status=FIRING, resolved_at=None)
                 self._event(ref, "reopened", alert.fingerprint, brief(alert))
             else:
                 self._event(ref, "alert_added", alert.fingerprint, brief(alert))
@@ -170,7 +175,7 @@ class _Decision(IncidentRows):
         self._add_episode(alert, ref, firing=True)
         incident = self.incidents[ref]
         severity = clip(alert.labels.get("severity"), MAX_SEVERITY)
-        incident = replace(
+        incident = evolve(
             incident,
             severity=most_severe([incident.severity, severity]),
             flap_count=max(incident.flap_count, starts),
@@ -179,7 +184,7 @@ class _Decision(IncidentRows):
             if not incident.flapping:
                 detail = {"starts_in_window": starts, "labels": alert.labels}
                 self._event(ref, "flapping", alert.fingerprint, detail)
-            incident = replace(incident, flapping=True)
+            incident = evolve(incident, flapping=True)
         self.incidents[ref] = incident
 
     # -- rows ---------------------------------------------------------------------------------

@@ -8,7 +8,6 @@ timeline events and label index entries they add, and at the end turns it all in
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -30,6 +29,7 @@ from receiver.model.intake_state import (
     IntakePlan,
     NewEpisode,
     TimelineEvent,
+    evolve,
 )
 
 ResolveRunbook = Callable[[dict[str, str], dict[str, str]], Runbook]
@@ -51,6 +51,8 @@ class IncidentRows:
         self.incidents: dict[int, IncidentRow] = dict(state.incidents or {})
         self.episodes: dict[tuple[str, datetime], EpisodeRow] = dict(state.episodes)
         self.new: dict[int, NewEpisode] = {}  # episode ref: its insert-only columns
+        self.seen: set[int] = set()  # stored episodes seen again, nothing else changed
+        self.modified: dict[int, tuple[str, datetime]] = {}  # stored episodes changed
         self.open_ref = state.open_incident_id
         self.resolved_only: int | None = None  # the incident a resolve of nothing seen opened
         self.counts = {o: 0 for o in AlertOutcome}
@@ -104,7 +106,7 @@ class IncidentRows:
         if runbook.missing:
             self.missing.append(alert.alertname)
         extra = [v for v in alert.labels.values() if v.lower() not in incident.search_text]
-        self.incidents[ref] = replace(
+        self.incidents[ref] = evolve(
             incident,
             runbook_url=incident.runbook_url or runbook.url,
             guidance=incident.guidance or runbook.guidance,
@@ -120,10 +122,18 @@ class IncidentRows:
         self.changed.add(ref)
 
     def _put(self, episode: EpisodeRow) -> None:
-        self.episodes[(episode.fingerprint, episode.starts_at)] = episode
+        """Keep the episode's new values (with its sighting counted, if it was only seen)."""
+        if episode.ref in self.seen:
+            self.seen.discard(episode.ref)
+            count = {"last_received_at": self.now, "seen_count": episode.seen_count + 1}
+            episode = evolve(episode, **count)
+        key = (episode.fingerprint, episode.starts_at)
+        self.episodes[key] = episode
+        if episode.ref > 0:
+            self.modified[episode.ref] = key
 
     def _end(self, episode: EpisodeRow, at: datetime, resolution: str, kind: str) -> None:
-        self._put(replace(episode, status=RESOLVED, ends_at=at, resolution=resolution))
+        self._put(evolve(episode, status=RESOLVED, ends_at=at, resolution=resolution))
         self._event(episode.incident_ref, kind, episode.fingerprint, {"resolution": resolution})
         self.touched.add(episode.incident_ref)
         self.changed.add(episode.incident_ref)
@@ -138,7 +148,7 @@ class IncidentRows:
             ends.append(self.state.open_latest_end)
         incident = self.incidents[ref]
         resolved_at = max(ends) if ends else self.now
-        self.incidents[ref] = replace(incident, status=RESOLVED, resolved_at=resolved_at)
+        self.incidents[ref] = evolve(incident, status=RESOLVED, resolved_at=resolved_at)
         self._event(ref, "resolved", None, {})
         self.resolved.add(ref)
         self.open_ref = None
@@ -149,19 +159,19 @@ class IncidentRows:
         if incident is None:  # not loaded: only its counters change (``incidents_needed``)
             assert ref not in self.changed and not self.n.truncated_alerts
             return
-        incident = replace(
+        incident = evolve(
             incident,
             notification_count=incident.notification_count + 1,
             last_received_at=self.now,
             duplicate_count=incident.duplicate_count + (ref not in self.changed),
         )
         if self.n.truncated_alerts and not incident.truncated and primary:
-            incident = replace(incident, truncated=True)
+            incident = evolve(incident, truncated=True)
             detail = {"truncated_alerts": self.n.truncated_alerts}
             self._event(ref, "truncated", None, detail)
         if ref < 0:
             mine = [e for e in self.episodes.values() if e.incident_ref == ref]
-            incident = replace(
+            incident = evolve(
                 incident,
                 alert_count=len({e.fingerprint for e in mine}),
                 episode_count=len(mine),
@@ -179,20 +189,9 @@ class IncidentRows:
                 counted.append(ref)
             else:
                 changed.append(row)
-        stored_episodes = dict(self.state.episodes)
-        for episode in self.state.open_firing or ():
-            stored_episodes[(episode.fingerprint, episode.starts_at)] = episode
-        changed_episodes, seen = [], []
-        for key, episode in sorted(self.episodes.items(), key=lambda kv: kv[1].ref):
-            before_episode = stored_episodes.get(key)
-            if episode.ref < 0 or before_episode is None or episode == before_episode:
-                continue
-            if episode == _seen(before_episode, self.now):
-                seen.append(episode.ref)
-            else:
-                changed_episodes.append(episode)
+        changed_episodes = [self.episodes[self.modified[ref]] for ref in sorted(self.modified)]
         new_episodes = [
-            replace(n, row=self.episodes[(n.row.fingerprint, n.row.starts_at)])
+            evolve(n, row=self.episodes[(n.row.fingerprint, n.row.starts_at)])
             for n in self.new.values()
         ]
         gained = {n.row.incident_ref for n in self.new.values()}
@@ -205,7 +204,7 @@ class IncidentRows:
             recount=tuple(r for r in touched if r > 0 and r in gained),
             new_episodes=tuple(new_episodes),
             changed_episodes=tuple(changed_episodes),
-            seen_episodes=tuple(seen),
+            seen_episodes=tuple(sorted(self.seen)),
             events=tuple(self.events),
             labels=tuple(self.labels),
             changes={r: c for r in touched if (c := self._change(r))},
@@ -227,14 +226,9 @@ def ref_order(ref: int) -> tuple[bool, int]:
 
 def _counted(incident: IncidentRow, now: datetime) -> IncidentRow:
     """The incident with one more duplicate notification counted and nothing else."""
-    return replace(
+    return evolve(
         incident,
         notification_count=incident.notification_count + 1,
         duplicate_count=incident.duplicate_count + 1,
         last_received_at=now,
     )
-
-
-def _seen(episode: EpisodeRow, now: datetime) -> EpisodeRow:
-    """The episode seen once more and nothing else."""
-    return replace(episode, seen_count=episode.seen_count + 1, last_received_at=now)

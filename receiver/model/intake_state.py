@@ -10,11 +10,21 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from receiver.model.dedup import AlertOutcome
 
 FIRING, RESOLVED = "firing", "resolved"
+Row = TypeVar("Row")
+
+
+def evolve(original: Row, /, **changes: Any) -> Row:
+    """A copy of a frozen row with ``changes``: ``dataclasses.replace`` without its checks of
+    every field (6.6 us a call, this 0.6: a 10-alert repeat made 31 of them, 15 % of its
+    intake; docs/benchmarks.md). ``changes`` must name fields of the row."""
+    copy = object.__new__(type(original))
+    copy.__dict__.update(original.__dict__, **changes)
+    return copy
 
 
 @dataclass(frozen=True)

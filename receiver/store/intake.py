@@ -8,7 +8,7 @@ after another and what is loaded here stays true until the commit; the writes th
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import fields, replace
 from datetime import datetime
 from typing import Any
 
@@ -45,8 +45,9 @@ _EPISODE_COLUMNS = (
     e.stale_firing_count,
 )
 _later = aliased(_episodes)
-# The episodes the rules need for the notification's series: the same identities, those
-# starting within the flap window, any firing, and each series' latest. The conditions on
+# The episodes the rules need for the notification's series: those starting within the flap
+# window of its earliest alert (its own identities among them), any firing, and each series'
+# latest. The conditions on
 # starts_at sit in an OR with status, which no index serves alone, so the planner goes by the
 # group's unique index (group_id, fingerprint, ...) even when a storm has stored thousands of
 # episodes with one startsAt that its statistics do not know yet (docs/benchmarks.md).
@@ -59,7 +60,6 @@ EPISODES = select(
     or_(
         e.starts_at >= bindparam("since"),
         e.status == "firing",
-        e.starts_at.in_(bindparam("starts", expanding=True)),
         e.starts_at
         == select(func.max(_later.c.starts_at))
         .where(_later.c.group_id == e.group_id, _later.c.fingerprint == e.fingerprint)
@@ -98,20 +98,16 @@ OUTBOX = (
 )
 
 
+_EPISODE_FIELDS = [f.name for f in fields(EpisodeRow)]
+assert [c.name for c in _EPISODE_COLUMNS[2:]] == _EPISODE_FIELDS[2:], "one order for both"
+
+
 def _episode(row: Any) -> EpisodeRow:
-    return EpisodeRow(
-        ref=row.id,
-        incident_ref=row.incident_id,
-        fingerprint=row.fingerprint,
-        starts_at=row.starts_at,
-        status=row.status,
-        ends_at=row.ends_at,
-        resolution=row.resolution,
-        annotations=row.annotations,
-        last_received_at=row.last_received_at,
-        seen_count=row.seen_count,
-        stale_firing_count=row.stale_firing_count,
-    )
+    """A loaded episode, built without the frozen dataclass' per-field ``__setattr__`` (4 us
+    an episode, this 1: a 10-alert repeat loads 10; docs/benchmarks.md)."""
+    episode = object.__new__(EpisodeRow)
+    episode.__dict__.update(zip(_EPISODE_FIELDS, row, strict=False))  # row may end in "known"
+    return episode
 
 
 class IntakeReads(CoreRepository):
@@ -119,22 +115,22 @@ class IntakeReads(CoreRepository):
         """Lock the group's row (``last_seen_at`` set: a row lock on Postgres, the database's
         write lock on SQLite), creating it if new: its id, and whether it was created."""
         params = {"b_receiver": n.receiver, "b_sha256": n.group_key_sha256, "b_now": now}
-        create = insert_or_ignore(
-            self._conn.dialect.name, _groups, ("receiver", "group_key_sha256"), "id"
-        )
-        row = {
-            "receiver": n.receiver,
-            "group_key": n.group_key,
-            "group_key_sha256": n.group_key_sha256,
-            "group_key_derived": n.group_key_derived,
-            "group_labels": n.group_labels,
-            "first_seen_at": now,
-            "last_seen_at": now,
-        }
         while True:  # a group created or deleted (retention) meanwhile: look again
             found = self._conn.execute(LOCK_GROUP, params).scalar_one_or_none()
             if found is not None:
                 return found, False
+            create = insert_or_ignore(
+                self._conn.dialect.name, _groups, ("receiver", "group_key_sha256"), "id"
+            )
+            row = {
+                "receiver": n.receiver,
+                "group_key": n.group_key,
+                "group_key_sha256": n.group_key_sha256,
+                "group_key_derived": n.group_key_derived,
+                "group_labels": n.group_labels,
+                "first_seen_at": now,
+                "last_seen_at": now,
+            }
             created = self._conn.execute(create, row).scalar_one_or_none()
             if created is not None:
                 return created, True
@@ -149,7 +145,6 @@ class IntakeReads(CoreRepository):
         params = {
             "group_id": group_id,
             "fingerprints": sorted({a.fingerprint for a in n.alerts}),
-            "starts": sorted({a.starts_at for a in n.alerts}),
             "since": since,
             "body_sha256": body_sha256,
         }

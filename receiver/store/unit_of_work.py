@@ -49,7 +49,7 @@ class UnitOfWork:
         self.heartbeats = HeartbeatRepository(self.session)
         self.stale = StaleRepository(self.session)
         self.intake = IntakeReads(self.session)
-        self.intake_writes = IntakeWrites(self.session)
+        self.intake_writes = IntakeWrites(self.session, share=self.intake)
         self.pacing = PacingRepository(self.session)
         self.logins = SessionRepository(self.session)
         self.retention = IncidentRetention(self.session)

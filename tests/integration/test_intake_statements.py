@@ -256,7 +256,6 @@ def test_a_repeat_reads_a_few_pages_however_many_episodes_share_its_starts_at(
         statement = EPISODES.params(
             group_id=mine.group_id,
             fingerprints=[mine.fingerprint],
-            starts=[T0],
             since=T0 - timedelta(minutes=30),
             body_sha256=hashlib.sha256(repeated).hexdigest(),
         ).compile(engine, compile_kwargs={"literal_binds": True})
