@@ -166,6 +166,9 @@ class IncidentRepository:
                 receipt_id=receipt_id,
             )
         )
+        # written now, so that what the intake writes next in the same transaction (its Core
+        # statements run at once) comes after it on the timeline, as the caller ordered them
+        self.session.flush()
 
     def acknowledge(
         self, incident_id: int, user: str, detail: dict[str, Any], now: datetime
