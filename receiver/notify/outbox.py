@@ -17,19 +17,17 @@ import logging
 import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
 from receiver import tracing
-from receiver.model.delivery import IN_DOUBT, Outages, Outcome, RetryPolicy, SendResult, in_doubt
-from receiver.notify import DeliveryJob, Notifier, redact
+from receiver.model.delivery import IN_DOUBT, Outages, Outcome, RetryPolicy, SendResult
+from receiver.notify import Notifier, redact
+from receiver.notify.claims import Claimed, attempt_row, load_claimed
 from receiver.notify.pacing import Pacer, send_paced
-from receiver.store.outbox import DeliveryRepository
 from receiver.store.queries import IncidentQueries
-from receiver.store.snapshots import load_snapshots
 from receiver.store.unit_of_work import UnitOfWork
-from receiver.tracing import TraceContext
 
 log = logging.getLogger(__name__)
 CLAIM_TIMEOUT = timedelta(seconds=60)  # longer than any notifier timeout
@@ -39,7 +37,6 @@ BATCH = 20
 # own clock reading); a claim takes those due within this much more too, so they are claimed
 # together and go out oldest first, not one by one in microsecond order.
 CLAIM_AHEAD = timedelta(milliseconds=10)
-NOT_SENT = SendResult(Outcome.RETRY, "not sent", attempted=False)
 RELEASE_CHUNK = 1000  # deliveries released per transaction after an outage
 
 
@@ -95,7 +92,7 @@ class DeliveryWorker:
         if not claimed:
             return 0
         started = self.monotonic()
-        batch, unsent = self._load(claimed, now), []
+        batch, unsent = load_claimed(self.queries, claimed, now, self.public_url), []
         for item in batch:
             with tracing.scope(
                 item.trace, delivery_id=item.job.delivery_id, receiver=item.receiver
@@ -183,54 +180,6 @@ class DeliveryWorker:
             },
         )
 
-    def _load(self, claimed: dict[int, bool], now: datetime) -> list[Claimed]:
-        """The claimed deliveries with their jobs, in claim order, read in one snapshot;
-        ``now``: the claim's time."""
-        with self.queries.session() as session:
-            repo = DeliveryRepository(session)
-            deliveries = repo.load(list(claimed))
-            threads = repo.threads([(d.incident_id, d.receiver) for d in deliveries.values()])
-            snapshots = load_snapshots(session, list({d.incident_id for d in deliveries.values()}))
-        batch = []
-        for delivery_id, reclaimed in claimed.items():
-            d = deliveries[delivery_id]
-            thread = threads.get((d.incident_id, d.receiver))
-            last = (thread.last_event_id or 0) if thread else 0
-            incident = snapshots[d.incident_id]  # read with its delivery, in one snapshot
-            job = DeliveryJob(
-                delivery_id=delivery_id,
-                idempotency_key=d.idempotency_key,
-                action=d.action,
-                incident=incident,
-                external=dict(thread.external) if thread else {},
-                new_events=tuple(e for e in incident.timeline if e.id > last),
-                reclaimed=reclaimed or in_doubt(d.last_error),
-                incident_url=self._incident_url(d.incident_id),
-                as_of=now,
-                last_error=d.last_error,
-            )
-            trace = TraceContext.continue_from(d.traceparent)  # the webhook's trace
-            batch.append(
-                Claimed(
-                    job,
-                    d.receiver,
-                    d.kind,
-                    d.incident_id,
-                    trace,
-                    d.created_at,
-                    d.due_at,
-                    d.attempts,
-                    thread is not None,
-                    last,
-                )
-            )
-        return batch
-
-    def _incident_url(self, incident_id: int) -> str | None:
-        if not self.public_url:
-            return None
-        return f"{self.public_url.rstrip('/')}/incidents/{incident_id}"
-
     def _settle(self, items: list[Claimed]) -> None:
         """Record sends in one transaction: each attempt, the delivery's next state, what the
         vendor taught. Plain writes of what the batch's read found: nobody else changes a
@@ -243,7 +192,7 @@ class DeliveryWorker:
                 attempts = item.attempts + (1 if result.attempted else 0)
                 item.values, item.dead = self._next_state(item, attempts)
                 attempt = (
-                    _attempt(job.delivery_id, at, result, item.elapsed)
+                    attempt_row(job.delivery_id, at, result, item.elapsed)
                     if result.attempted
                     else None
                 )
@@ -306,40 +255,3 @@ class DeliveryWorker:
             delay = self.policy.delay(attempts, result.retry_after, self.rand)
         due = base + timedelta(seconds=delay)
         return {"state": "pending", "due_at": due, "last_error": result.reason}, False
-
-
-@dataclass
-class Claimed:
-    """One delivery of a batch, as the batch's read found it, then its send's result, how long
-    it took and when."""
-
-    job: DeliveryJob
-    receiver: str
-    kind: str
-    incident_id: int
-    trace: TraceContext | None
-    created_at: datetime
-    due_at: datetime  # when it fell due (after a failure: the end of its backoff)
-    attempts: int  # before this send
-    thread_known: bool  # a thread of (incident, receiver) is stored
-    thread_last: int  # its last told event
-    result: SendResult = NOT_SENT
-    elapsed: float = 0.0
-    at: datetime = datetime.min
-    values: dict[str, Any] = field(default_factory=dict)  # the columns it was settled with
-    dead: bool = False
-
-    def sent(self, result: SendResult, elapsed: float, at: datetime) -> None:
-        self.result, self.elapsed, self.at = result, elapsed, at
-
-
-def _attempt(delivery_id: int, now: datetime, result: SendResult, elapsed: float) -> dict[str, Any]:
-    return {
-        "delivery_id": delivery_id,
-        "at": now,
-        "outcome": result.outcome.value,
-        "status_code": result.status_code,
-        "latency_ms": int(elapsed * 1000),
-        "reason": result.reason[:1000],
-        "excerpt": result.excerpt[:500] or None,
-    }

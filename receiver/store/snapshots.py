@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import fields
 from typing import Any
 
 from sqlalchemy import select
@@ -116,30 +117,14 @@ def summary_of(i: Incident) -> IncidentSummary:
 
 
 def _summary_fields(i: Incident) -> dict[str, Any]:
+    """The summary's fields, read from the incident row's columns of the same names."""
     return {
-        "id": i.id,
-        "status": i.status,
-        "severity": i.severity,
-        "alertname": i.alertname,
-        "receiver": i.receiver,
-        "title": i.title,
-        "labels": i.labels,
-        "annotations": i.annotations,
-        "opened_at": i.opened_at,
-        "resolved_at": i.resolved_at,
-        "first_received_at": i.first_received_at,
-        "last_received_at": i.last_received_at,
+        **{name: getattr(i, name) for name in _COLUMNS},
         "counts": Counts(i.notification_count, i.duplicate_count, i.alert_count, i.episode_count),
-        "flapping": i.flapping,
-        "flap_count": i.flap_count,
-        "truncated": i.truncated,
-        "opened_by_resolve": i.opened_by_resolve,
-        "external_url": i.external_url,
-        "runbook_url": i.runbook_url,
-        "runbook_missing": i.runbook_missing,
-        "acknowledged_at": i.acknowledged_at,
-        "acknowledged_by": i.acknowledged_by,
     }
+
+
+_COLUMNS = tuple(f.name for f in fields(IncidentSummary) if f.name != "counts")
 
 
 def delivery_records(
