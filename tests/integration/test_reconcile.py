@@ -164,6 +164,8 @@ def test_a_lost_resolve_goes_stale_then_resolves_after_the_grace_with_a_resolve_
     assert page["resolved_at"] == stale_at.isoformat()  # when Alertmanager stopped holding it
     reconciled = next(e for e in page["timeline"] if e["kind"] == "reconciled")
     assert "lost resolve" in reconciled["detail"]["reason"]
+    kinds = [e["kind"] for e in page["timeline"]]  # the reason first, then what it concluded
+    assert kinds.index("stale") < kinds.index("reconciled") < kinds.index("resolved")
     assert [d["action"] for d in page["deliveries"]] == ["trigger", "resolve"]
     assert page["payloads"][-1]["user_agent"] == "receiver-reconcile"
     assert env.reconciler.run_once().resolved == []  # nothing left to do
