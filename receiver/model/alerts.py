@@ -11,6 +11,7 @@ FNV64_OFFSET = 14695981039346656037
 FNV64_PRIME = 1099511628211
 _SEPARATOR = b"\xff"
 SEVERITY_ORDER = ("critical", "error", "warning", "info")
+_SEVERITY_RANK = {name: rank for rank, name in enumerate(SEVERITY_ORDER)}
 
 
 class AlertStatus(StrEnum):
@@ -110,9 +111,4 @@ def most_severe(severities: list[str | None]) -> str | None:
     known = [s for s in severities if s]
     if not known:
         return None
-
-    def rank(severity: str) -> int:
-        lower = severity.lower()
-        return SEVERITY_ORDER.index(lower) if lower in SEVERITY_ORDER else len(SEVERITY_ORDER)
-
-    return min(known, key=rank)
+    return min(known, key=lambda s: _SEVERITY_RANK.get(s.lower(), len(SEVERITY_ORDER)))

@@ -54,6 +54,8 @@ class FlapPolicy:
 
     def starts_in_window(self, earlier_starts: list[datetime], new_start: datetime) -> int:
         """How many starts (the new one included) fall within the window ending at it."""
+        if not earlier_starts:
+            return 1
         since = earlier_than(new_start, self.window)
         return 1 + sum(1 for s in earlier_starts if since <= s < new_start)
 
@@ -119,5 +121,7 @@ def group_fully_resolved(status: AlertStatus, truncated_alerts: int) -> bool:
 
 def earlier_than(moment: datetime, delta: timedelta) -> datetime:
     """``moment - delta``, or the earliest time there is (an alert may start in year 1)."""
-    earliest = datetime.min.replace(tzinfo=UTC)
-    return moment - delta if moment - earliest > delta else earliest
+    return moment - delta if moment - _EARLIEST > delta else _EARLIEST
+
+
+_EARLIEST = datetime.min.replace(tzinfo=UTC)

@@ -138,9 +138,13 @@ class _Decision(IncidentRows):
     def _new_firing(self, alert: AlertEvent) -> None:
         """A new firing episode: end the series' older firing ones, then place it."""
         policy = self.rules.flapping
-        series = sorted(
-            (e for (fp, _), e in self.episodes.items() if fp == alert.fingerprint),
-            key=lambda e: e.starts_at,
+        series = (
+            sorted(
+                (e for (fp, _), e in self.episodes.items() if fp == alert.fingerprint),
+                key=lambda e: e.starts_at,
+            )
+            if alert.fingerprint in self.fingerprints
+            else []
         )
         for earlier in series:
             current = self.episodes[(earlier.fingerprint, earlier.starts_at)]
@@ -175,11 +179,10 @@ class _Decision(IncidentRows):
         self._add_episode(alert, ref, firing=True)
         incident = self.incidents[ref]
         severity = clip(alert.labels.get("severity"), MAX_SEVERITY)
-        incident = evolve(
-            incident,
-            severity=most_severe([incident.severity, severity]),
-            flap_count=max(incident.flap_count, starts),
-        )
+        if severity != incident.severity:
+            incident = evolve(incident, severity=most_severe([incident.severity, severity]))
+        if starts > incident.flap_count:
+            incident = evolve(incident, flap_count=starts)
         if policy.is_flapping(starts):
             if not incident.flapping:
                 detail = {"starts_in_window": starts, "labels": alert.labels}

@@ -50,6 +50,7 @@ class IncidentRows:
         self.runbook_for, self.context_enabled = runbook_for, context_enabled
         self.incidents: dict[int, IncidentRow] = dict(state.incidents or {})
         self.episodes: dict[tuple[str, datetime], EpisodeRow] = dict(state.episodes)
+        self.fingerprints = {fingerprint for fingerprint, _ in self.episodes}  # of the episodes
         self.new: dict[int, NewEpisode] = {}  # episode ref: its insert-only columns
         self.seen: set[int] = set()  # stored episodes seen again, nothing else changed
         self.modified: dict[int, tuple[str, datetime]] = {}  # stored episodes changed
@@ -105,7 +106,10 @@ class IncidentRows:
         incident = self.incidents[ref]
         if runbook.missing:
             self.missing.append(alert.alertname)
-        extra = [v for v in alert.labels.values() if v.lower() not in incident.search_text]
+        # the alerts of a group share most labels: the ones this incident has had already
+        # are in its search text and label index
+        fresh = {k: v for k, v in alert.labels.items() if (ref, k, v) not in self.labels}
+        extra = [v for v in fresh.values() if v.lower() not in incident.search_text]
         self.incidents[ref] = evolve(
             incident,
             runbook_url=incident.runbook_url or runbook.url,
@@ -116,7 +120,7 @@ class IncidentRows:
             if extra
             else incident.search_text,
         )
-        for name, value in indexable(alert.labels):
+        for name, value in indexable(fresh):
             self.labels[(ref, name, value)] = None
         self.touched.add(ref)
         self.changed.add(ref)
@@ -129,6 +133,7 @@ class IncidentRows:
             episode = evolve(episode, **count)
         key = (episode.fingerprint, episode.starts_at)
         self.episodes[key] = episode
+        self.fingerprints.add(episode.fingerprint)
         if episode.ref > 0:
             self.modified[episode.ref] = key
 
@@ -190,10 +195,7 @@ class IncidentRows:
             else:
                 changed.append(row)
         changed_episodes = [self.episodes[self.modified[ref]] for ref in sorted(self.modified)]
-        new_episodes = [
-            evolve(n, row=self.episodes[(n.row.fingerprint, n.row.starts_at)])
-            for n in self.new.values()
-        ]
+        new_episodes = [_with_row(n, self.episodes) for n in self.new.values()]
         gained = {n.row.incident_ref for n in self.new.values()}
         return IntakePlan(
             counts=self.counts,
@@ -232,3 +234,9 @@ def _counted(incident: IncidentRow, now: datetime) -> IncidentRow:
         duplicate_count=incident.duplicate_count + 1,
         last_received_at=now,
     )
+
+
+def _with_row(new: NewEpisode, episodes: dict[tuple[str, datetime], EpisodeRow]) -> NewEpisode:
+    """The new episode with its row as it stands now (resolved or counted again since)."""
+    row = episodes[(new.row.fingerprint, new.row.starts_at)]
+    return new if row is new.row else evolve(new, row=row)

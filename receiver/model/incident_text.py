@@ -64,8 +64,10 @@ def search_text(parts: list[str]) -> str:
 def indexable(labels: dict[str, str]) -> Iterator[tuple[str, str]]:
     """The labels the label index keeps (too long ones are searched in the JSON instead)."""
     for name, value in labels.items():
-        if (
-            len(value.encode()) <= MAX_INDEXED_LABEL_VALUE
-            and len(name.encode()) <= MAX_INDEXED_LABEL_NAME
-        ):
+        if _fits(value, MAX_INDEXED_LABEL_VALUE) and _fits(name, MAX_INDEXED_LABEL_NAME):
             yield name, value
+
+
+def _fits(text: str, limit: int) -> bool:
+    """Whether ``text`` is at most ``limit`` bytes in UTF-8 (a character takes 1 to 4)."""
+    return len(text) * 4 <= limit or len(text.encode()) <= limit

@@ -147,6 +147,40 @@ def test_a_new_alert_joins_the_open_incident():
     assert (5, "gpu", "b") in plan.labels
 
 
+def test_a_new_group_indexes_each_label_once_and_searches_every_alerts_own_values():
+    a, b = alert("a"), alert("b", starts=1)
+    b.labels["node"] = "Node-7"  # a label only the second alert has
+    plan = decide(notification(a, b), state(), NOW, RULES)
+    (opened,) = plan.new_incidents
+    assert sorted(plan.labels) == [
+        (-1, "alertname", "GpuHot"),
+        (-1, "gpu", "a"),
+        (-1, "gpu", "b"),
+        (-1, "node", "Node-7"),
+        (-1, "severity", "warning"),
+    ]
+    words = opened.search_text.split()
+    assert {"a", "b", "node-7", "warning"} <= set(words)
+    assert words.count("gpuhot") == 1 and words.count("warning") == 1
+
+
+def test_a_new_group_takes_the_severity_of_its_most_severe_alert():
+    warning, critical, info = alert("a"), alert("b", starts=1), alert("c", starts=2)
+    critical.labels["severity"], info.labels["severity"] = "critical", "info"
+    plan = decide(notification(warning, critical, info), state(), NOW, RULES)
+    assert plan.new_incidents[0].severity == "critical"
+
+
+def test_a_label_too_long_for_the_index_is_searched_only():
+    long_ = alert("a")
+    long_.labels["prompt"] = "é" * 256  # 512 bytes: the longest value the index keeps
+    longer = alert("b", starts=1)
+    longer.labels["prompt"] = "é" * 257
+    plan = decide(notification(long_, longer), state(), NOW, RULES)
+    assert [v for _, name, v in plan.labels if name == "prompt"] == ["é" * 256]
+    assert "é" * 257 in plan.new_incidents[0].search_text
+
+
 def test_a_newer_start_of_a_firing_series_supersedes_the_old_episode():
     s = state(episode(11, 5, "a", 0), incidents=[incident(5)], open_id=5)
     plan = decide(notification(alert("a", starts=40)), s, NOW, RULES)
