@@ -205,10 +205,11 @@ def utf8_matchers(text: str, build: Build[M]) -> list[M]:
     out: list[M] = []
     while stream.peek().kind not in ("", "}"):
         name = stream.take(_STRINGS, "a label name")
+        label = stream.unquote(name)  # before the operator, as Alertmanager reports it
         op = stream.take(_OPERATORS, "an operator such as =, !=, =~ or !~")
         value = stream.take(_STRINGS, "a label value")
         source = text[name.start : value.end]
-        out.append(build(stream.unquote(name), op.kind, stream.unquote(value), source))
+        out.append(build(label, op.kind, stream.unquote(value), source))
         after = stream.peek()
         if after.kind == ",":
             stream.at += 1

@@ -3,6 +3,8 @@
 import re
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from receiver.model.matchers import MAX_REGEX_LENGTH, Matcher, MatchOp, parse_matchers
 from tests.support.regex_dialects import CASES, CATASTROPHIC, INVALID
@@ -319,3 +321,16 @@ def test_str_quotes_a_name_that_is_not_classic(name, written):
 def test_str_of_a_utf8_name_round_trips_any_value(value):
     matcher = Matcher("gpu.model", MatchOp.NE, value)
     assert Matcher.parse(str(matcher)) == matcher
+
+
+# any text but lone surrogates, which no UTF-8 text holds
+TEXT = st.text(st.characters(exclude_categories=("Cs",)), max_size=12)
+
+
+@settings(max_examples=300, derandomize=True, database=None, deadline=None)
+@given(name=TEXT, op=st.sampled_from([MatchOp.EQ, MatchOp.NE]), value=TEXT)
+def test_str_reads_back_as_the_same_matcher_for_any_name_and_value(name, op, value):
+    matcher = Matcher(name, op, value)
+    assert Matcher.parse(str(matcher)) == matcher
+    assert parse_matchers(str(matcher)) == [matcher]
+    assert parse_matchers(f"{{{matcher}, {matcher}}}") == [matcher, matcher]
