@@ -221,7 +221,7 @@ def utf8_matchers(text: str, build: Build[M]) -> list[M]:
     if braced:
         stream.take(("}",), "a close brace")
     elif end.kind == "}":
-        raise stream.error(end, "no close brace without an open brace")
+        raise _syntax_error(text, f"'}}' at character {end.start + 1} closes no open brace")
     stream.take(("",), "the end of the input")
     return out
 

@@ -50,7 +50,8 @@ class Matcher:
 
     @classmethod
     def parse(cls, text: str) -> Matcher:
-        """Exactly one matcher, read as Alertmanager reads one; ValueError if invalid."""
+        """Exactly one matcher, read as Alertmanager's API reads a filter (no ``{...}``: a text
+        that starts with ``{`` or ends with ``}`` is refused); ValueError if invalid."""
         return fallback_matcher(text, _build)
 
     @property
@@ -79,7 +80,8 @@ class Matcher:
         return found if self.op is MatchOp.RE else not found
 
     def __str__(self) -> str:
-        """Text Alertmanager (0.27+) reads back as this matcher; other names double-quoted."""
+        """Text Alertmanager (0.27+) reads back as this matcher: a classic name bare and the
+        value with the classic escapes; any other name, and then the value, Go-quoted."""
         if CLASSIC_NAME.fullmatch(self.name):
             escaped = self.value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
             return f'{self.name}{self.op.value}"{escaped}"'

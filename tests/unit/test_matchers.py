@@ -287,7 +287,7 @@ def test_parse_matchers_reads_a_list(text, names):
     ("text", "where"),
     [
         ('{"foo"=bar', "end of input at character 11: expected a close brace"),
-        ('"foo"=bar}', "unexpected '}' at character 10"),
+        ('"foo"=bar}', "'}' at character 10 closes no open brace"),
         ('"föö"=~', "end of input at character 8: expected a label value"),
         ("a=b,,c=d", "unexpected ',' at character 5"),
         ('"x"="\\q"', "bad quoted string at character 5"),
