@@ -19,7 +19,7 @@ from receiver.intake import IntakeLimits
 from receiver.metrics import Metrics
 from receiver.model.dedup import FlapPolicy
 from receiver.model.delivery import RetryPolicy
-from receiver.model.matchers import Matcher
+from receiver.model.matchers import parse_matchers
 from receiver.model.routing import Route, Router
 from receiver.notify import build_notifier
 from receiver.notify.outbox import DeliveryWorker
@@ -84,7 +84,11 @@ class Container:
     @cached_property
     def router(self) -> Router:
         routes = tuple(
-            Route(tuple(Matcher.parse(m) for m in r.matchers), tuple(r.receivers), r.continue_)
+            Route(
+                tuple(m for text in r.matchers for m in parse_matchers(text)),
+                tuple(r.receivers),
+                r.continue_,
+            )
             for r in self.settings.routes
         )
         return Router(routes, tuple(self.settings.default_receivers))

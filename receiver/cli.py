@@ -22,6 +22,7 @@ from prometheus_client import start_http_server
 from receiver.bootstrap import Container, bootstrap, load_catalogues, load_slos, utc_now
 from receiver.logs import configure_logging
 from receiver.metrics import MULTIPROC_ENV
+from receiver.model.go_strings import go_unquote
 from receiver.settings import ConfigError, Settings, load_settings
 from receiver.store import migrate
 from receiver.worker import prune_incidents, prune_raw_payloads, run_worker
@@ -233,13 +234,10 @@ def routes() -> None:
 @click.argument("labels", nargs=-1, required=True)
 @click.option("--config", "-c", help=CONFIG_HELP)
 def routes_test(labels: tuple[str, ...], config: str | None) -> None:
-    """Print the receivers a label set reaches: receiver routes test severity=critical ..."""
-    label_set = {}
-    for item in labels:
-        name, sep, value = item.partition("=")
-        if not sep or not name:
-            raise click.BadParameter(f"expected label=value, got {item!r}")
-        label_set[name] = value
+    """Print the receivers a label set reaches: receiver routes test severity=critical ...
+
+    A name holding ``=`` goes in double quotes, Go escapes allowed: '"a=b"=value'."""
+    label_set = dict(_label_arg(item) for item in labels)
     container = _container(_settings(config))
     reached = container.router.receivers_for(label_set)
     if not reached:
@@ -247,6 +245,25 @@ def routes_test(labels: tuple[str, ...], config: str | None) -> None:
         sys.exit(1)
     for name in reached:
         click.echo(f"{name} ({container.settings.receivers[name].type})")
+
+
+def _label_arg(item: str) -> tuple[str, str]:
+    """``name=value``; a double-quoted name may hold any character (a dot, ``=``, a space)."""
+    if item.startswith('"'):
+        end = 1
+        while end < len(item) and item[end] != '"':
+            end += 2 if item[end] == "\\" else 1
+        try:
+            name = go_unquote(item[: end + 1]) if end < len(item) else None
+        except ValueError as exc:
+            raise click.BadParameter(f"bad quoted label name in {item!r}: {exc}") from None
+        rest = item[end + 1 :]
+    else:
+        name, sep, value = item.partition("=")
+        rest = sep + value
+    if not name or not rest.startswith("="):
+        raise click.BadParameter(f"expected label=value, got {item!r}")
+    return name, rest[1:]
 
 
 @main.group()

@@ -16,7 +16,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from receiver.model.alerts import Runbook
-from receiver.model.matchers import Matcher
+from receiver.model.matchers import Matcher, parse_matchers
 from receiver.settings import MatcherTexts, dotted
 
 __all__ = ["CatalogueError", "Runbook", "RunbookCatalogue"]
@@ -91,7 +91,7 @@ class RunbookCatalogue:
                     url=parsed.url,
                     guidance=parsed.guidance,
                     alertname=parsed.alertname,
-                    matchers=tuple(Matcher.parse(m) for m in parsed.matchers),
+                    matchers=tuple(m for text in parsed.matchers for m in parse_matchers(text)),
                 )
             )
         if errors:

@@ -1,5 +1,7 @@
 """Label matchers as Alertmanager writes them: ``name="v"``, ``!=``, ``=~``, ``!~``.
 
+The text is read as Alertmanager's default (fallback) mode reads it: see ``matcher_syntax``.
+
 Regexes are RE2, as in Alertmanager (Go's regexp implements RE2's syntax), and anchored the way
 Alertmanager anchors them, ``^(?:v)$``: in RE2 ``$`` is the end of the text only, never before a
 trailing newline (Python's ``$`` would be). RE2 matches in time linear in the value and has no
@@ -8,14 +10,14 @@ backreferences or lookaround, so no pattern can backtrack.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
 import re2
 
-_MATCHER = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(=~|!~|!=|=)\s*(.*?)\s*$", re.DOTALL)
+from receiver.model.go_strings import go_quote
+from receiver.model.matcher_syntax import CLASSIC_NAME, fallback_matcher, fallback_matchers
 
 MAX_REGEX_LENGTH = 1000
 """The longest regex a matcher may hold, in characters. A person's matcher, even a list of
@@ -48,17 +50,9 @@ class Matcher:
 
     @classmethod
     def parse(cls, text: str) -> Matcher:
-        """Parse ``name<op>value``; the value may be double-quoted. Raise ValueError if invalid."""
-        match = _MATCHER.match(text)
-        if not match:
-            raise ValueError(f"not a label matcher: {text!r} (expected name=value, !=, =~ or !~)")
-        name, op, value = match.groups()
-        if len(value) >= 2 and value[0] == value[-1] == '"':
-            value = _unquote(value[1:-1], text)
-        elif '"' in value:
-            raise ValueError(f"badly quoted value in matcher {text!r}: unbalanced double quote")
-        compiled = _compile(name, value, text) if op in (MatchOp.RE, MatchOp.NRE) else None
-        return cls(name, MatchOp(op), value, compiled)
+        """Exactly one matcher, read as Alertmanager's API reads a filter (no ``{...}``: a text
+        that starts with ``{`` or ends with ``}`` is refused); ValueError if invalid."""
+        return fallback_matcher(text, _build)
 
     @property
     def anchored(self) -> str:
@@ -86,8 +80,25 @@ class Matcher:
         return found if self.op is MatchOp.RE else not found
 
     def __str__(self) -> str:
-        escaped = self.value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-        return f'{self.name}{self.op.value}"{escaped}"'
+        """Text Alertmanager (0.27+) reads back as this matcher: a classic name bare and the
+        value with the classic escapes; any other name, and then the value, Go-quoted."""
+        if CLASSIC_NAME.fullmatch(self.name):
+            escaped = self.value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+            return f'{self.name}{self.op.value}"{escaped}"'
+        return f"{go_quote(self.name)}{self.op.value}{go_quote(self.value)}"
+
+
+def parse_matchers(text: str) -> list[Matcher]:
+    """Zero or more matchers (one, ``a=b, c=~d``, ``{...}``), read as Alertmanager reads a list.
+
+    Classic (``name=value``, classic name, value optionally quoted) and UTF-8 forms
+    (``"service.name"="x"``, Go escapes in quotes) are both taken; ValueError if invalid."""
+    return fallback_matchers(text, _build)
+
+
+def _build(name: str, op: str, value: str, text: str) -> Matcher:
+    compiled = _compile(name, value, text) if op in (MatchOp.RE, MatchOp.NRE) else None
+    return Matcher(name, MatchOp(op), value, compiled)
 
 
 def _anchor(regex: str) -> str:
@@ -127,23 +138,3 @@ def _has_any_byte_escape(regex: str) -> bool:
         else:
             i += 2
     return False
-
-
-def _unquote(inner: str, text: str) -> str:
-    """Undo Alertmanager's escapes in a quoted value: \\" \\\\ and \\n; other backslashes stay."""
-    trailing = len(inner) - len(inner.rstrip("\\"))
-    if trailing % 2:
-        raise ValueError(f"badly quoted value in matcher {text!r}: unterminated quote")
-    out: list[str] = []
-    i = 0
-    while i < len(inner):
-        char = inner[i]
-        if char == '"':
-            raise ValueError(f"badly quoted value in matcher {text!r}: unescaped double quote")
-        if char == "\\" and i + 1 < len(inner) and inner[i + 1] in '"\\n':
-            out.append("\n" if inner[i + 1] == "n" else inner[i + 1])
-            i += 2
-            continue
-        out.append(char)
-        i += 1
-    return "".join(out)

@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, ConfigDict, Field, SecretStr, field_validator
 
-from receiver.model.matchers import Matcher
+from receiver.model.matchers import parse_matchers
 from receiver.settings.base import _Section
 
 PagerDutySeverity = Literal["critical", "error", "warning", "info"]
@@ -61,12 +61,13 @@ Receiver = Annotated[PagerDutyReceiver | SlackReceiver, Field(discriminator="typ
 
 def _valid_matchers(values: list[str]) -> list[str]:
     for value in values:
-        Matcher.parse(value)  # ValueError names the problem
+        parse_matchers(value)  # ValueError names the problem
     return values
 
 
 MatcherTexts = Annotated[list[str], AfterValidator(_valid_matchers)]
-"""Label matchers in Alertmanager's syntax, checked when the configuration loads."""
+"""Label matchers in Alertmanager's syntax, checked when the configuration loads; as in
+Alertmanager's ``matchers:``, an entry may hold several (``a="b", c=~"d"`` or ``{...}``)."""
 
 
 class RouteSettings(_Section):

@@ -9,7 +9,7 @@ from werkzeug.datastructures import MultiDict
 from werkzeug.routing import IntegerConverter
 
 from receiver.intake import parse_time
-from receiver.model.matchers import Matcher
+from receiver.model.matchers import Matcher, MatchOp, parse_matchers
 from receiver.store.queries import MAX_LIMIT, MAX_ROW_ID, IncidentFilter, decode_cursor
 
 STATUSES = ("firing", "resolved", "acknowledged")
@@ -40,7 +40,8 @@ def parse_list_query(args: MultiDict[str, str], default_limit: int) -> ListQuery
     ]
     if errors:  # no stored text holds NUL (the intake refuses it), and Postgres cannot take it
         return ListQuery(IncidentFilter(), default_limit, None, errors)
-    labels = args.getlist("label") + [f'model="{m}"' for m in args.getlist("model") if m]
+    models = [str(Matcher("model", MatchOp.EQ, m)) for m in args.getlist("model") if m]
+    labels = args.getlist("label") + models
     flt = IncidentFilter(
         status=_present(args.getlist("status")),
         severity=_present(args.getlist("severity")),
@@ -68,10 +69,14 @@ def _present(values: list[str]) -> list[str]:
 
 
 def _matchers(texts: list[str], errors: list[dict[str, str]]) -> list[Matcher]:
-    out = []
+    """Each ``label`` is one matcher, as Alertmanager's API reads a filter, or a ``{...}`` list."""
+    out: list[Matcher] = []
     for text in texts:
         try:
-            out.append(Matcher.parse(text))
+            if text.lstrip().startswith("{"):
+                out += parse_matchers(text)
+            else:
+                out.append(Matcher.parse(text))
         except ValueError as exc:
             errors.append({"field": "label", "message": str(exc)})
     return out

@@ -109,6 +109,37 @@ def test_check_config_lists_every_mistake_of_a_config_at_once(cli: Run, tmp_path
     assert any(e.startswith("- log_level:") and "DEBUG" in e for e in errors), errors
 
 
+def test_routes_test_reads_utf8_matchers_and_quoted_label_names(cli: Run, tmp_path: Path) -> None:
+    doc = yaml.safe_load(EXAMPLE.read_text(encoding="utf-8"))
+    doc["routes"] = [
+        {
+            "matchers": ['{"service.name"="api", "gpu model"=~"A100|H100"}'],
+            "receivers": ["pagerduty_critical"],
+        },
+        {"matchers": ["模型=llama", '"a=b"="c"'], "receivers": ["slack_warnings"]},
+    ]
+    doc["default_receivers"] = []
+    for key in ("runbooks_path", "context_path", "slos_path"):
+        doc[key] = str(EXAMPLE.parent / doc[key])
+    config = str(write_yaml(tmp_path / "utf8.yaml", doc))
+    (tmp_path / "pd").write_text("R" * 32)
+    (tmp_path / "slack").write_text("xoxb-routes-test")
+    env = {
+        "RECEIVER_AUTH__BEARER_TOKENS": TOKEN,
+        "RECEIVER_RECEIVERS__PAGERDUTY_CRITICAL__ROUTING_KEY_FILE": str(tmp_path / "pd"),
+        "RECEIVER_RECEIVERS__SLACK_WARNINGS__TOKEN_FILE": str(tmp_path / "slack"),
+    }
+    paged = cli("routes", "test", "service.name=api", "gpu model=H100", "--config", config, **env)
+    assert paged.exit_code == 0, paged.output
+    assert paged.stdout.splitlines() == ["pagerduty_critical (pagerduty)"]
+    posted = cli("routes", "test", "模型=llama", '"a=b"=c', "--config", config, **env)
+    assert posted.stdout.splitlines() == ["slack_warnings (slack)"], posted.output
+    missed = cli("routes", "test", "模型=llama", "a=b=c", "--config", config, **env)
+    assert missed.exit_code == 1 and "no receiver" in missed.stdout  # the name is "a" here
+    bad = cli("routes", "test", '"a=b', "--config", config, **env)
+    assert bad.exit_code == 2 and "expected label=value" in bad.stderr
+
+
 def test_replay_in_process_stores_every_recorded_request(cli: Run, tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'replay.db'}"
     result = cli("replay", str(SCENARIO), RECEIVER_DATABASE_URL=url)

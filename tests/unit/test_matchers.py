@@ -3,8 +3,10 @@
 import re
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from receiver.model.matchers import MAX_REGEX_LENGTH, Matcher, MatchOp
+from receiver.model.matchers import MAX_REGEX_LENGTH, Matcher, MatchOp, parse_matchers
 from tests.support.regex_dialects import CASES, CATASTROPHIC, INVALID
 
 
@@ -35,6 +37,11 @@ def regex(pattern: str, op: str = "=~") -> Matcher:
         ("_private=x", "_private", MatchOp.EQ, "x"),
         ("a=b=c", "a", MatchOp.EQ, "b=c"),
         ("a==b", "a", MatchOp.EQ, "=b"),
+        # not classic names: Alertmanager's fallback mode reads them with its UTF-8 parser
+        ('1model="x"', "1model", MatchOp.EQ, "x"),
+        ('model-name="x"', "model-name", MatchOp.EQ, "x"),
+        ('"service.name"=~"api.*"', "service.name", MatchOp.RE, "api.*"),
+        ("a=b,c", "a", MatchOp.EQ, "b,c"),  # one matcher: the classic reading, all the rest
     ],
 )
 def test_a_matcher_parses_name_operator_and_value(text, name, op, value):
@@ -165,9 +172,9 @@ def test_a_quoted_regex_with_backslash_escapes_is_accepted_like_alertmanager():
         "model",
         "llama2_7b",
         '="x"',
-        '1model="x"',
-        'model-name="x"',
         'model~="x"',
+        "{a=b}",  # a list, not one matcher
+        "a=b}",
         'model<>"x"',
     ],
     ids=repr,
@@ -234,3 +241,96 @@ def test_str_writes_the_value_double_quoted():
 def test_stray_double_quotes_are_rejected_like_alertmanager(text):
     with pytest.raises(ValueError, match="quote"):
         Matcher.parse(text)
+
+
+@pytest.mark.parametrize(
+    ("quoted", "value"),
+    [
+        (r'"\a\b\f\n\r\t\v\\\""', '\a\b\f\n\r\t\v\\"'),
+        (r'"\x41\101\u00e9\U0001F642"', "AAé🙂"),
+        (r'"\xc3\xa9"', "é"),  # bytes that make UTF-8
+        ('"tab\there"', "tab\there"),  # a literal tab is fine, a literal line break is not
+    ],
+)
+def test_quoted_strings_take_gos_escapes(quoted, value):
+    assert Matcher.parse(f'"x"={quoted}').value == value
+
+
+@pytest.mark.parametrize(
+    "quoted",
+    [
+        *(r'"\'"', r'"\?"', r'"\q"', r'"\x4"', r'"\400"', r'"\12"', r'"\ud800"'),
+        *(r'"\U00110000"', r'"\xff"', '"line\nbreak"'),
+    ],
+    ids=repr,
+)
+def test_what_go_does_not_unquote_is_refused(quoted):
+    with pytest.raises(ValueError, match="not a label matcher"):
+        Matcher.parse(f'"x"={quoted}')
+
+
+@pytest.mark.parametrize(
+    ("text", "names"),
+    [
+        ('{"service.name"="api", "gpu model"=~"A100|H100"}', ["service.name", "gpu model"]),
+        ("service.name=api, 模型=llama", ["service.name", "模型"]),
+        ('model="a, b", severity!=info', ["model", "severity"]),
+        ("{}", []),
+        ("", []),
+    ],
+)
+def test_parse_matchers_reads_a_list(text, names):
+    assert [m.name for m in parse_matchers(text)] == names
+
+
+@pytest.mark.parametrize(
+    ("text", "where"),
+    [
+        ('{"foo"=bar', "end of input at character 11: expected a close brace"),
+        ('"foo"=bar}', "'}' at character 10 closes no open brace"),
+        ('"föö"=~', "end of input at character 8: expected a label value"),
+        ("a=b,,c=d", "unexpected ',' at character 5"),
+        ('"x"="\\q"', "bad quoted string at character 5"),
+    ],
+)
+def test_syntax_errors_name_the_problem_and_where(text, where):
+    with pytest.raises(ValueError, match="not a label matcher") as caught:
+        parse_matchers(text)
+    assert where in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("name", "written"),
+    [
+        ("model", 'model="v"'),
+        ("a:b", 'a:b="v"'),
+        ("service.name", '"service.name"="v"'),
+        ("gpu model", '"gpu model"="v"'),
+        ("模型", '"模型"="v"'),
+        ('q"uote', '"q\\"uote"="v"'),
+        ("", '""="v"'),
+    ],
+)
+def test_str_quotes_a_name_that_is_not_classic(name, written):
+    matcher = Matcher(name, MatchOp.EQ, "v")
+    assert str(matcher) == written
+    assert Matcher.parse(written) == matcher and parse_matchers(written) == [matcher]
+
+
+@pytest.mark.parametrize("value", ["a\tb", 'say "hi"\n', "\\d+", "\x00\x7f\u00a0\u2028🙂"])
+def test_str_of_a_utf8_name_round_trips_any_value(value):
+    matcher = Matcher("gpu.model", MatchOp.NE, value)
+    assert Matcher.parse(str(matcher)) == matcher
+
+
+# any text but lone surrogates, which no UTF-8 text holds
+TEXT = st.text(st.characters(exclude_categories=("Cs",)), max_size=12)
+
+
+@settings(max_examples=300, derandomize=True, database=None, deadline=None)
+@given(name=TEXT, op=st.sampled_from([MatchOp.EQ, MatchOp.NE]), value=TEXT)
+def test_str_reads_back_as_the_same_matcher_for_any_name_and_value(name, op, value):
+    matcher = Matcher(name, op, value)
+    assert Matcher.parse(str(matcher)) == matcher
+    assert parse_matchers(str(matcher)) == [matcher]
+    assert parse_matchers(f"{{{matcher}, {matcher}}}") == [matcher, matcher]

@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from receiver.bootstrap import Container
 from receiver.model.delivery import RetryPolicy
 from receiver.model.matchers import Matcher
 from receiver.model.routing import Route, Router
@@ -172,3 +173,47 @@ def test_a_send_in_doubt_is_never_too_old_while_its_incident_fires():
     assert not policy.is_dead(created, late, in_doubt=True, firing=True)
     assert policy.is_dead(created, late, in_doubt=True, firing=False)  # resolved: age counts
     assert policy.is_dead(created, late, in_doubt=False, firing=True)
+
+
+def test_a_route_matchers_entry_may_hold_a_list_as_in_alertmanager():
+    settings = load_settings(
+        environ={},
+        require_auth=False,
+        overrides={
+            "routes": [
+                {
+                    "matchers": ['{severity="critical", "service.name"=~"api.*"}', "模型=llama"],
+                    "receivers": ["x"],
+                }
+            ],
+            "receivers": {"x": {"type": "slack", "token": "xoxb-test", "channel": "#c"}},
+        },
+    )
+    router = Container(settings, engine=None).router  # type: ignore[arg-type]
+    [only] = router.routes
+    assert [str(m) for m in only.matchers] == [
+        'severity="critical"',
+        '"service.name"=~"api.*"',
+        '"模型"="llama"',
+    ]
+    labels = {"severity": "critical", "service.name": "api-1", "模型": "llama"}
+    assert router.receivers_for(labels) == ["x"]
+    assert router.receivers_for({**labels, "模型": "mistral"}) == []
+
+
+@pytest.mark.parametrize(
+    ("entry", "problem"),
+    [
+        ("a=b,c", "character 6: expected an operator"),  # a list entry: "c" is no matcher
+        ('{"service.name"=api', "expected a close brace"),
+    ],
+)
+def test_config_names_the_bad_part_of_a_matchers_entry(entry, problem):
+    with pytest.raises(ConfigError) as caught:
+        load_settings(
+            environ={},
+            require_auth=False,
+            overrides={"routes": [{"matchers": [entry], "receivers": ["x"]}]},
+        )
+    assert caught.value.errors[0].startswith("routes.0.matchers")
+    assert problem in caught.value.errors[0]

@@ -243,3 +243,13 @@ def test_the_shipped_gpu_memory_entry_says_scale_down_batch_size_and_add_instanc
 
 def test_the_shipped_catalogue_leaves_unknown_alerts_missing(shipped):
     assert shipped.resolve({"alertname": "NodeDiskFull"}, {}).missing
+
+
+def test_a_matchers_entry_may_be_a_list_with_utf8_names(tmp_path):
+    path = tmp_path / "runbooks.yaml"
+    entry = {"name": "gpu", "url": "https://rb/gpu", "matchers": ['{"gpu model"=~"H.*", 模型=x}']}
+    path.write_text(yaml.safe_dump({"runbooks": [entry]}, allow_unicode=True), encoding="utf-8")
+    [loaded] = RunbookCatalogue.load(path).entries
+    assert [m.name for m in loaded.matchers] == ["gpu model", "模型"]
+    assert loaded.matches({"gpu model": "H100", "模型": "x"})
+    assert not loaded.matches({"gpu model": "A100", "模型": "x"})
