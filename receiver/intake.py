@@ -7,6 +7,7 @@ omit are accepted; missing identity is derived (see ``receiver.model.alerts``) a
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
@@ -104,6 +105,10 @@ class WebhookIn(_Lenient):
     common_labels: LabelSet = Field(default_factory=dict, alias="commonLabels")
     common_annotations: LabelSet = Field(default_factory=dict, alias="commonAnnotations")
     external_url: StrictStr | None = Field(default=None, alias="externalURL")
+    # Alertmanager 0.32+: why this notification was sent ("first notification", ...)
+    notification_reason: StrictStr | None = None
+    # Alertmanager 0.34+: the labels of the route that sent it
+    route_labels: LabelSet = Field(default_factory=dict, alias="routeLabels")
     alerts: list[AlertIn] = Field(min_length=1)
 
 
@@ -117,10 +122,12 @@ _FIELD_NAMES = {
     "common_labels": "commonLabels",
     "common_annotations": "commonAnnotations",
     "external_url": "externalURL",
+    "route_labels": "routeLabels",
 }
 
 
 MAX_ERRORS = 20  # field errors listed in one answer
+MAX_REASON = 64  # characters of notification_reason kept (Alertmanager's are ~25)
 
 
 @dataclass(frozen=True)
@@ -153,23 +160,28 @@ def _limit_errors(payload: WebhookIn, limits: IntakeLimits) -> list[dict[str, st
         message = f"{len(payload.alerts)} alerts; at most {limits.max_alerts} per request"
         return [{"field": "alerts", "message": message}]
     errors = []
-    for i, alert in enumerate(payload.alerts):
-        for name, pairs, longest in (
-            ("labels", alert.labels, limits.max_label_value),
-            ("annotations", alert.annotations, limits.max_annotation_value),
-        ):
-            where = f"alerts[{i}].{name}"
-            if len(pairs) > limits.max_labels:
-                message = f"{len(pairs)} entries; at most {limits.max_labels}"
-                errors.append({"field": where, "message": message})
-            for key, value in pairs.items():
-                if len(key) > limits.max_label_value or len(value) > longest:
-                    message = f"longer than the limit ({limits.max_label_value} characters for "
-                    message += f"a name, {longest} for a value)"
-                    errors.append({"field": f"{where}.{key[:64]}", "message": message})
+    for where, pairs, longest in _label_sets(payload, limits):
+        if len(pairs) > limits.max_labels:
+            message = f"{len(pairs)} entries; at most {limits.max_labels}"
+            errors.append({"field": where, "message": message})
+        for key, value in pairs.items():
+            if len(key) > limits.max_label_value or len(value) > longest:
+                message = f"longer than the limit ({limits.max_label_value} characters for "
+                message += f"a name, {longest} for a value)"
+                errors.append({"field": f"{where}.{key[:64]}", "message": message})
         if len(errors) >= MAX_ERRORS:
             break
     return errors[:MAX_ERRORS]
+
+
+def _label_sets(
+    payload: WebhookIn, limits: IntakeLimits
+) -> Iterator[tuple[str, dict[str, str], int]]:
+    """Each label or annotation set with its path and its longest value."""
+    yield "routeLabels", payload.route_labels, limits.max_label_value
+    for i, alert in enumerate(payload.alerts):
+        yield f"alerts[{i}].labels", alert.labels, limits.max_label_value
+        yield f"alerts[{i}].annotations", alert.annotations, limits.max_annotation_value
 
 
 def _to_notification(payload: WebhookIn, receiver_hint: str | None) -> Notification:
@@ -203,6 +215,8 @@ def _to_notification(payload: WebhookIn, receiver_hint: str | None) -> Notificat
         external_url=payload.external_url,
         truncated_alerts=payload.truncated_alerts,
         version=payload.version,
+        notification_reason=(payload.notification_reason or "")[:MAX_REASON] or None,
+        route_labels=payload.route_labels,
     )
 
 
@@ -216,6 +230,8 @@ def _nul_errors(payload: WebhookIn) -> list[dict[str, str]]:
         ("groupLabels", payload.group_labels),
         ("commonLabels", payload.common_labels),
         ("commonAnnotations", payload.common_annotations),
+        ("notification_reason", payload.notification_reason),
+        ("routeLabels", payload.route_labels),
     ]
     for i, alert in enumerate(payload.alerts):
         places += [

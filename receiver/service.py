@@ -159,6 +159,7 @@ def apply_notification(
         remote_addr=raw.remote_addr,
         user_agent=raw.user_agent,
         external_url=n.external_url,
+        notification_reason=n.notification_reason,
     )
     heartbeat = beats[0].alertname if beats else None
     result.receipt_id = uow.intake_writes.apply(

@@ -52,6 +52,8 @@ class Notification:
     truncated_alerts: int = 0
     version: str | None = None
     group_key_derived: bool = False
+    notification_reason: str | None = None  # Alertmanager 0.32+
+    route_labels: dict[str, str] = field(default_factory=dict)  # Alertmanager 0.34+
 
     @property
     def group_key_sha256(self) -> str:

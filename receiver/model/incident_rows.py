@@ -18,6 +18,7 @@ from receiver.model.incident_text import (
     clip,
     indexable,
     opening_row,
+    route_only_labels,
     search_text,
 )
 from receiver.model.intake_state import (
@@ -70,6 +71,9 @@ class IncidentRows:
         ref = -1 - len(self.new_incident_refs)
         self.new_incident_refs.append(ref)
         self.incidents[ref] = opening_row(ref, self.n, alert, self.now, firing)
+        if self.n.route_labels:  # the alerts' own labels are indexed with their episodes
+            for name, value in indexable(route_only_labels(self.n)):
+                self.labels[(ref, name, value)] = None
         if firing:
             self.opened.add(ref)
         kind = "opened" if firing else "opened_by_resolve"
@@ -144,6 +148,8 @@ class IncidentRows:
         self.changed.add(episode.incident_ref)
 
     def _event(self, ref: int, kind: str, fingerprint: str | None, detail: dict[str, Any]) -> None:
+        if self.n.notification_reason:  # why Alertmanager sent it (0.32+), for the timeline
+            detail = {**detail, "notification_reason": self.n.notification_reason}
         self.events.append(TimelineEvent(ref, kind, fingerprint, detail))
 
     def _resolve(self, ref: int) -> None:

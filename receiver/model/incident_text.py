@@ -23,6 +23,8 @@ def opening_row(
     title = n.common_annotations.get("summary") or alert.annotations.get("summary")
     title = (title or alert.alertname)[:MAX_TITLE]
     labels = n.common_labels or alert.labels
+    if n.route_labels:
+        labels = {**labels, **route_only_labels(n)}
     return IncidentRow(
         ref=ref,
         status=FIRING if firing else RESOLVED,
@@ -39,7 +41,18 @@ def opening_row(
         first_received_at=now,
         last_received_at=now,
         opened_by_resolve=not firing,
+        route_labels=n.route_labels,
     )
+
+
+def route_only_labels(n: Notification) -> dict[str, str]:
+    """The route's labels (Alertmanager 0.34+) that none of the alerts carries: the incident
+    takes them as its own, so routes, filters and the search see them."""
+    return {
+        name: value
+        for name, value in n.route_labels.items()
+        if all(name not in a.labels for a in n.alerts)
+    }
 
 
 def brief(alert: AlertEvent) -> dict[str, object]:

@@ -57,6 +57,7 @@ class IncidentRow:
     runbook_url: str | None = None
     guidance: str | None = None
     runbook_missing: bool = False
+    route_labels: dict[str, str] = field(default_factory=dict)  # as Alertmanager sent them
 
 
 @dataclass(frozen=True)

@@ -50,6 +50,7 @@ class IncidentSummary:
     runbook_missing: bool
     acknowledged_at: datetime | None
     acknowledged_by: str | None
+    route_labels: Mapping[str, str]  # of the Alertmanager route that sent it (0.34+)
 
     @property
     def duration_seconds(self) -> float:
@@ -167,6 +168,7 @@ class PayloadRef:
     user_agent: str | None
     external_url: str | None
     summary: Mapping[str, Any]
+    notification_reason: str | None  # why Alertmanager sent it (0.32+)
 
 
 @dataclass(frozen=True)

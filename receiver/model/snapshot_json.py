@@ -78,6 +78,7 @@ def summary_json(i: IncidentSummary) -> dict[str, Any]:
         "runbook_missing": i.runbook_missing,
         "acknowledged_at": _time(i.acknowledged_at),
         "acknowledged_by": i.acknowledged_by,
+        "route_labels": i.route_labels,
     }
 
 
@@ -163,6 +164,7 @@ def _payload(p: PayloadRef) -> dict[str, Any]:
         "user_agent": p.user_agent,
         "external_url": p.external_url,
         "summary": p.summary,
+        "notification_reason": p.notification_reason,
         "href": f"/api/v1/payloads/{p.receipt}",
     }
 

@@ -102,6 +102,7 @@ class Receipt:
     remote_addr: str | None
     user_agent: str | None
     external_url: str | None
+    notification_reason: str | None = None
 
 
 class IntakeWrites(CoreRepository):
@@ -135,6 +136,7 @@ class IntakeWrites(CoreRepository):
                 "user_agent": (receipt.user_agent or "")[:255] or None,
                 "external_url": receipt.external_url,
                 "summary": summarize(touched),
+                "notification_reason": receipt.notification_reason,
             },
         )
         self._many(ADD_EPISODES, [_episode_values(n, ids, group_id) for n in plan.new_episodes])

@@ -246,4 +246,5 @@ def _payload(r: WebhookReceipt, size: int) -> PayloadRef:
         user_agent=r.user_agent,
         external_url=r.external_url,
         summary=r.summary,
+        notification_reason=r.notification_reason,
     )

@@ -166,6 +166,11 @@ class Incident(Base):
     runbook_missing: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     acknowledged_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     acknowledged_by: Mapped[str | None] = mapped_column(String(255))
+    # the labels of the Alertmanager route that sent it (0.34+); those no alert carries are in
+    # ``labels`` too
+    route_labels: Mapped[dict[str, str]] = mapped_column(
+        JsonDoc, default=dict, server_default=text("'{}'")
+    )
 
 
 class IncidentLabel(Base):
@@ -287,6 +292,7 @@ class WebhookReceipt(Base):
     user_agent: Mapped[str | None] = mapped_column(String(255))
     external_url: Mapped[str | None] = mapped_column(Text)
     summary: Mapped[dict[str, Any]] = mapped_column(JsonDoc)
+    notification_reason: Mapped[str | None] = mapped_column(String(64))  # Alertmanager 0.32+
 
 
 class IncidentReceipt(Base):

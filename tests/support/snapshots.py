@@ -107,6 +107,7 @@ def snapshot(**changes: Any) -> IncidentSnapshot:
         runbook_missing=False,
         acknowledged_at=None,
         acknowledged_by=None,
+        route_labels={},
         group=Group("", "{}:{}", False, {}),
         guidance=None,
         alerts=(),

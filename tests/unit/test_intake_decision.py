@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from receiver.model.alerts import AlertEvent, AlertStatus, Notification, Runbook
@@ -291,3 +292,28 @@ def test_an_opened_incident_triggers_every_routed_receiver_and_a_repeat_queues_n
     assert plan_deliveries(repeat, {}, OUTBOX, NOW) == plan_deliveries(
         IntakePlan({}, ()), {}, OUTBOX, NOW
     )
+
+
+def test_route_labels_no_alert_carries_join_the_incidents_labels_and_index():
+    n = replace(
+        notification(alert("a"), alert("b", starts=1)),
+        route_labels={"team": "ml-serving", "gpu": "from-the-route"},
+    )
+    plan = decide(n, state(), NOW, RULES)
+    (opened,) = plan.new_incidents
+    assert opened.route_labels == {"team": "ml-serving", "gpu": "from-the-route"}
+    assert opened.labels["team"] == "ml-serving" and opened.labels["gpu"] == "a"  # the alerts win
+    assert (-1, "team", "ml-serving") in plan.labels
+    assert (-1, "gpu", "from-the-route") not in plan.labels
+    assert "ml-serving" in opened.search_text
+
+
+def test_every_event_of_a_notification_says_why_alertmanager_sent_it():
+    n = replace(
+        notification(alert("a"), alert("b", starts=1)), notification_reason="first notification"
+    )
+    plan = decide(n, state(), NOW, RULES)
+    assert kinds(plan) == ["opened", "alert_added"]
+    assert {e.detail["notification_reason"] for e in plan.events} == {"first notification"}
+    plain = decide(notification(alert("a")), state(), NOW, RULES)
+    assert "notification_reason" not in plain.events[0].detail

@@ -126,8 +126,7 @@ def test_the_zero_time_is_not_accepted_as_a_start():
 def test_unknown_fields_at_every_level_are_ignored():
     doc = recorded("008.json")
     body = copy.deepcopy(doc["body"])
-    body["notification_reason"] = "repeat_interval"
-    body["routeLabels"] = {"severity": "warning"}
+    body["groupInfo"] = {"nested": [1, 2]}
     for sent in body["alerts"]:
         sent["silenceURL"] = "http://example.com/silence"
         sent["extra"] = {"nested": [1, 2]}
@@ -292,3 +291,38 @@ def test_error_messages_say_what_was_expected():
     assert "yesterday" in messages["alerts[3].startsAt"]
     assert "firing" in messages["alerts[3].status"]
     assert "resolved" in messages["alerts[3].status"]
+
+
+# -- Alertmanager 0.32+ and 0.34+ fields ---------------------------------------------------------
+
+
+def test_the_notification_reason_and_route_labels_are_read_when_sent():
+    n = parse(minimal(notification_reason="new alerts added", routeLabels={"team": "ml"}))
+    assert n.notification_reason == "new alerts added"
+    assert n.route_labels == {"team": "ml"}
+
+
+def test_an_older_alertmanager_sends_neither_and_an_empty_reason_is_none():
+    assert parse(minimal()).notification_reason is None
+    assert parse(minimal()).route_labels == {}
+    assert parse(minimal(notification_reason="")).notification_reason is None
+
+
+def test_an_overlong_reason_is_cut_not_refused():
+    n = parse(minimal(notification_reason="x" * 500))
+    assert n.notification_reason == "x" * 64
+
+
+@pytest.mark.parametrize(
+    ("fields", "field"),
+    [
+        ({"notification_reason": 3}, "notification_reason"),
+        ({"routeLabels": ["team"]}, "routeLabels"),
+        ({"routeLabels": {"team": 1}}, "routeLabels.team"),
+        ({"notification_reason": "a\u0000b"}, "notification_reason"),
+        ({"routeLabels": {"team": "a\u0000b"}}, "routeLabels"),
+        ({"routeLabels": {"team": "x" * 5000}}, "routeLabels.team"),
+    ],
+)
+def test_bad_new_fields_are_refused_naming_them(fields, field):
+    assert fields_of(minimal(**fields)) == [field]
