@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from tests.fixtures.recording import summary, timeline_line
+from tests.fixtures.recording import load_set, summary, timeline_line
 from tests.fixtures.scenarios import alertmanager_config, duplicates, scenarios
 from tests.support.payloads import FIXTURE_SETS
 
@@ -23,6 +23,13 @@ def test_the_scenario_folders_are_what_the_recorder_picks_from_all():
         assert [json.loads(f.read_text()) for f in files] == picked, name
 
 
+def test_the_start_read_back_from_the_set_is_the_recorded_one_to_a_millisecond():
+    requests, start = load_set(ROOT)
+    assert requests == REQUESTS
+    for entry in json.loads((ROOT / "flapping" / "index.json").read_text())["files"]:
+        assert abs(requests[entry["seq"] - 1]["received_unix"] - start - entry["t"]) <= 0.0015
+
+
 def test_index_entries_and_timeline_lines_come_from_the_request():
     index = json.loads((ROOT / "group-growth" / "index.json").read_text())
     entry = index["files"][0]
@@ -31,10 +38,11 @@ def test_index_entries_and_timeline_lines_come_from_the_request():
     assert line in (ROOT / "timeline.txt").read_text().splitlines()
 
 
-def test_a_duplicate_is_the_same_content_from_either_node_within_repeat_interval():
+def test_a_duplicate_is_the_same_content_from_either_node_whatever_its_reason():
     first = {"seq": 1, "received_unix": 0.0, "response_status": 200}
     body = {"receiver": "r", "groupKey": "k", "status": "firing", "externalURL": "http://a"}
-    peer = {**first, "seq": 2, "received_unix": 0.5, "body": {**body, "externalURL": "http://b"}}
+    copy = {**body, "externalURL": "http://b", "notification_reason": "first notification"}
+    peer = {**first, "seq": 2, "received_unix": 0.5, "body": copy}
     late = {**first, "seq": 3, "received_unix": 11.0, "body": body}
     found = duplicates([{**first, "body": body}, peer, late])
     assert [p["seqs"] for p in found["pairs"]] == [[1, 2]]
