@@ -2,13 +2,14 @@
 
 Each scenario is replayed one request at a time at its recorded time (FakeClock), draining the
 outbox after each request; then the clock moves past ``flapping.hold_down_minutes`` and the
-outbox drains once more. tests/golden/<scenario>.json holds, in order: the deliveries still held
-back after the replay, the events PagerDuty accepted (event_action, dedup_key[:8], severity,
-class) and its page count, the Slack calls (method, channel, thread reply?) and the final
+outbox drains once more, for each recorded set. tests/golden/<scenario>.json (0.25's; a newer
+set's in tests/golden/alertmanager-<version>/) holds, in order: the deliveries still held back
+after the replay, the events PagerDuty accepted (event_action, dedup_key[:8], severity, class)
+and its page count, the Slack calls (method, channel, thread reply?) and the final
 messages (text, edits, replies), and every outbox row (incident, receiver, action, state).
 Rewrite them with RECEIVER_TEST_UPDATE_GOLDEN=1, then review the diff by hand.
 
-What each golden proves (reviewed against index.json and timeline.txt of the recording):
+What each 0.25 golden proves (reviewed against index.json and timeline.txt of the recording):
 - single-repeat-resolve: one trigger and one resolve per receiver whatever the 4 repeats from
   alternating nodes; PagerDuty pages once; Slack posts once and edits that message to RESOLVED.
 - group-growth: one trigger; one update per notification that changed the group (3 alerts added
@@ -42,8 +43,8 @@ from datetime import timedelta
 import pytest
 
 from tests.support.envs import CHANNEL_ID
-from tests.support.golden import check_golden
-from tests.support.payloads import FIXTURES, alert, critical, group_body
+from tests.support.golden import check_golden, golden_name
+from tests.support.payloads import FIXTURE_SETS, FIXTURES, alert, critical, group_body
 
 SCENARIOS = [
     "single-repeat-resolve",
@@ -63,15 +64,18 @@ def recorded_body(folder: str, name: str = "001.json") -> dict:
     return json.loads((FIXTURES / folder / name).read_text())["body"]
 
 
+@pytest.mark.parametrize("version", FIXTURE_SETS)
 @pytest.mark.parametrize("scenario", SCENARIOS)
-def test_each_recorded_scenario_sends_exactly_what_its_golden_file_says(make_env, scenario):
+def test_each_recorded_scenario_sends_exactly_what_its_golden_file_says(
+    make_env, scenario, version
+):
     env = make_env()
-    env.replay(scenario)
+    env.replay(scenario, FIXTURE_SETS[version])
     held = env.outbox("pending")
     env.advance(timedelta(minutes=env.settings.flapping.hold_down_minutes + 1).total_seconds())
     env.drain()
     assert env.outbox("pending", "sending", "dead") == []
-    check_golden(scenario, {"held_after_replay": held, **env.observed()})
+    check_golden(golden_name(scenario, version), {"held_after_replay": held, **env.observed()})
 
 
 def test_three_quick_changes_become_one_update_per_receiver(make_env):

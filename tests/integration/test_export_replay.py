@@ -30,8 +30,8 @@ from receiver.store.unit_of_work import UnitOfWork
 from tests.support.api import TOKEN
 from tests.support.cli import Run
 from tests.support.databases import template_copy
-from tests.support.golden import GOLDEN
-from tests.support.payloads import FIXTURES
+from tests.support.golden import GOLDEN, golden_name
+from tests.support.payloads import FIXTURE_SETS, FIXTURES
 from tests.support.servers import gunicorn
 
 SCENARIOS = [
@@ -131,9 +131,9 @@ def body_hashes(url: str, receipts: list[int] | None = None) -> list[str]:
     return [sha for rid, sha in rows if receipts is None or rid in receipts]
 
 
-def golden_deliveries(scenario: str) -> dict[int, list[str]]:
+def golden_deliveries(name: str) -> dict[int, list[str]]:
     """Per incident id, the outbox of the delivery golden as the summary writes deliveries."""
-    rows = json.loads((GOLDEN / f"{scenario}.json").read_text())["outbox"]
+    rows = json.loads((GOLDEN / f"{name}.json").read_text())["outbox"]
     out: dict[int, list[str]] = {}
     for incident_id, receiver, action, state in rows:
         suffix = " (cancelled)" if state == "cancelled" else ""
@@ -141,17 +141,19 @@ def golden_deliveries(scenario: str) -> dict[int, list[str]]:
     return out
 
 
+@pytest.mark.parametrize("version", FIXTURE_SETS)
 @pytest.mark.parametrize("scenario", SCENARIOS)
 def test_every_incident_of_a_scenario_exported_and_replayed_elsewhere_comes_back_the_same(
-    cli, config, db_url, fresh_db, tmp_path, scenario
+    cli, config, db_url, fresh_db, tmp_path, scenario, version
 ):
-    result = replay_into(cli, config, db_url, FIXTURES / scenario)
+    result = replay_into(cli, config, db_url, FIXTURE_SETS[version] / scenario)
     assert result.exit_code == 0, result.output
     assert "deliveries rendered, not sent" in result.stdout
     source = details(db_url)
     # in process, the worker ran between the recorded requests as it did in production: the
     # outbox is that of the delivery golden (replayed there against vendor stand-ins)
-    assert {d["id"]: summary(d)["deliveries"] for d in source} == golden_deliveries(scenario)
+    deliveries = golden_deliveries(golden_name(scenario, version))
+    assert {d["id"]: summary(d)["deliveries"] for d in source} == deliveries
     attempts = [a for d in source for x in d["deliveries"] for a in x["attempts"]]
     assert attempts and {a["reason"] for a in attempts} == {DRY_RUN}
     for incident in source:

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from flask import Flask
@@ -120,12 +121,12 @@ class DeliveryEnv:
             opened += self.post(doc)["incidents"]
         return opened
 
-    def replay(self, folder: str) -> list[dict[str, Any]]:
-        """Replay a recorded folder one request at a time, at its recorded time, draining the
-        outbox after each request so the sends interleave as they would in production."""
+    def replay(self, folder: str, root: Path = FIXTURES) -> list[dict[str, Any]]:
+        """Replay a recorded folder of ``root`` one request at a time, at its recorded time,
+        draining the outbox after each request so the sends interleave as in production."""
         target = AppTarget(self.app, AUTH)
         answers = []
-        for item in load_items([FIXTURES / folder], warn=lambda _m: None):
+        for item in load_items([root / folder], warn=lambda _m: None):
             if item.recorded_at is not None:
                 self.advance_to(datetime.fromtimestamp(item.recorded_at, self.clock.now.tzinfo))
             status, answer = target.post(item.path, item.body)

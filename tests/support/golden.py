@@ -1,4 +1,4 @@
-"""Golden files (tests/golden/*.json): what a delivery scenario sent, reviewed and checked in."""
+"""Golden files (tests/golden/*.json, per newer recorded set in a folder): reviewed, checked in."""
 
 from __future__ import annotations
 
@@ -12,11 +12,16 @@ GOLDEN = Path(__file__).parent.parent / "golden"
 UPDATE_GOLDEN = os.environ.get("RECEIVER_TEST_UPDATE_GOLDEN", "") not in ("", "0")
 
 
+def golden_name(name: str, version: str = "0.25") -> str:
+    """The golden of ``name`` for a recorded set: 0.25's at the top, others in a folder each."""
+    return name if version == "0.25" else f"alertmanager-{version}/{name}"
+
+
 def check_golden(name: str, observed: dict[str, Any]) -> None:
     """Compare with tests/golden/<name>.json; RECEIVER_TEST_UPDATE_GOLDEN=1 rewrites it."""
     path = GOLDEN / f"{name}.json"
     if UPDATE_GOLDEN:
-        GOLDEN.mkdir(exist_ok=True)
+        path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(dump(observed), encoding="utf-8")
     assert path.exists(), f"no golden {path.name}: run with RECEIVER_TEST_UPDATE_GOLDEN=1, review"
     expected = json.loads(path.read_text(encoding="utf-8"))

@@ -1,4 +1,4 @@
-"""Alertmanager webhook bodies: hand-written ones, and the recorded ones under ``FIXTURES``.
+"""Alertmanager webhook bodies: hand-written ones, and the recorded sets of ``FIXTURE_SETS``.
 
 Times are minutes after ``T0`` so tests read as timelines: ``alert("DiskFull", starts=5)``.
 """
@@ -11,7 +11,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-FIXTURES = Path(__file__).parents[1] / "fixtures" / "alertmanager-0.25"
+FIXTURE_ROOT = Path(__file__).parents[1] / "fixtures"
+FIXTURE_SETS = {v: FIXTURE_ROOT / f"alertmanager-{v}" for v in ("0.25", "0.33.1")}
+FIXTURES = FIXTURE_SETS["0.25"]  # for tests that pick a recorded request by its number
 T0 = datetime(2026, 11, 28, 0, 0, 0, tzinfo=UTC)
 ZERO_TIME = "0001-01-01T00:00:00Z"
 

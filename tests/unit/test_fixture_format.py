@@ -20,9 +20,12 @@ from receiver.replay import (
     replay,
 )
 from receiver.store.export import ExportedRequest, IncidentRequests
-from tests.support.payloads import FIXTURES
+from tests.support.payloads import FIXTURE_SETS, FIXTURES
 
 RECORDED = sorted((FIXTURES / "all").glob("[0-9]*.json"))
+EVERY_SET = [
+    p for root in FIXTURE_SETS.values() for p in sorted((root / "all").glob("[0-9]*.json"))
+]
 START = datetime(2026, 11, 28, 0, 20, 12, 803642, tzinfo=UTC)
 
 
@@ -47,7 +50,7 @@ def write(tmp_path: Path, doc: dict[str, Any], name: str = "incident-7.json") ->
     return path
 
 
-@pytest.mark.parametrize("file", RECORDED, ids=lambda p: p.name)
+@pytest.mark.parametrize("file", EVERY_SET, ids=lambda p: f"{p.parents[1].name}/{p.name}")
 def test_every_recorded_alertmanager_body_is_kept_as_json_and_comes_back_byte_exact(file):
     raw = raw_body(file)
     encoded = fixture.encode_body(raw)

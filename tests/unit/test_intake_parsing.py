@@ -3,15 +3,16 @@
 import copy
 import json
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
 from receiver.intake import parse_time, parse_webhook
 from receiver.model.alerts import AlertStatus, label_fingerprint
 from receiver.model.errors import InvalidPayload
-from tests.support.payloads import FIXTURES
+from tests.support.payloads import FIXTURE_SETS, FIXTURES
 
-RECORDED = sorted((FIXTURES / "all").glob("*.json"))
+RECORDED = [p for root in FIXTURE_SETS.values() for p in sorted((root / "all").glob("*.json"))]
 STARTS = "2026-11-28T00:20:11.795Z"
 
 
@@ -39,11 +40,16 @@ def fields_of(doc_or_bytes):
     return [e["field"] for e in caught.value.errors]
 
 
-def test_the_recording_is_not_empty():
-    assert len(RECORDED) >= 60
+def set_and_name(path: Path) -> str:
+    return f"{path.parents[1].name.removeprefix('alertmanager-')}/{path.name}"
 
 
-@pytest.mark.parametrize("file", RECORDED, ids=lambda p: p.name)
+@pytest.mark.parametrize("version", FIXTURE_SETS)
+def test_each_recording_is_not_empty(version):
+    assert len(list((FIXTURE_SETS[version] / "all").glob("*.json"))) >= 50
+
+
+@pytest.mark.parametrize("file", RECORDED, ids=set_and_name)
 def test_every_recorded_body_parses_to_what_alertmanager_sent(file):
     doc = json.loads(file.read_text())
     body = doc["body"]
@@ -63,7 +69,7 @@ def test_every_recorded_body_parses_to_what_alertmanager_sent(file):
     assert [a.status.value for a in notification.alerts] == [a["status"] for a in body["alerts"]]
 
 
-@pytest.mark.parametrize("file", RECORDED, ids=lambda p: p.name)
+@pytest.mark.parametrize("file", RECORDED, ids=set_and_name)
 def test_the_derived_fingerprint_equals_alertmanagers_for_every_recorded_alert(file):
     for sent in json.loads(file.read_text())["body"]["alerts"]:
         assert label_fingerprint(sent["labels"]) == sent["fingerprint"]

@@ -6,10 +6,12 @@ import json
 import pytest
 
 from receiver.replay import INTAKE_PATH, ReplayItem, ReplayResult, format_table, load_items, replay
-from tests.support.payloads import FIXTURES
+from tests.support.payloads import FIXTURE_SETS, FIXTURES
 
 FOLDER = FIXTURES / "ha-duplicates"
 RECORDED = sorted(FOLDER.glob("[0-9]*.json"))
+FOLDERS = [root / "ha-duplicates" for root in FIXTURE_SETS.values()]
+EVERY_SET = [p for folder in FOLDERS for p in sorted(folder.glob("[0-9]*.json"))]
 
 
 class FakeTarget:
@@ -32,15 +34,16 @@ def load(*paths):
     return items, warnings
 
 
-def test_a_recorded_folder_loads_every_request_in_name_order_and_skips_its_index():
-    items, warnings = load(FOLDER)
-    assert [item.source for item in items] == [str(p) for p in RECORDED]
+@pytest.mark.parametrize("folder", FOLDERS, ids=lambda p: p.parent.name)
+def test_a_recorded_folder_loads_every_request_in_name_order_and_skips_its_index(folder):
+    items, warnings = load(folder)
+    assert [item.source for item in items] == [str(p) for p in sorted(folder.glob("[0-9]*"))]
     assert len(warnings) == 1
     assert "index.json" in warnings[0]
     assert warnings[0].startswith("skipped")
 
 
-@pytest.mark.parametrize("file", RECORDED, ids=lambda p: p.name)
+@pytest.mark.parametrize("file", EVERY_SET, ids=lambda p: f"{p.parents[1].name}/{p.name}")
 def test_a_recorded_request_keeps_its_exact_body_receiver_time_and_status(file):
     doc = json.loads(file.read_text())
     (item,), warnings = load(file)
