@@ -27,6 +27,12 @@ from tests.support.databases import (
     template_copy,
 )
 from tests.support.skips import need
+from tests.support.versions import report
+
+
+def pytest_report_header() -> list[str]:
+    """Which Alertmanager and Prometheus each version's tests run (tests/support/versions.py)."""
+    return report()
 
 
 @pytest.fixture(scope="session")
