@@ -12,6 +12,7 @@ from typing import Any
 
 import psycopg
 import pytest
+from xdist.scheduler import LoadScopeScheduling
 
 from receiver.app import create_app
 from receiver.bootstrap import Container, bootstrap
@@ -27,6 +28,33 @@ from tests.support.databases import (
     template_copy,
 )
 from tests.support.skips import need
+from tests.support.versions import VERSIONS, report
+
+
+def pytest_report_header() -> list[str]:
+    """Which Alertmanager and Prometheus each version's tests run (tests/support/versions.py)."""
+    return report()
+
+
+class OneWorkerPerVersion(LoadScopeScheduling):
+    """``--dist loadscope``, but each version's e2e scenarios are one scope: its stack starts
+    once, in one worker (xdist 3.8's loadgroup ignores ``xdist_group`` on pytest 9)."""
+
+    def _split_scope(self, nodeid: str) -> str:
+        if nodeid.startswith("tests/e2e/"):
+            for versions in VERSIONS:
+                if nodeid.endswith(f"[{versions.id}]"):
+                    return f"e2e-{versions.id}"
+        return super()._split_scope(nodeid)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> LoadScopeScheduling | None:
+    """``make test`` runs tests/e2e with ``-n 2 --dist loadscope``: the two versions' stacks
+    concurrently, as their scenarios mostly wait on Prometheus's and Alertmanager's timers."""
+    if config.getvalue("dist") == "loadscope":
+        return OneWorkerPerVersion(config, log)
+    return None
 
 
 @pytest.fixture(scope="session")

@@ -1,5 +1,6 @@
-"""The end-to-end stack, started once for the whole package (scenarios use distinct models and
-GPUs, so they do not see each other's alerts), on a Postgres database of its own."""
+"""The end-to-end stack, started once for the whole package on each version (``am0.25``,
+``am0.33``: tests/support/versions.py; scenarios use distinct models and GPUs, so they do not see
+each other's alerts), each on a Postgres database of its own."""
 
 from __future__ import annotations
 
@@ -9,24 +10,32 @@ import pytest
 
 from tests.e2e.stack import Stack, running_stack
 from tests.e2e.timeline import api
-from tests.support.alertmanager import require_alertmanager
 from tests.support.databases import template_copy
-from tests.support.prometheus import require_prometheus
+from tests.support.versions import VERSIONS, Versions
+
+
+@pytest.fixture(scope="package", params=VERSIONS, ids=str)
+def versions(request: pytest.FixtureRequest) -> Versions:
+    """The Prometheus and Alertmanager versions the stack runs."""
+    return request.param
 
 
 @pytest.fixture(scope="package")
-def e2e_database(pg_template: str) -> Iterator[str]:
-    """A migrated Postgres database for the package's stack, dropped afterwards."""
+def e2e_database(pg_template: str, versions: Versions) -> Iterator[str]:
+    """A migrated Postgres database for the version's stack, dropped afterwards."""
     with template_copy(pg_template, "e2e") as url:
         yield url
 
 
 @pytest.fixture(scope="package")
-def stack(e2e_database: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+def stack(
+    versions: Versions, e2e_database: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Stack]:
     """Triton pods, Prometheus, two clustered Alertmanagers, the receiver and its worker."""
-    require_prometheus()
-    require_alertmanager()
-    with running_stack(tmp_path_factory.mktemp("e2e"), e2e_database) as running:
+    prometheus = versions.require("prometheus")
+    alertmanager = versions.require("alertmanager")
+    tmp_dir = tmp_path_factory.mktemp(f"e2e-{versions.id}")
+    with running_stack(tmp_dir, e2e_database, prometheus, alertmanager) as running:
         yield running
     assert running.pagerduty.errors == [], "the PagerDuty stand-in failed handling a request"
     assert running.slack.errors == [], "the Slack stand-in failed handling a request"

@@ -110,7 +110,9 @@ def with_lock_timeout(database_url: str, milliseconds: int) -> str:
 
 
 @contextmanager
-def running_stack(tmp_dir: Path, database_url: str) -> Iterator[Stack]:
+def running_stack(
+    tmp_dir: Path, database_url: str, prometheus_binary: str, alertmanager_binary: str
+) -> Iterator[Stack]:
     """Start everything, wait until a Watchdog went all the way through, stop all on exit."""
     with ExitStack() as stack:
         pagerduty = stack.enter_context(PagerDutyStandIn())
@@ -122,13 +124,14 @@ def running_stack(tmp_dir: Path, database_url: str) -> Iterator[Stack]:
         token_file.write_text(TOKEN + "\n", encoding="utf-8")
         # Ports first: Prometheus alerts the Alertmanagers, which notify the receiver, which
         # queries Prometheus. Prometheus retries its sends until the Alertmanagers are up.
-        alertmanagers = AlertmanagerCluster({}, size=2, tmp_dir=tmp_dir)
+        alertmanagers = AlertmanagerCluster({}, size=2, tmp_dir=tmp_dir, binary=alertmanager_binary)
         prometheus = stack.enter_context(
             AlertingPrometheus(
                 [pod_a.target, pod_b.target],
                 alertmanagers=alertmanagers.urls,
                 rule_files=[fast_rules(SHIPPED_RULES, tmp_dir / "triton-alerts.fast.yml")],
                 tmp_dir=tmp_dir,
+                binary=prometheus_binary,
                 extra_args=["--rules.alert.resend-delay=1s"],
             )
         )

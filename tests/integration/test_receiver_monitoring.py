@@ -1,6 +1,6 @@
 """Monitoring the receiver itself: its alert rules and its Grafana dashboard.
 
-promtool checks and unit-tests config/prometheus/receiver-alerts.yml; the dashboard
+promtool (2.42 and 3.5) checks and unit-tests config/prometheus/receiver-alerts.yml; the dashboard
 config/grafana/receiver-dashboard.json is checked for structure. Every metric name both of them
 query is looked up in the receiver's REAL /metrics output (the app in-process, after a webhook
 and one worker pass), so renaming a metric, or a label the rules aggregate by, fails here.
@@ -27,6 +27,7 @@ from tests.support import payloads
 from tests.support.api import post_webhook
 from tests.support.prometheus_tools import alert_rules, promtool
 from tests.support.servers import free_port
+from tests.support.versions import Versions, on_each_version
 
 ROOT = Path(__file__).parents[2]
 RULES = ROOT / "config" / "prometheus" / "receiver-alerts.yml"
@@ -218,14 +219,16 @@ def exposed(make_settings: Any, clock: Any) -> Iterator[Exposed]:
 # --- the rules
 
 
-def test_the_receiver_rules_pass_promtool_check() -> None:
-    result = promtool("check", "rules", RULES)
+@on_each_version
+def test_the_receiver_rules_pass_promtool_check(versions: Versions) -> None:
+    result = promtool("check", "rules", RULES, on=versions)
     assert result.returncode == 0, result.stdout + result.stderr
     assert f"SUCCESS: {len(ALERTS)} rules found" in result.stdout
 
 
-def test_the_receiver_rules_fire_when_they_should_and_not_otherwise() -> None:
-    result = promtool("test", "rules", RULE_TESTS)
+@on_each_version
+def test_the_receiver_rules_fire_when_they_should_and_not_otherwise(versions: Versions) -> None:
+    result = promtool("test", "rules", RULE_TESTS, on=versions)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "SUCCESS" in result.stdout
 

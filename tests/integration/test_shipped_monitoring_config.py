@@ -1,8 +1,8 @@
 """The shipped monitoring config: Prometheus rules and Alertmanager routes, checked by their tools.
 
-promtool (Debian's ``prometheus``) checks and unit-tests config/prometheus/triton-alerts.yml;
-amtool (``prometheus-alertmanager``) checks config/alertmanager/alertmanager.yml and resolves
-its routes for every alert of the rules file.
+promtool checks and unit-tests config/prometheus/triton-alerts.yml; amtool checks
+config/alertmanager/alertmanager.yml and resolves its routes for every alert of the rules file;
+each on both versions (promtool 2.42 and 3.5, amtool 0.25 and 0.33: tests/support/versions.py).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import yaml
 from receiver.enrich.runbooks import RunbookCatalogue
 from tests.e2e.fast_rules import fast_rules
 from tests.support.prometheus_tools import alert_rules, amtool, promtool, seconds
+from tests.support.versions import DEBIAN_12, Versions, on_each_version
 
 ROOT = Path(__file__).parents[2]
 RULES = ROOT / "config" / "prometheus" / "triton-alerts.yml"
@@ -50,13 +51,15 @@ def webhook_receiver(config: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     raise AssertionError(f"no receiver posts to {WEBHOOK_URL}")
 
 
-def matched_routes(alertname: str, labels: dict[str, str]) -> list[tuple[str, str]]:
+def matched_routes(
+    alertname: str, labels: dict[str, str], on: Versions = DEBIAN_12
+) -> list[tuple[str, str]]:
     """(route matchers or 'default-route', receiver) of every route the labels reach."""
     name, _ = webhook_receiver(alertmanager_config())
     args = [f"{k}={v}" for k, v in {"alertname": alertname, **labels}.items()]
     result = amtool(
         "config", "routes", "test", f"--config.file={ALERTMANAGER}", "--tree",
-        f"--verify.receivers={name}", *args,
+        f"--verify.receivers={name}", *args, on=on,
     )  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
     return re.findall(r"(default-route|\{.*\})\s+receiver: (\S+)$", result.stdout, re.MULTILINE)
@@ -76,14 +79,16 @@ def route_for(leaf: str) -> dict[str, Any]:
 ALERTS = [rule["alert"] for rule in alert_rules(RULES)]
 
 
-def test_the_shipped_rules_pass_promtool_check() -> None:
-    result = promtool("check", "rules", RULES)
+@on_each_version
+def test_the_shipped_rules_pass_promtool_check(versions: Versions) -> None:
+    result = promtool("check", "rules", RULES, on=versions)
     assert result.returncode == 0, result.stdout + result.stderr
     assert f"SUCCESS: {len(ALERTS)} rules found" in result.stdout
 
 
-def test_the_rules_fire_at_the_expected_times_with_the_expected_labels() -> None:
-    result = promtool("test", "rules", RULE_TESTS)
+@on_each_version
+def test_the_rules_fire_at_the_expected_times_with_the_expected_labels(versions: Versions) -> None:
+    result = promtool("test", "rules", RULE_TESTS, on=versions)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "SUCCESS" in result.stdout
 
@@ -114,9 +119,10 @@ def test_every_alert_but_the_watchdog_has_a_runbook_catalogue_entry(alertname: s
     assert runbook.guidance
 
 
-def test_amtool_accepts_the_shipped_alertmanager_config() -> None:
+@on_each_version
+def test_amtool_accepts_the_shipped_alertmanager_config(versions: Versions) -> None:
     # The bearer credentials_file is read per notification, so it need not exist to check.
-    result = amtool("check-config", ALERTMANAGER)
+    result = amtool("check-config", ALERTMANAGER, on=versions)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "SUCCESS" in result.stdout
 
@@ -130,10 +136,13 @@ def test_the_webhook_sends_resolved_alerts_with_a_bearer_token_file_and_caps_ale
     assert authorization["credentials_file"].startswith("/")
 
 
+@on_each_version
 @pytest.mark.parametrize("alert", alert_rules(RULES), ids=lambda rule: rule["alert"])
-def test_each_alert_reaches_the_webhook_grouped_by_labels_it_carries(alert: dict[str, Any]) -> None:
+def test_each_alert_reaches_the_webhook_grouped_by_labels_it_carries(
+    alert: dict[str, Any], versions: Versions
+) -> None:
     name, carried = alert["alert"], CARRIED[alert["alert"]]
-    routes = matched_routes(name, {**alert["labels"], **carried})
+    routes = matched_routes(name, {**alert["labels"], **carried}, on=versions)
     assert len(routes) == 1, routes
     route = route_for(routes[0][0])
     group_by = set(route["group_by"])
@@ -164,9 +173,12 @@ def test_alertnames_in_the_alertmanager_config_exist_in_the_rules_file() -> None
     assert named <= set(ALERTS)
 
 
-def test_the_fast_variant_shortens_windows_and_holds_and_passes_promtool(tmp_path: Path) -> None:
+@on_each_version
+def test_the_fast_variant_shortens_windows_and_holds_and_passes_promtool(
+    tmp_path: Path, versions: Versions
+) -> None:
     fast = fast_rules(RULES, tmp_path / "fast.yml", window="10s", for_="2s")
-    result = promtool("check", "rules", fast)
+    result = promtool("check", "rules", fast, on=versions)
     assert result.returncode == 0, result.stdout + result.stderr
     shipped = {rule["alert"]: rule for rule in alert_rules(RULES)}
     shortened = 0

@@ -1,6 +1,6 @@
 """The shipped availability SLO: rules checked by promtool, burn rates and SLO file checked by hand.
 
-promtool (Debian's ``prometheus``) checks and unit-tests config/prometheus/triton-slo.yml; the
+promtool checks (2.42 and 3.5) and unit-tests (2.42) config/prometheus/triton-slo.yml; the
 windows and burn-rate factors of the alerts are parsed here and compared with the documented ones
 (Google SRE workbook: 14.4x over 1h and 5m, 6x over 6h and 30m page; 1x over 3d and 6h is a
 ticket), and config/slos.yaml is checked for its documented keys and sane values.
@@ -16,6 +16,7 @@ import pytest
 import yaml
 
 from tests.support.prometheus_tools import promtool, seconds
+from tests.support.versions import Versions, on_each_version
 
 ROOT = Path(__file__).parents[2]
 RULES = ROOT / "config" / "prometheus" / "triton-slo.yml"
@@ -74,13 +75,16 @@ def burn_conditions(expr: str) -> list[tuple[str, float]]:
 # --- promtool ------------------------------------------------------------------------------------
 
 
-def test_the_slo_rules_pass_promtool_check() -> None:
-    result = promtool("check", "rules", RULES)
+@on_each_version
+def test_the_slo_rules_pass_promtool_check(versions: Versions) -> None:
+    result = promtool("check", "rules", RULES, on=versions)
     assert result.returncode == 0, result.stdout + result.stderr
     assert f"SUCCESS: {len(all_rules())} rules found" in result.stdout
 
 
 def test_the_slo_rules_fire_at_the_hand_calculated_times_with_exact_labels() -> None:
+    # On promtool 2.42 only: 3.5's left-open windows shift five descriptions' last digits (e.g.
+    # "lasts 29d 22h 45m 4s", not 7s), and it takes 36 s, not 19.
     result = promtool("test", "rules", RULE_TESTS)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "SUCCESS" in result.stdout

@@ -1,4 +1,6 @@
-"""Two real Alertmanagers (Debian's ``prometheus-alertmanager`` 0.25) clustered with each other.
+"""Two real Alertmanagers clustered with each other: Debian 12's ``prometheus-alertmanager`` 0.25
+unless ``binary`` or $RECEIVER_TEST_ALERTMANAGER names another (the e2e stack runs 0.33 too:
+tests/support/versions.py).
 
 ``AlertmanagerCluster`` writes one configuration for both, starts each on free 127.0.0.1 ports
 (web and cluster) with its storage in a temporary directory, peers them with each other and

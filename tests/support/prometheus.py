@@ -1,4 +1,6 @@
-"""A real Prometheus (the Debian ``prometheus`` 2.42 binary) for tests, without pytest fixtures.
+"""A real Prometheus for tests, without pytest fixtures: Debian 12's ``prometheus`` 2.42 unless
+``binary`` or $RECEIVER_TEST_PROMETHEUS names another (the e2e stack runs 3.5 too:
+tests/support/versions.py).
 
 ``PrometheusServer`` writes a prometheus.yml scraping the given targets as job ``triton``, runs
 Prometheus on a free 127.0.0.1 port with its TSDB in a temporary directory, waits for /-/ready

@@ -1,35 +1,26 @@
 """Prometheus' command-line tools (promtool, amtool), its rule files and its durations.
 
-The tools are Debian's (``prometheus``, ``prometheus-alertmanager``): on $PATH or in /usr/bin;
-without one the test skips, or fails when CI=true.
+The tools come from one version's stack (tests/support/versions.py): Debian 12's (promtool 2.42,
+amtool 0.25, on $PATH or in /usr/bin) unless ``on`` names another; without one the test skips,
+or fails when CI=true.
 """
 
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from tests.support.skips import first_executable, need
+from tests.support.versions import DEBIAN_12, Versions
 
 TOOL_TIMEOUT = 300.0
 DURATION = re.compile(
     r"(?:(\d+)y)?(?:(\d+)w)?(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?(?:(\d+)ms)?"
 )
 UNITS = [365 * 86400, 7 * 86400, 86400, 3600, 60, 1, 0.001]
-
-
-def tool(name: str, package: str) -> str:
-    """Path of a Prometheus tool; skip (fail in CI) without it."""
-    path = first_executable(shutil.which(name), f"/usr/bin/{name}")
-    if path is None:
-        need(name, f"not installed (apt-get install {package})")
-    assert path is not None
-    return path
 
 
 def run(*args: str | Path) -> subprocess.CompletedProcess[str]:
@@ -39,12 +30,12 @@ def run(*args: str | Path) -> subprocess.CompletedProcess[str]:
     )
 
 
-def promtool(*args: str | Path) -> subprocess.CompletedProcess[str]:
-    return run(tool("promtool", "prometheus"), *args)
+def promtool(*args: str | Path, on: Versions = DEBIAN_12) -> subprocess.CompletedProcess[str]:
+    return run(on.require("promtool"), *args)
 
 
-def amtool(*args: str | Path) -> subprocess.CompletedProcess[str]:
-    return run(tool("amtool", "prometheus-alertmanager"), *args)
+def amtool(*args: str | Path, on: Versions = DEBIAN_12) -> subprocess.CompletedProcess[str]:
+    return run(on.require("amtool"), *args)
 
 
 def alert_rules(path: Path) -> list[dict[str, Any]]:
