@@ -237,14 +237,17 @@ def tail(path: Path, lines: int = 30) -> str:
 def fresh_database(kind: str, name: str = "intake", admin: str = PG_ADMIN) -> str:
     """A new, empty, migrated database of ``kind`` (sqlite, postgres), a copy of a template
     migrated to the code's head (again when it moved); returns its URL. ``name``: each
-    benchmark's own (``var/bench/NAME-run.db``, ``bench_NAME_run``), so another benchmark
+    benchmark's own (``var/bench/NAME-run.db``, ``bench_NAME_HEAD_run``), so another benchmark
     running at the same time can neither drop it nor lock its template. ``admin``: the
     Postgres server's maintenance database."""
     from receiver.store import migrate
     from receiver.store.db import make_engine
 
+    # the template is named after the schema's head: trees at other revisions, benchmarked
+    # alternately against the same server, never migrate each other's template
+    head = migrate.head_revision()
     if kind == "sqlite":
-        template, run = WORK.parent / f"{name}-template.db", WORK.parent / f"{name}-run.db"
+        template, run = WORK.parent / f"{name}-{head}-template.db", WORK.parent / f"{name}-run.db"
         engine = make_engine(f"sqlite:///{template}")
         migrate.upgrade(engine)
         with engine.connect() as conn:
@@ -254,7 +257,7 @@ def fresh_database(kind: str, name: str = "intake", admin: str = PG_ADMIN) -> st
             Path(f"{run}{suffix}").unlink(missing_ok=True)
         shutil.copyfile(template, run)
         return f"sqlite:///{run}"
-    pg_template, pg_run = f"bench_{name}_template", f"bench_{name}_run"
+    pg_template, pg_run = f"bench_{name}_{head}_template", f"bench_{name}_{head}_run"
     server = make_url(admin)
     with psycopg.connect(admin, autocommit=True) as conn:
         if not conn.execute(
