@@ -37,6 +37,7 @@ from tests.support.alertmanager import AlertmanagerCluster
 from tests.support.api import TOKEN
 from tests.support.prometheus import PrometheusServer
 from tests.support.servers import Process, Server, gunicorn, receiver_env, started
+from tests.support.versions import binary_version
 
 WORKER = [sys.executable, "-m", "receiver.cli", "worker", "--poll", "0.2"]
 INTAKE_LOCK_TIMEOUT_MS = 500  # gunicorn's Postgres sessions give up on a lock after this
@@ -141,7 +142,8 @@ def running_stack(
         intake_url = with_lock_timeout(database_url, INTAKE_LOCK_TIMEOUT_MS)
         receiver = stack.enter_context(gunicorn(intake_url, config=config, workers=2))
         worker = stack.enter_context(started(WORKER, receiver_env(database_url, config=config)))
-        alertmanagers.config = alertmanager_config(receiver.url, token_file)
+        version = binary_version(alertmanager_binary)
+        alertmanagers.config = alertmanager_config(receiver.url, token_file, version)
         stack.enter_context(alertmanagers)
         running = Stack(
             pod_a=pod_a,
