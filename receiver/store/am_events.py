@@ -1,0 +1,76 @@
+"""The event recorder's events: stored once per digest, read back as an alert's mutes."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Engine, case, select
+from sqlalchemy.orm import Session
+
+from receiver.model.am_events import MUTES, AmEvent
+from receiver.store.repositories import _insert
+from receiver.store.tables import AlertmanagerEvent
+
+MAX_MUTES = 100  # rows shown for one incident
+
+
+class AmEventRepository:
+    def __init__(self, session: Session):
+        self.session = session
+
+    def add(self, events: Iterable[AmEvent], received_at: datetime) -> None:
+        """Insert each event; one already stored (same digest) only moves its last time on."""
+        for e in events:
+            stmt = _insert(self.session, AlertmanagerEvent).values(
+                digest=e.digest,
+                kind=e.kind,
+                at=e.at,
+                last_at=e.at,
+                count=1,
+                received_at=received_at,
+                instance=e.instance,
+                fingerprint=e.fingerprint,
+                fingerprints=e.fingerprints,
+                labels=e.labels,
+                detail=e.detail,
+            )
+            later = stmt.excluded.at > AlertmanagerEvent.last_at
+            self.session.execute(
+                stmt.on_conflict_do_update(
+                    index_elements=["digest"],
+                    set_={
+                        "last_at": case((later, stmt.excluded.at), else_=AlertmanagerEvent.last_at),
+                        "count": AlertmanagerEvent.count + case((later, 1), else_=0),
+                    },
+                )
+            )
+
+
+def mute_json(row: AlertmanagerEvent) -> dict[str, Any]:
+    return {
+        "kind": "silenced" if row.kind == "silenceMutedAlert" else "inhibited",
+        "fingerprint": row.fingerprint,
+        "labels": row.labels,
+        "first_at": row.at.isoformat(),
+        "last_at": row.last_at.isoformat(),
+        "count": row.count,
+        "instance": row.instance,
+        **row.detail,
+    }
+
+
+def mutes_of(engine: Engine, fingerprints: Iterable[str]) -> list[dict[str, Any]]:
+    """The mutes seen for these alerts, the most recent first."""
+    wanted = sorted(set(fingerprints))
+    if not wanted:
+        return []
+    with Session(engine) as session:
+        rows = session.scalars(
+            select(AlertmanagerEvent)
+            .where(AlertmanagerEvent.fingerprint.in_(wanted), AlertmanagerEvent.kind.in_(MUTES))
+            .order_by(AlertmanagerEvent.last_at.desc(), AlertmanagerEvent.id.desc())
+            .limit(MAX_MUTES)
+        )
+        return [mute_json(r) for r in rows]
