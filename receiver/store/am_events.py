@@ -48,7 +48,10 @@ class AmEventRepository:
             )
 
 
-def mute_json(row: AlertmanagerEvent) -> dict[str, Any]:
+def mute_json(row: AlertmanagerEvent, known: dict[str, dict[str, str]]) -> dict[str, Any]:
+    """One mute; an inhibition with the labels of its inhibiting alerts, where they are known."""
+    sources = row.detail.get("inhibited_by") or []
+    inhibiting = [{"fingerprint": f, "labels": known.get(f, {})} for f in sources]
     return {
         "kind": "silenced" if row.kind == "silenceMutedAlert" else "inhibited",
         "fingerprint": row.fingerprint,
@@ -58,6 +61,7 @@ def mute_json(row: AlertmanagerEvent) -> dict[str, Any]:
         "count": row.count,
         "instance": row.instance,
         **row.detail,
+        **({"inhibiting_alerts": inhibiting} if row.kind == "inhibitionMutedAlert" else {}),
     }
 
 
@@ -72,5 +76,20 @@ def mutes_of(engine: Engine, fingerprints: Iterable[str]) -> list[dict[str, Any]
             .where(AlertmanagerEvent.fingerprint.in_(wanted), AlertmanagerEvent.kind.in_(MUTES))
             .order_by(AlertmanagerEvent.last_at.desc(), AlertmanagerEvent.id.desc())
             .limit(MAX_MUTES)
+        ).all()
+        sources = {f for r in rows for f in r.detail.get("inhibited_by") or [] if f}
+        known = _labels_of(session, sources)
+        return [mute_json(r, known) for r in rows]
+
+
+def _labels_of(session: Session, fingerprints: set[str]) -> dict[str, dict[str, str]]:
+    """The labels the events recorded for these alerts (their alertCreated events)."""
+    if not fingerprints:
+        return {}
+    rows = session.execute(
+        select(AlertmanagerEvent.fingerprint, AlertmanagerEvent.labels).where(
+            AlertmanagerEvent.fingerprint.in_(sorted(fingerprints)),
+            AlertmanagerEvent.kind == "alertCreated",
         )
-        return [mute_json(r) for r in rows]
+    )
+    return {f: labels for f, labels in rows if f}

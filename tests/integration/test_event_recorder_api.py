@@ -102,3 +102,32 @@ def test_events_get_503_when_the_database_is_unreachable(clock: Any) -> None:
         assert response.get_json()["error"] == "storage_unavailable"
     finally:
         container.engine.dispose()
+
+
+def fan_noise_notified() -> str:
+    """FanNoise notified after all (its silence expired, say): the recorded DiskSlow
+    notification, made FanNoise's (labels, fingerprint, group)."""
+    [doc] = [json.loads(r["body_raw"]) for r in RECORDED if "DiskSlow" in r["body_raw"] and
+             r["path"] == "/hook/hook"]  # fmt: skip
+    labels = {"alertname": "FanNoise", "instance": "db2:9100", "severity": "info"}
+    doc["alerts"][0].update(labels=labels, fingerprint="ee6ada5566052b4b")
+    doc.update(groupKey='{}:{alertname="FanNoise"}', groupLabels={"alertname": "FanNoise"})
+    doc.update(commonLabels=labels)
+    return json.dumps(doc)
+
+
+def test_the_incident_page_says_why_no_one_was_paged(browser: Any) -> None:
+    replay(browser)
+    assert post_webhook(browser, fan_noise_notified(), "hook").status_code == 200
+    by_name = {i["alertname"]: i["id"] for i in incidents(browser)}
+
+    fan = browser.get(f"/incidents/{by_name['FanNoise']}").get_data(as_text=True)
+    slow = browser.get(f"/incidents/{by_name['DiskSlow']}").get_data(as_text=True)
+    full = browser.get(f"/incidents/{by_name['DiskFull']}").get_data(as_text=True)
+
+    assert "Why wasn't I paged?" in fan
+    assert "3a623784-0e77-4003-a965-9f3baa34c878" in fan
+    assert "alice@example.com" in fan and "disk swap, ticket OPS-42" in fan
+    assert "seen 2\u00d7" in fan
+    assert "inhibited" in slow and "efb0c6c488e007da" in slow and "alertname=DiskFull" in slow
+    assert "reported no silence or inhibition" in full
