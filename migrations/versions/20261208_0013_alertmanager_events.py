@@ -49,7 +49,7 @@ def upgrade() -> None:
             batch_op.f("ix_alertmanager_events_fingerprint"), ["fingerprint"], unique=False
         )
         batch_op.create_index(
-            batch_op.f("ix_alertmanager_events_received_at"), ["received_at"], unique=False
+            batch_op.f("ix_alertmanager_events_last_at"), ["last_at"], unique=False
         )
 
 

@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, case, select
+from sqlalchemy import Engine, case, delete, select
 from sqlalchemy.orm import Session
 
 from receiver.model.am_events import MUTES, AmEvent
@@ -46,6 +46,11 @@ class AmEventRepository:
                     },
                 )
             )
+
+    def prune(self, last_before: datetime) -> int:
+        """Delete the events last seen before ``last_before`` (retention.event_days)."""
+        gone = delete(AlertmanagerEvent).where(AlertmanagerEvent.last_at < last_before)
+        return len(self.session.scalars(gone.returning(AlertmanagerEvent.id)).all())
 
 
 def mute_json(row: AlertmanagerEvent, known: dict[str, dict[str, str]]) -> dict[str, Any]:

@@ -451,9 +451,9 @@ class AlertmanagerEvent(Base):
     digest: Mapped[str] = mapped_column(String(64), unique=True)  # AmEvent.digest
     kind: Mapped[str] = mapped_column(String(64))
     at: Mapped[datetime] = mapped_column(UtcDateTime)  # the first time seen
-    last_at: Mapped[datetime] = mapped_column(UtcDateTime)  # a repeated mute: the last
+    last_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)  # a repeated mute: the last
     count: Mapped[int] = mapped_column(Integer, default=1)
-    received_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
+    received_at: Mapped[datetime] = mapped_column(UtcDateTime)
     instance: Mapped[str | None] = mapped_column(String(255))
     fingerprint: Mapped[str | None] = mapped_column(String(64), index=True)
     fingerprints: Mapped[list[str]] = mapped_column(JsonDoc, default=list)

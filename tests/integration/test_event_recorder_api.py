@@ -7,11 +7,16 @@ Every test taking ``client`` or ``container`` runs on SQLite and on Postgres.
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import update
+
 from receiver.app import create_app
 from receiver.bootstrap import Container, bootstrap
+from receiver.store.tables import AlertmanagerEvent
+from receiver.worker import prune_events
 from tests.support.api import AUTH, TOKEN, incidents, post_webhook
 from tests.support.databases import receiver_settings
 from tests.support.servers import free_port
@@ -131,3 +136,17 @@ def test_the_incident_page_says_why_no_one_was_paged(browser: Any) -> None:
     assert "seen 2\u00d7" in fan
     assert "inhibited" in slow and "efb0c6c488e007da" in slow and "alertname=DiskFull" in slow
     assert "reported no silence or inhibition" in full
+
+
+def test_events_last_seen_past_retention_are_pruned(client: Any, container: Container) -> None:
+    replay(client)
+    old = container.clock() - timedelta(days=container.settings.retention.event_days, seconds=1)
+    with container.engine.begin() as conn:
+        conn.execute(
+            update(AlertmanagerEvent)
+            .where(AlertmanagerEvent.kind != "silenceMutedAlert")
+            .values(last_at=old)
+        )
+
+    assert prune_events(container) == 15
+    assert row_count(container.engine, "alertmanager_events") == 1
