@@ -1,7 +1,10 @@
-"""A client of Alertmanager's API v2: which alerts does the cluster still hold active?"""
+"""A client of Alertmanager's API v2: which alerts does the cluster still hold active for some
+receivers?"""
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
@@ -12,6 +15,18 @@ from receiver.settings import AlertmanagerSettings
 
 # every alert that has not resolved, whether it is notified, silenced, inhibited or still new
 ACTIVE = {"active": "true", "silenced": "true", "inhibited": "true", "unprocessed": "true"}
+# an empty character class: no receiver name matches (asked when there is nothing to check, so
+# an Alertmanager that does not answer is still noticed)
+NO_RECEIVER = r"[^\x00-\x{10FFFF}]"
+
+
+def receiver_regex(names: Iterable[str]) -> str:
+    """Alertmanager's ``receiver`` parameter for exactly these names. Alertmanager compiles it
+    with Go's regexp as ``^(?:...)$`` and keeps the alerts whose current routes reach a receiver
+    it matches. re.escape puts a backslash only before ASCII punctuation and whitespace, which
+    Go reads as the character itself."""
+    escaped = sorted(re.escape(name) for name in set(names))
+    return "|".join(escaped) if escaped else NO_RECEIVER
 
 
 class AlertmanagerUnavailable(Exception):
@@ -36,13 +51,15 @@ class AlertmanagerClient:
     def close(self) -> None:
         self.session.close()
 
-    def active(self) -> ActiveAlerts:
-        """The union over the cluster (peers share alerts); raise if no Alertmanager answers."""
+    def active(self, receivers: Iterable[str]) -> ActiveAlerts:
+        """The alerts held for these receivers, the union over the cluster (peers share alerts);
+        raise if no Alertmanager answers."""
         found = ActiveAlerts()
+        params = {**ACTIVE, "receiver": receiver_regex(receivers)}
         for url in self.urls:
             host = urlsplit(url).netloc  # never the credentials: they are not in the URL
             try:
-                found.fingerprints |= self._fingerprints(url)
+                found.fingerprints |= self._fingerprints(url, params)
                 found.answered.append(host)
             except AlertmanagerUnavailable as exc:
                 found.failed.append(f"{host}: {exc}")
@@ -50,9 +67,9 @@ class AlertmanagerClient:
             raise AlertmanagerUnavailable("; ".join(found.failed) or "no Alertmanager configured")
         return found
 
-    def _fingerprints(self, url: str) -> set[str]:
+    def _fingerprints(self, url: str, params: dict[str, str]) -> set[str]:
         try:
-            response = self.session.get(f"{url}/api/v2/alerts", params=ACTIVE, timeout=self.timeout)
+            response = self.session.get(f"{url}/api/v2/alerts", params=params, timeout=self.timeout)
         except requests.Timeout:
             raise AlertmanagerUnavailable(f"timed out after {self.timeout:g} s") from None
         except requests.RequestException as exc:

@@ -2,10 +2,12 @@
 
 Alertmanager can drop a resolve (the alert resolved while silenced or inhibited, a notification
 that failed for longer than its retries, a restart without storage). Each pass asks every
-configured Alertmanager for the alerts it still holds active. A firing episode that none of
-them reports becomes *stale* (a timeline entry says since when); if it comes back the mark is
-cleared; once stale for ``stale_grace_minutes`` it is resolved by a payload the receiver writes
-itself, so the incident, its timeline and its deliveries change exactly as for a real resolve.
+configured Alertmanager for the alerts it still holds active for the receivers of the firing
+episodes (its ``receiver`` filter: the rest of Alertmanager's alerts are never fetched). A
+firing episode that none of them reports becomes *stale* (a timeline entry says since when); if
+it comes back the mark is cleared; once stale for ``stale_grace_minutes`` it is resolved by a
+payload the receiver writes itself, so the incident, its timeline and its deliveries change
+exactly as for a real resolve.
 Nothing is concluded when no Alertmanager answers.
 """
 
@@ -53,15 +55,18 @@ class Reconciler:
 
     def run_once(self) -> ReconcileReport:
         """One pass; raise AlertmanagerUnavailable when no Alertmanager answered."""
-        active = self.client.active()
+        with self.uow_factory() as uow:  # not held open while Alertmanager is asked
+            receivers = uow.stale.firing_receivers(received_before=self.clock() - self.min_age)
+        receivers.discard(watchdog.RECEIVER)  # the receiver's own: Alertmanager never knew
+        active = self.client.active(receivers)
         now = self.clock()
         report = ReconcileReport(unavailable=active.failed)
         where = ", ".join(active.answered)
         with self.uow_factory() as uow:
-            firing = [
+            firing = [  # a receiver first seen since it was asked about waits for the next pass
                 (e, g)
                 for e, g in uow.stale.firing(received_before=now - self.min_age)
-                if g.receiver != watchdog.RECEIVER  # the receiver's own: Alertmanager never knew
+                if g.receiver in receivers
             ]
             report.checked = len(firing)
             for episode, _group in firing:

@@ -42,6 +42,19 @@ class StaleRepository:
     def __init__(self, session: Session):
         self.session = session
 
+    def firing_receivers(self, received_before: datetime) -> set[str]:
+        """The Alertmanager receivers of the groups with firing episodes received before then."""
+        rows = self.session.scalars(
+            select(AlertGroup.receiver)
+            .distinct()
+            .join(AlertEpisode, AlertEpisode.group_id == AlertGroup.id)
+            .where(
+                AlertEpisode.status == "firing",
+                AlertEpisode.first_received_at <= received_before,
+            )
+        )
+        return set(rows)
+
     def firing(self, received_before: datetime) -> list[tuple[AlertEpisode, AlertGroup]]:
         """Firing episodes first received before the given time, with their groups."""
         rows = self.session.execute(

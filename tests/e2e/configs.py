@@ -1,7 +1,8 @@
 """The shipped configuration, made fast and pointed at the test processes.
 
 ``alertmanager_config`` rewrites ``config/alertmanager/alertmanager.yml``: its webhook URL and
-credentials file, and every route's timings. ``receiver_config`` writes the receiver's YAML:
+credentials file, and every route's timings; for an older Alertmanager it drops the lines the
+file tells their users to delete. ``receiver_config`` writes the receiver's YAML:
 context from the stack's Prometheus, every incident to the PagerDuty and Slack stand-ins.
 Nothing else of the shipped files changes: grouping, inhibition and routing are under test.
 """
@@ -16,6 +17,7 @@ import yaml
 
 from tests.standins.pagerduty import PagerDutyStandIn
 from tests.standins.slack import SlackStandIn
+from tests.support.prometheus_tools import for_alertmanager
 from tests.support.servers import REPO_ROOT
 
 SHIPPED_ALERTMANAGER = REPO_ROOT / "config" / "alertmanager" / "alertmanager.yml"
@@ -35,10 +37,12 @@ FAST_TIMINGS = {"group_wait": "1s", "group_interval": "2s", "repeat_interval": "
 
 
 def alertmanager_config(
-    receiver_url: str, credentials_file: Path, source: Path = SHIPPED_ALERTMANAGER
+    receiver_url: str, credentials_file: Path, version: str, source: Path = SHIPPED_ALERTMANAGER
 ) -> dict[str, Any]:
-    """The shipped config with the webhook at ``receiver_url`` and every route's timings fast."""
-    config = copy.deepcopy(yaml.safe_load(source.read_text(encoding="utf-8")))
+    """The shipped config for Alertmanager ``version`` with the webhook at ``receiver_url`` and
+    every route's timings fast."""
+    text = for_alertmanager(source.read_text(encoding="utf-8"), version)
+    config = copy.deepcopy(yaml.safe_load(text))
     webhooks = [w for r in config["receivers"] for w in r.get("webhook_configs", [])]
     assert webhooks, f"{source}: no webhook receiver to point at the test receiver"
     for webhook in webhooks:

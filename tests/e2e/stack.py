@@ -3,9 +3,10 @@
 Two simulated Triton pods (``pod_a`` carries most scenarios' models and GPUs; ``pod_b`` is the
 one taken down, and holds the flapping GPU in a GPU group of its own) are scraped every second
 as job ``triton`` by a real Prometheus evaluating the shipped rules made fast (``fast_rules``),
-which alerts both clustered Alertmanagers running the shipped config made fast. They notify the
-receiver: gunicorn with 2 workers plus a separate ``receiver worker`` on one Postgres database,
-sending to PagerDuty and Slack stand-ins.
+and on Prometheus 3 a rule with UTF-8 label names (``utf8_rules``), which alerts both clustered
+Alertmanagers running the shipped config made fast. They notify the receiver: gunicorn with 2
+workers plus a separate ``receiver worker`` on one Postgres database, sending to PagerDuty and
+Slack stand-ins.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from tests.e2e.configs import (
     receiver_config,
 )
 from tests.e2e.fast_rules import fast_rules
+from tests.e2e.utf8_rules import utf8_rules
 from tests.sim.triton import TritonSimulator
 from tests.standins.pagerduty import PagerDutyStandIn
 from tests.standins.slack import SlackStandIn
@@ -37,6 +39,7 @@ from tests.support.alertmanager import AlertmanagerCluster
 from tests.support.api import TOKEN
 from tests.support.prometheus import PrometheusServer
 from tests.support.servers import Process, Server, gunicorn, receiver_env, started
+from tests.support.versions import binary_version
 
 WORKER = [sys.executable, "-m", "receiver.cli", "worker", "--poll", "0.2"]
 INTAKE_LOCK_TIMEOUT_MS = 500  # gunicorn's Postgres sessions give up on a lock after this
@@ -129,7 +132,10 @@ def running_stack(
             AlertingPrometheus(
                 [pod_a.target, pod_b.target],
                 alertmanagers=alertmanagers.urls,
-                rule_files=[fast_rules(SHIPPED_RULES, tmp_dir / "triton-alerts.fast.yml")],
+                rule_files=[
+                    fast_rules(SHIPPED_RULES, tmp_dir / "triton-alerts.fast.yml"),
+                    *utf8_rules(tmp_dir, binary_version(prometheus_binary)),
+                ],
                 tmp_dir=tmp_dir,
                 binary=prometheus_binary,
                 extra_args=["--rules.alert.resend-delay=1s"],
@@ -141,7 +147,8 @@ def running_stack(
         intake_url = with_lock_timeout(database_url, INTAKE_LOCK_TIMEOUT_MS)
         receiver = stack.enter_context(gunicorn(intake_url, config=config, workers=2))
         worker = stack.enter_context(started(WORKER, receiver_env(database_url, config=config)))
-        alertmanagers.config = alertmanager_config(receiver.url, token_file)
+        version = binary_version(alertmanager_binary)
+        alertmanagers.config = alertmanager_config(receiver.url, token_file, version)
         stack.enter_context(alertmanagers)
         running = Stack(
             pod_a=pod_a,

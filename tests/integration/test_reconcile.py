@@ -1,4 +1,5 @@
-"""Reconciliation with a REAL Alertmanager: alerts it no longer holds go stale, then resolve."""
+"""Reconciliation with a REAL Alertmanager (0.25 and 0.33): alerts it no longer holds go stale,
+then resolve; only the alerts of the receivers of open incidents are fetched."""
 
 from __future__ import annotations
 
@@ -15,14 +16,30 @@ from receiver.alertmanager import AlertmanagerUnavailable
 from receiver.app import create_app
 from receiver.bootstrap import bootstrap, build_reconciler
 from receiver.cli import main
-from tests.support.alertmanager import AlertmanagerCluster, require_alertmanager
+from tests.support.alertmanager import AlertmanagerCluster
 from tests.support.api import detail, post_webhook, timeline_kinds
 from tests.support.payloads import rfc3339
 from tests.support.servers import disposing_engines, free_port
+from tests.support.versions import VERSIONS, Versions
 
 pytestmark = pytest.mark.slow
-# Alertmanager holds the alerts; it notifies nobody (a receiver without integrations)
-SILENT = {"route": {"receiver": "nobody"}, "receivers": [{"name": "nobody"}]}
+# Alertmanager holds the alerts and notifies nobody (receivers without integrations). The
+# webhooks below come from "triton"; a `team` label routes to receivers whose names need
+# escaping, to ones an unescaped or unanchored regex of them would match, and elsewhere.
+OURS = "ops.a+b (prod)|équipe"
+OTHERS = {
+    "dot-and-plus": "opsXaab prod|équipe",  # matched by OURS unescaped
+    "prefix": f"{OURS}-canary",  # matched by OURS unanchored
+    "elsewhere": "elsewhere",
+}
+TEAMS = {"ours": OURS, **OTHERS}
+SILENT = {
+    "route": {
+        "receiver": "triton",
+        "routes": [{"matchers": [f'team="{t}"'], "receiver": r} for t, r in TEAMS.items()],
+    },
+    "receivers": [{"name": name} for name in ("triton", *TEAMS.values())],
+}
 ROUTED = {
     "receivers": {
         "pd": {"type": "pagerduty", "routing_key": "r" * 32, "base_url": "https://127.0.0.1:9"}
@@ -31,10 +48,14 @@ ROUTED = {
 }
 
 
-@pytest.fixture(scope="module")
-def alertmanager(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AlertmanagerCluster]:
-    require_alertmanager()
-    with AlertmanagerCluster(SILENT, size=1, tmp_dir=tmp_path_factory.mktemp("am")) as cluster:
+@pytest.fixture(scope="module", params=VERSIONS, ids=str)
+def alertmanager(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[AlertmanagerCluster]:
+    versions: Versions = request.param
+    binary = versions.require("alertmanager")
+    directory = tmp_path_factory.mktemp(f"am-{versions.id}")
+    with AlertmanagerCluster(SILENT, size=1, tmp_dir=directory, binary=binary) as cluster:
         yield cluster
 
 
@@ -60,11 +81,11 @@ class Env:
     def labels(self, name: str, **extra: str) -> dict[str, str]:
         return {"alertname": name, "severity": "critical", "test": self.test_id, **extra}
 
-    def fire(self, *label_sets: dict[str, str]) -> int:
+    def fire(self, *label_sets: dict[str, str], receiver: str = "triton") -> int:
         """Alertmanager notifies these firing alerts as one group: our incident's id."""
         body = {
             "version": "4",
-            "receiver": "triton",
+            "receiver": receiver,
             "status": "firing",
             "groupKey": f'{{}}:{{test="{self.test_id}"}}',
             "groupLabels": {"test": self.test_id},
@@ -246,6 +267,43 @@ def test_one_alertmanager_of_the_pair_down_is_reported_and_the_other_answers(
     report = env.reconciler.run_once()
     assert report.unavailable and report.unavailable[0].startswith(dead.removeprefix("http://"))
     assert env.incident(incident)["status"] == "firing"
+
+
+def held_fingerprints(alertmanager: AlertmanagerCluster, test_id: str) -> dict[str, str]:
+    """team label -> fingerprint of the alerts of this test Alertmanager holds."""
+    alerts = alertmanager.alerts(filter=[f'test="{test_id}"'])
+    return {a["labels"].get("team", ""): a["fingerprint"] for a in alerts}
+
+
+def test_only_the_alerts_of_the_receivers_asked_for_are_fetched(make_reconcile_env, alertmanager):
+    env = make_reconcile_env()
+    hold(alertmanager, *(env.labels("TritonHighErrorRate", team=t) for t in TEAMS))
+    held = held_fingerprints(alertmanager, env.test_id)
+    assert set(held) == set(TEAMS)
+    client = env.reconciler.client
+    assert client.active([OURS]).fingerprints & set(held.values()) == {held["ours"]}
+    both = client.active([OURS, OTHERS["prefix"]]).fingerprints & set(held.values())
+    assert both == {held["ours"], held["prefix"]}
+    assert client.active([]).fingerprints == set()  # nothing to check: nothing fetched
+
+
+def test_the_pass_asks_for_its_receivers_and_ignores_the_others_alerts(
+    make_reconcile_env, alertmanager
+):
+    env = make_reconcile_env(grace=0)
+    ours, lost = env.labels("TritonHighErrorRate", team="ours"), env.labels("Lost", team="ours")
+    hold(alertmanager, ours, *(env.labels("Other", team=t) for t in OTHERS))
+    incident = env.fire(ours, lost, receiver=OURS)
+    env.clock.advance(minutes=2)
+    asked: list[set[str]] = []
+    active = env.reconciler.client.active
+    env.reconciler.client.active = lambda names: asked.append(set(names)) or active(names)
+    report = env.reconciler.run_once()
+    assert len(asked) == 1 and OURS in asked[0] and not asked[0] & set(OTHERS.values())
+    page = env.incident(incident)
+    states = {a["labels"]["alertname"]: a["episodes"][-1]["status"] for a in page["alerts"]}
+    assert states == {"TritonHighErrorRate": "firing", "Lost": "resolved"}
+    assert incident in report.incidents
 
 
 def test_receiver_reconcile_runs_one_pass_and_says_what_it_did(

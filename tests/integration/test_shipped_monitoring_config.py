@@ -3,6 +3,7 @@
 promtool checks and unit-tests config/prometheus/triton-alerts.yml; amtool checks
 config/alertmanager/alertmanager.yml and resolves its routes for every alert of the rules file;
 each on both versions (promtool 2.42 and 3.5, amtool 0.25 and 0.33: tests/support/versions.py).
+amtool 0.25 checks the copy its users make: without the lines of newer keys (webhook timeout).
 """
 
 from __future__ import annotations
@@ -15,8 +16,16 @@ import pytest
 import yaml
 
 from receiver.enrich.runbooks import RunbookCatalogue
+from receiver.settings.sections import DatabaseSettings
 from tests.e2e.fast_rules import fast_rules
-from tests.support.prometheus_tools import alert_rules, amtool, promtool, seconds
+from tests.support.prometheus_tools import (
+    NEWER_WEBHOOK_KEYS,
+    alert_rules,
+    amtool,
+    for_alertmanager,
+    promtool,
+    seconds,
+)
 from tests.support.versions import DEBIAN_12, NEWEST, Versions, on_each_version
 
 ROOT = Path(__file__).parents[2]
@@ -26,6 +35,7 @@ ALERTMANAGER = ROOT / "config" / "alertmanager" / "alertmanager.yml"
 RUNBOOKS = ROOT / "config" / "runbooks.yaml"
 WEBHOOK_URL = "http://127.0.0.1:9099/api/v1/alertmanager"
 WATCHDOG = "Watchdog"
+GUNICORN_TIMEOUT_SECONDS = 30  # gunicorn's default worker timeout (docs/operations.md)
 
 # The labels each alert carries besides its rule labels (checked by the promtool unit tests),
 # with example values: what Alertmanager can group by.
@@ -42,6 +52,18 @@ def alertmanager_config() -> dict[str, Any]:
     return yaml.safe_load(ALERTMANAGER.read_text(encoding="utf-8"))
 
 
+def config_for(versions: Versions, directory: Path) -> Path:
+    """The shipped config as that version's users run it: a copy without the newer keys for an
+    older Alertmanager, the shipped file itself otherwise."""
+    text = ALERTMANAGER.read_text(encoding="utf-8")
+    adapted = for_alertmanager(text, versions.version("amtool") or "0")
+    if adapted == text:
+        return ALERTMANAGER
+    copy = directory / "alertmanager.yml"
+    copy.write_text(adapted, encoding="utf-8")
+    return copy
+
+
 def webhook_receiver(config: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     """The name and webhook config of the receiver posting to this receiver's webhook URL."""
     for receiver in config["receivers"]:
@@ -52,13 +74,14 @@ def webhook_receiver(config: dict[str, Any]) -> tuple[str, dict[str, Any]]:
 
 
 def matched_routes(
-    alertname: str, labels: dict[str, str], on: Versions = DEBIAN_12
+    alertname: str, labels: dict[str, str], directory: Path, on: Versions = DEBIAN_12
 ) -> list[tuple[str, str]]:
     """(route matchers or 'default-route', receiver) of every route the labels reach."""
     name, _ = webhook_receiver(alertmanager_config())
     args = [f"{k}={v}" for k, v in {"alertname": alertname, **labels}.items()]
+    config = config_for(on, directory)
     result = amtool(
-        "config", "routes", "test", f"--config.file={ALERTMANAGER}", "--tree",
+        "config", "routes", "test", f"--config.file={config}", "--tree",
         f"--verify.receivers={name}", *args, on=on,
     )  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
@@ -120,11 +143,33 @@ def test_every_alert_but_the_watchdog_has_a_runbook_catalogue_entry(alertname: s
 
 
 @on_each_version
-def test_amtool_accepts_the_shipped_alertmanager_config(versions: Versions) -> None:
+def test_amtool_accepts_the_shipped_alertmanager_config(versions: Versions, tmp_path: Path) -> None:
     # The bearer credentials_file is read per notification, so it need not exist to check.
-    result = amtool("check-config", ALERTMANAGER, on=versions)
+    result = amtool("check-config", config_for(versions, tmp_path), on=versions)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "SUCCESS" in result.stdout
+
+
+def test_alertmanager_0_25_refuses_only_the_newer_lines_the_config_says_to_delete(
+    tmp_path: Path,
+) -> None:
+    refused = amtool("check-config", ALERTMANAGER, on=DEBIAN_12)
+    assert refused.returncode != 0
+    assert "field timeout not found" in refused.stdout + refused.stderr
+    shipped = ALERTMANAGER.read_text(encoding="utf-8").splitlines()
+    copy = config_for(DEBIAN_12, tmp_path).read_text(encoding="utf-8").splitlines()
+    assert len(shipped) - len(copy) == len(NEWER_WEBHOOK_KEYS)  # one line per key
+    assert set(copy) < set(shipped)
+
+
+def test_the_webhook_timeout_outlasts_the_receivers_slowest_answer() -> None:
+    _, hook = webhook_receiver(alertmanager_config())
+    database = DatabaseSettings()
+    # a pooled connection, then a statement's answer or the client's deadline a second later
+    slowest = database.pool_timeout_seconds + database.statement_timeout_seconds + 1
+    timeout = seconds(hook["timeout"])
+    assert slowest < timeout < GUNICORN_TIMEOUT_SECONDS
+    assert timeout < seconds(alertmanager_config()["route"]["group_interval"])
 
 
 def test_the_webhook_sends_resolved_alerts_with_a_bearer_token_file_and_caps_alerts() -> None:
@@ -139,10 +184,10 @@ def test_the_webhook_sends_resolved_alerts_with_a_bearer_token_file_and_caps_ale
 @on_each_version
 @pytest.mark.parametrize("alert", alert_rules(RULES), ids=lambda rule: rule["alert"])
 def test_each_alert_reaches_the_webhook_grouped_by_labels_it_carries(
-    alert: dict[str, Any], versions: Versions
+    alert: dict[str, Any], versions: Versions, tmp_path: Path
 ) -> None:
     name, carried = alert["alert"], CARRIED[alert["alert"]]
-    routes = matched_routes(name, {**alert["labels"], **carried}, on=versions)
+    routes = matched_routes(name, {**alert["labels"], **carried}, tmp_path, on=versions)
     assert len(routes) == 1, routes
     route = route_for(routes[0][0])
     group_by = set(route["group_by"])
@@ -157,8 +202,8 @@ def test_each_alert_reaches_the_webhook_grouped_by_labels_it_carries(
     assert is_watchdog_route == (name == WATCHDOG)
 
 
-def test_the_watchdog_is_sent_every_few_minutes_on_its_own_route() -> None:
-    (leaf, _), *_ = matched_routes(WATCHDOG, {"severity": "none"})
+def test_the_watchdog_is_sent_every_few_minutes_on_its_own_route(tmp_path: Path) -> None:
+    (leaf, _), *_ = matched_routes(WATCHDOG, {"severity": "none"}, tmp_path)
     route = route_for(leaf)
     assert route is not alertmanager_config()["route"]
     assert seconds(route["repeat_interval"]) <= 300
@@ -206,23 +251,26 @@ def test_the_fast_variant_refuses_a_duration_prometheus_would_not_parse(tmp_path
 EVENT_RECORDER = ROOT / "config" / "alertmanager" / "event-recorder.yml"
 
 
-def with_event_recorder(tmp_path: Path) -> Path:
-    """alertmanager.yml with event-recorder.yml's section merged in, as docs/monitoring.md says."""
-    merged = {**alertmanager_config(), **yaml.safe_load(EVENT_RECORDER.read_text(encoding="utf-8"))}
+def with_event_recorder(tmp_path: Path, versions: Versions) -> Path:
+    """That version's alertmanager.yml (config_for) with event-recorder.yml's section merged in,
+    as docs/monitoring.md says."""
+    config = yaml.safe_load(config_for(versions, tmp_path).read_text(encoding="utf-8"))
+    merged = {**config, **yaml.safe_load(EVENT_RECORDER.read_text(encoding="utf-8"))}
     path = tmp_path / "alertmanager.yml"
     path.write_text(yaml.safe_dump(merged, sort_keys=False), encoding="utf-8")
     return path
 
 
 def test_amtool_033_accepts_the_config_with_the_event_recorder(tmp_path: Path) -> None:
-    result = amtool("check-config", with_event_recorder(tmp_path), on=NEWEST)
+    result = amtool("check-config", with_event_recorder(tmp_path, NEWEST), on=NEWEST)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_amtool_025_rejects_the_event_recorder_so_it_ships_apart(tmp_path: Path) -> None:
-    result = amtool("check-config", with_event_recorder(tmp_path), on=DEBIAN_12)
+    result = amtool("check-config", with_event_recorder(tmp_path, DEBIAN_12), on=DEBIAN_12)
     assert result.returncode != 0
-    assert "event_recorder" in result.stdout + result.stderr
+    assert "field event_recorder not found" in result.stdout + result.stderr
+    assert "timeout" not in result.stdout + result.stderr  # that key is stripped for 0.25
 
 
 def test_the_event_recorder_posts_to_the_receiver_with_the_webhooks_token() -> None:

@@ -180,3 +180,30 @@ def test_with_the_ui_configured_the_read_api_needs_the_ui_login_not_the_webhook_
     login(client)
     assert client.get("/api/v1/incidents/1").status_code == 200
     assert client.get("/healthz").status_code == 200  # probes stay open
+
+
+def test_a_utf8_label_name_with_an_html_value_is_escaped_and_found(browser):
+    name, value = "gpu.modèle", "<b>A100</b> & \"SXM\" 'x'"
+    body = {
+        "receiver": "utf8",
+        "groupKey": "{}:utf8",
+        "status": "firing",
+        "alerts": [
+            {
+                "status": "firing",
+                "labels": {"alertname": "Utf8Label", name: value},
+                "startsAt": "2026-11-28T00:30:00Z",
+            }
+        ],
+    }
+    incident = post_webhook(browser, json.dumps(body)).get_json()["incidents"][0]
+    page = browser.get(f"/incidents/{incident}").get_data(as_text=True)
+    assert "<b>A100</b>" not in page
+    escaped = "&lt;b&gt;A100&lt;/b&gt; &amp; &#34;SXM&#34; &#39;x&#39;"
+    assert f"<code>{name}={escaped}</code>" in page
+    searched = browser.get("/incidents?q=" + quote('<b>a100</b> & "sxm"')).get_data(as_text=True)
+    quoted = '"{}"="{}"'.format(name, value.replace('"', '\\"'))  # Go-quoted, like Alertmanager's
+    filtered = browser.get("/incidents?label=" + quote(quoted)).get_data(as_text=True)
+    assert row_ids(searched) == row_ids(filtered) == [incident]
+    other = browser.get("/incidents?label=" + quote(f'"{name}"="A100"')).get_data(as_text=True)
+    assert row_ids(other) == [] and "<b>A100</b>" not in searched + filtered

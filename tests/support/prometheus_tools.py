@@ -21,6 +21,9 @@ DURATION = re.compile(
     r"(?:(\d+)y)?(?:(\d+)w)?(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?(?:(\d+)ms)?"
 )
 UNITS = [365 * 86400, 7 * 86400, 86400, 3600, 60, 1, 0.001]
+# webhook_configs keys of the shipped Alertmanager config and the release that added each
+# (older ones refuse the config): timeout came with 0.28.0 (prometheus/alertmanager#4137)
+NEWER_WEBHOOK_KEYS = {"timeout": (0, 28)}
 
 
 def run(*args: str | Path) -> subprocess.CompletedProcess[str]:
@@ -36,6 +39,16 @@ def promtool(*args: str | Path, on: Versions = DEBIAN_12) -> subprocess.Complete
 
 def amtool(*args: str | Path, on: Versions = DEBIAN_12) -> subprocess.CompletedProcess[str]:
     return run(on.require("amtool"), *args)
+
+
+def for_alertmanager(text: str, version: str) -> str:
+    """Alertmanager config ``text`` without the lines of the webhook keys ``version`` predates
+    (what the shipped config tells users of older releases to delete)."""
+    release = tuple(int(part) for part in version.split(".")[:2])
+    for key, since in NEWER_WEBHOOK_KEYS.items():
+        if release < since:
+            text = re.sub(rf"^[ \t]+{key}: [^\n]*\n", "", text, flags=re.MULTILINE)
+    return text
 
 
 def alert_rules(path: Path) -> list[dict[str, Any]]:
