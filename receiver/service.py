@@ -14,6 +14,7 @@ from typing import Any
 from receiver.enrich.runbooks import RunbookCatalogue
 from receiver.intake import parse_webhook
 from receiver.model.alerts import Notification
+from receiver.model.am_events import AmEvent
 from receiver.model.dedup import AlertOutcome, FlapPolicy, earlier_than
 from receiver.model.errors import StorageUnavailable
 from receiver.model.incident import DecisionRules, decide, incidents_needed, open_firing_needed
@@ -217,6 +218,17 @@ class Actor:
         if self.address:
             out["from"] = self.address
         return out
+
+
+def record_alertmanager_events(
+    uow_factory: UnitOfWorkFactory, events: list[AmEvent], clock: Clock
+) -> int:
+    """Store the event recorder's events (a re-send changes nothing), or raise
+    StorageUnavailable (its webhook output retries)."""
+    with storage_errors(retry=False), uow_factory() as uow:
+        uow.am_events.add(events, clock())
+        uow.commit()
+    return len(events)
 
 
 def acknowledge_incident(

@@ -91,10 +91,23 @@ def prune_incidents(
     return report
 
 
+def prune_events(container: Container) -> int:
+    """Delete event-recorder events last seen over ``retention.event_days`` ago."""
+    days = container.settings.retention.event_days
+    seconds = container.settings.database.maintenance_timeout_seconds
+    with container.uow() as uow, uow.allow(seconds):
+        deleted = uow.am_events.prune(container.clock() - timedelta(days=days))
+        uow.commit()
+    return deleted
+
+
 def prune(container: Container) -> None:
-    """The hourly retention step: raw payloads, then a bounded number of incident passes."""
+    """The hourly retention step: raw payloads and events, then a bounded number of incident
+    passes."""
     if deleted := prune_raw_payloads(container):
         log.info("pruned %d raw payload(s) past retention", deleted)
+    if deleted := prune_events(container):
+        log.info("pruned %d event-recorder event(s) past retention", deleted)
     passes = container.settings.retention.passes_per_run
     report = prune_incidents(container, max_passes=passes)
     if report is not None and report.incidents:

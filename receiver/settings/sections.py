@@ -93,6 +93,7 @@ class RetentionSettings(_Section):
     incident_days: float | None = Field(None, ge=1)
     batch: int = Field(200, ge=1, le=10000)  # incidents per transaction (one pass)
     passes_per_run: int = Field(25, ge=1)  # passes per hourly worker run; the rest waits
+    event_days: float = Field(7, gt=0)  # event-recorder events last seen before this go
 
 
 class FlappingSettings(_Section):

@@ -17,6 +17,7 @@ from sqlalchemy.sql.functions import FunctionElement
 from receiver.model.matchers import Matcher
 from receiver.model.snapshot import IncidentSnapshot
 from receiver.model.snapshot_json import delivery_json, incident_json, summary_json
+from receiver.store.am_events import mutes_of
 from receiver.store.budgets import slo_budgets
 from receiver.store.label_filters import FilterValues, label_condition
 from receiver.store.snapshots import delivery_records, load_snapshots, summary_of
@@ -183,6 +184,10 @@ class IncidentQueries:
         """One incident with its alerts and episodes, timeline, payloads and deliveries."""
         with Session(self.engine) as session:
             return load_snapshots(session, [incident_id]).get(incident_id)
+
+    def mutes(self, snapshot: IncidentSnapshot) -> list[dict[str, Any]]:
+        """Why its alerts were not paged: the silences and inhibitions Alertmanager reported."""
+        return mutes_of(self.engine, (a.fingerprint for a in snapshot.alerts))
 
     def get_incident(self, incident_id: int) -> dict[str, Any] | None:
         """One incident as the API shows it (its snapshot's rendering), for the UI and replay."""

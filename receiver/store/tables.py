@@ -440,3 +440,22 @@ class LoginThrottle(Base):
     key: Mapped[str] = mapped_column(String(320), primary_key=True)
     failures: Mapped[int] = mapped_column(Integer)
     window_started_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class AlertmanagerEvent(Base):
+    """One event of Alertmanager's event recorder (0.33+): why an alert was muted, or not."""
+
+    __tablename__ = "alertmanager_events"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    digest: Mapped[str] = mapped_column(String(64), unique=True)  # AmEvent.digest
+    kind: Mapped[str] = mapped_column(String(64))
+    at: Mapped[datetime] = mapped_column(UtcDateTime)  # the first time seen
+    last_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)  # a repeated mute: the last
+    count: Mapped[int] = mapped_column(Integer, default=1)
+    received_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    instance: Mapped[str | None] = mapped_column(String(255))
+    fingerprint: Mapped[str | None] = mapped_column(String(64), index=True)
+    fingerprints: Mapped[list[str]] = mapped_column(JsonDoc, default=list)
+    labels: Mapped[dict[str, str]] = mapped_column(JsonDoc, default=dict)
+    detail: Mapped[dict[str, Any]] = mapped_column(JsonDoc, default=dict)

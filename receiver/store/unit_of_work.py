@@ -9,6 +9,7 @@ from types import TracebackType
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
+from receiver.store.am_events import AmEventRepository
 from receiver.store.db import WRITE_OPTIONS, writer_turn
 from receiver.store.deadlines import extended
 from receiver.store.intake import IntakeReads
@@ -53,6 +54,7 @@ class UnitOfWork:
         self.pacing = PacingRepository(self.session)
         self.logins = SessionRepository(self.session)
         self.retention = IncidentRetention(self.session)
+        self.am_events = AmEventRepository(self.session)
         return self
 
     def __exit__(

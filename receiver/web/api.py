@@ -17,9 +17,10 @@ from receiver import fixture
 from receiver.bootstrap import Container
 from receiver.intake import parse_webhook
 from receiver.metrics import exposition
+from receiver.model.am_events import parse_events
 from receiver.model.errors import InvalidPayload, StorageUnavailable
 from receiver.model.snapshot_json import incident_json
-from receiver.service import RawRequest, handle_webhook
+from receiver.service import RawRequest, handle_webhook, record_alertmanager_events
 from receiver.store import health, migrate
 from receiver.store.export import IncidentNotFound, PayloadsPruned
 from receiver.store.gauges import StoreGauges, read_gauges
@@ -95,6 +96,33 @@ def receive_webhook(name: str | None) -> ResponseReturnValue:
     return jsonify(result.as_json()), 200
 
 
+@bp.post("/api/v1/event-recorder")
+@allow(Access.WEBHOOK)
+def receive_events() -> ResponseReturnValue:
+    """Alertmanager 0.33's event recorder (webhook output): one event or a list; 200 once
+    stored, 400 naming the problem, 503 while the database is down (the output retries)."""
+    c = container()
+    limit = c.settings.intake.max_body_bytes
+    if request.content_length is not None and request.content_length > limit:
+        raise _too_large(limit)
+    if request.mimetype not in JSON_TYPES:
+        message = f"Content-Type must be application/json, got {request.mimetype or 'none'}"
+        raise ApiError(415, "unsupported_media_type", message)
+    try:
+        body = request.get_data(cache=True)
+    except RequestEntityTooLarge:
+        raise _too_large(limit) from None
+    if len(body) > limit:
+        raise _too_large(limit)
+    try:
+        events = parse_events(body)
+    except InvalidPayload as exc:
+        message = exc.errors[0]["message"] if len(exc.errors) == 1 else str(exc)
+        raise ApiError(400, "invalid_event", message, exc.errors) from None
+    stored = record_alertmanager_events(c.uow, events, c.clock)
+    return jsonify({"events": stored}), 200
+
+
 def _too_large(limit: int) -> ApiError:
     return ApiError(413, "payload_too_large", f"request body exceeds the limit of {limit} bytes")
 
@@ -144,10 +172,11 @@ def list_incidents() -> ResponseReturnValue:
 @bp.get("/api/v1/incidents/<row_id:incident_id>")
 @allow(Access.READ)
 def get_incident(incident_id: int) -> ResponseReturnValue:
-    snapshot = container().queries.snapshot(incident_id)
+    queries = container().queries
+    snapshot = queries.snapshot(incident_id)
     if snapshot is None:
         raise ApiError(404, "not_found", f"no incident {incident_id}")
-    return jsonify(incident_json(snapshot))
+    return jsonify({**incident_json(snapshot), "mutes": queries.mutes(snapshot)})
 
 
 @bp.get("/api/v1/incidents/<row_id:incident_id>/fixture")

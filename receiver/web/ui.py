@@ -26,6 +26,7 @@ from flask.typing import ResponseReturnValue
 from receiver.bootstrap import Container
 from receiver.model.access import Identity
 from receiver.model.errors import FilterTooCostly
+from receiver.model.snapshot_json import incident_json
 from receiver.service import Actor, acknowledge_incident, add_incident_note
 from receiver.web import charts, login, oidc
 from receiver.web.access import Access, allow
@@ -151,10 +152,12 @@ def overview() -> ResponseReturnValue:
 @bp.get("/incidents/<row_id:incident_id>")
 @allow(Access.READ)
 def incident(incident_id: int) -> ResponseReturnValue:
-    detail = container().queries.get_incident(incident_id)
-    if detail is None:
+    queries = container().queries
+    snapshot = queries.snapshot(incident_id)
+    if snapshot is None:
         abort(404, description=f"no incident {incident_id}")
-    return render_template("incident.html", incident=detail)
+    detail = incident_json(snapshot)
+    return render_template("incident.html", incident=detail, mutes=queries.mutes(snapshot))
 
 
 @bp.post("/incidents/<row_id:incident_id>/ack")

@@ -26,7 +26,7 @@ from tests.support.prometheus_tools import (
     promtool,
     seconds,
 )
-from tests.support.versions import DEBIAN_12, Versions, on_each_version
+from tests.support.versions import DEBIAN_12, NEWEST, Versions, on_each_version
 
 ROOT = Path(__file__).parents[2]
 RULES = ROOT / "config" / "prometheus" / "triton-alerts.yml"
@@ -246,3 +246,35 @@ def test_the_fast_variant_refuses_a_duration_prometheus_would_not_parse(tmp_path
     with pytest.raises(ValueError, match="10 seconds"):
         fast_rules(RULES, tmp_path / "fast.yml", window="10 seconds")
     assert not (tmp_path / "fast.yml").exists()
+
+
+EVENT_RECORDER = ROOT / "config" / "alertmanager" / "event-recorder.yml"
+
+
+def with_event_recorder(tmp_path: Path, versions: Versions) -> Path:
+    """That version's alertmanager.yml (config_for) with event-recorder.yml's section merged in,
+    as docs/monitoring.md says."""
+    config = yaml.safe_load(config_for(versions, tmp_path).read_text(encoding="utf-8"))
+    merged = {**config, **yaml.safe_load(EVENT_RECORDER.read_text(encoding="utf-8"))}
+    path = tmp_path / "alertmanager.yml"
+    path.write_text(yaml.safe_dump(merged, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def test_amtool_033_accepts_the_config_with_the_event_recorder(tmp_path: Path) -> None:
+    result = amtool("check-config", with_event_recorder(tmp_path, NEWEST), on=NEWEST)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_amtool_025_rejects_the_event_recorder_so_it_ships_apart(tmp_path: Path) -> None:
+    result = amtool("check-config", with_event_recorder(tmp_path, DEBIAN_12), on=DEBIAN_12)
+    assert result.returncode != 0
+    assert "field event_recorder not found" in result.stdout + result.stderr
+    assert "timeout" not in result.stdout + result.stderr  # that key is stripped for 0.25
+
+
+def test_the_event_recorder_posts_to_the_receiver_with_the_webhooks_token() -> None:
+    [output] = yaml.safe_load(EVENT_RECORDER.read_text())["event_recorder"]["webhook_outputs"]
+    _, hook = webhook_receiver(alertmanager_config())
+    assert output["url"] == WEBHOOK_URL.replace("/alertmanager", "/event-recorder")
+    assert output["http_config"]["authorization"] == hook["http_config"]["authorization"]

@@ -72,6 +72,7 @@ class AlertmanagerCluster:
         binary: str | None = None,
         peer_timeout: str = "0s",
         web_ports: list[int] | None = None,
+        extra_args: list[str] | None = None,
     ) -> None:
         self.config = config
         self.size = size
@@ -79,6 +80,7 @@ class AlertmanagerCluster:
         self.binary = binary or alertmanager_binary()
         self.peer_timeout = peer_timeout
         self.web_ports = web_ports or [free_port() for _ in range(size)]
+        self.extra_args = extra_args or []  # e.g. --enable-feature=event-recorder
         self.nodes: list[Node] = []
         self._stack = ExitStack()
         self._http = requests.Session()
@@ -126,6 +128,7 @@ class AlertmanagerCluster:
                 "--cluster.settle-timeout=2s",
                 "--cluster.reconnect-interval=1s",
                 "--log.level=debug",
+                *self.extra_args,
             ]
             process = self._stack.enter_context(started(command, os.environ, cwd=directory))
             self.nodes.append(Node(url, address, process))
@@ -180,7 +183,12 @@ class AlertmanagerCluster:
             self._call(n, "POST", "/api/v2/alerts", json=alerts)
 
     def silence(
-        self, matchers: dict[str, str], minutes: float = 10, comment: str = "e2e", n: int = 0
+        self,
+        matchers: dict[str, str],
+        minutes: float = 10,
+        comment: str = "e2e",
+        n: int = 0,
+        created_by: str = "receiver-e2e",
     ) -> str:
         """POST /api/v2/silences with equality matchers; the silence id (gossiped to peers)."""
         now = datetime.now(UTC)
@@ -191,7 +199,7 @@ class AlertmanagerCluster:
             ],
             "startsAt": rfc3339(now),
             "endsAt": rfc3339(now + timedelta(minutes=minutes)),
-            "createdBy": "receiver-e2e",
+            "createdBy": created_by,
             "comment": comment,
         }
         return str(self._call(n, "POST", "/api/v2/silences", json=body)["silenceID"])

@@ -1,0 +1,96 @@
+"""Parsing the event recorder's events (Alertmanager 0.33): the recorded shapes, validation and
+the bounds on what is kept."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from receiver.model.am_events import MAX_TEXT, hex_fingerprint, parse_events
+from receiver.model.errors import InvalidPayload
+
+FIXTURES = Path(__file__).parents[1] / "fixtures" / "alertmanager-0.33.1-events"
+RECORDED = json.loads((FIXTURES / "requests.json").read_text())
+EVENTS = [r["body_raw"].encode() for r in RECORDED if r["path"] == "/events"]
+
+
+def first(kind: str) -> bytes:
+    return next(b for b in EVENTS if f'"{kind}"' in b.decode())
+
+
+def test_every_recorded_event_parses() -> None:
+    kinds = {parse_events(body)[0].kind for body in EVENTS}
+    assert {"silenceMutedAlert", "inhibitionMutedAlert", "notification", "alertCreated"} <= kinds
+
+
+def test_a_decimal_fingerprint_becomes_the_webhooks_hex_one() -> None:
+    assert hex_fingerprint("17271523118378125274") == "efb0c6c488e007da"
+    assert hex_fingerprint("efb0c6c488e007da") == "efb0c6c488e007da"
+    assert hex_fingerprint(None) is None
+
+
+def test_a_silenced_alert_names_its_silence_creator_comment_and_end() -> None:
+    [event] = parse_events(first("silenceMutedAlert"))
+    assert event.fingerprint == "ee6ada5566052b4b"
+    assert event.labels["alertname"] == "FanNoise"
+    silence = event.detail["silence"]
+    assert silence["created_by"] == "alice@example.com"
+    assert silence["comment"] == "disk swap, ticket OPS-42"
+    assert silence["matchers"] == ['alertname="FanNoise"']
+    assert silence["ends_at"].startswith("2026-12-08T02:52")
+
+
+def test_an_inhibited_alert_names_the_rule_and_the_inhibiting_alert() -> None:
+    [event] = parse_events(first("inhibitionMutedAlert"))
+    assert event.labels["alertname"] == "DiskSlow"
+    assert event.detail["inhibited_by"] == ["efb0c6c488e007da"]
+    assert event.detail["rules"] == [
+        {"source": ['severity="critical"'], "target": ['severity="warning"'], "equal": ["instance"]}
+    ]
+
+
+def test_a_repeated_mute_shares_its_digest_and_other_events_do_not() -> None:
+    mutes = [parse_events(b)[0] for b in EVENTS if b"silenceMutedAlert" in b]
+    assert len(mutes) == 2 and mutes[0].digest == mutes[1].digest
+    others = [parse_events(b)[0].digest for b in EVENTS if b"silenceMutedAlert" not in b]
+    assert len(set(others)) == len(others)
+
+
+def test_a_list_of_events_is_accepted() -> None:
+    body = b"[" + b",".join(EVENTS[:3]) + b"]"
+    assert len(parse_events(body)) == 3
+
+
+def test_long_texts_are_cut_not_refused() -> None:
+    doc = json.loads(first("silenceMutedAlert"))
+    doc["data"]["silenceMutedAlert"]["silence"]["comment"] = "x" * 100_000
+    [event] = parse_events(json.dumps(doc).encode())
+    assert len(event.detail["silence"]["comment"]) == MAX_TEXT
+
+
+def _event(**changes: Any) -> bytes:
+    doc = {"@timestamp": "2026-12-08T01:52:34.389880601Z", "instance": "am", "data": {"x": {}}}
+    return json.dumps({**doc, **changes}).encode()
+
+
+BAD = {
+    "not JSON": (b"{", "(body)"),
+    "a number": (b"3", "(body)"),
+    "an empty list": (b"[]", "(body)"),
+    "no data": (_event(data=None), "data"),
+    "two kinds": (_event(data={"a": {}, "b": {}}), "data"),
+    "no timestamp": (_event(**{"@timestamp": None}), "@timestamp"),
+    "a bad timestamp": (_event(**{"@timestamp": "yesterday"}), "@timestamp"),
+    "no zone": (_event(**{"@timestamp": "2026-12-08T01:52:34"}), "@timestamp"),
+    "a bad item": (b"[" + _event() + b", 1]", "[1]."),
+}
+
+
+@pytest.mark.parametrize(("body", "field"), BAD.values(), ids=BAD.keys())
+def test_an_invalid_body_names_the_offending_field(body: bytes, field: str) -> None:
+    with pytest.raises(InvalidPayload) as caught:
+        parse_events(body)
+    assert caught.value.errors[0]["field"] == field
