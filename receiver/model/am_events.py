@@ -38,8 +38,21 @@ class AmEvent:
 
 
 def cut(text: Any, limit: int = MAX_TEXT) -> str:
+    """The text (anything else as JSON) at most ``limit`` characters long, storable: a NUL or
+    a lone surrogate (valid JSON escapes, no text column takes them) becomes U+FFFD."""
     value = text if isinstance(text, str) else json.dumps(text)
-    return value if len(value) <= limit else value[: limit - 1] + "…"
+    value = value if len(value) <= limit else value[: limit - 1] + "…"
+    if "\x00" in value:
+        value = value.replace("\x00", "\ufffd")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        value = "".join("\ufffd" if "\ud800" <= c <= "\udfff" else c for c in value)
+    return value
+
+
+def _object(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
 
 
 def hex_fingerprint(value: Any) -> str | None:
@@ -64,7 +77,8 @@ def _labels(value: Any) -> dict[str, str]:
 
 def _matchers(value: Any) -> list[str]:
     items = value if isinstance(value, list) else []
-    return [cut(m.get("rendered") or m.get("name", "")) for m in items[:MAX_ITEMS] if m]
+    kept = [m for m in items[:MAX_ITEMS] if isinstance(m, dict)]
+    return [cut(m.get("rendered") or m.get("name") or "") for m in kept]
 
 
 def _silence(value: Any) -> dict[str, Any]:
@@ -109,7 +123,7 @@ Fields = tuple[dict[str, Any] | None, list[Any], dict[str, Any]]
 def _fields(kind: str, body: dict[str, Any]) -> Fields:
     """The alert the event concerns, every fingerprint it names, and its detail."""
     if kind in MUTES:
-        muted = body.get("mutedAlert") or {}
+        muted = _object(body.get("mutedAlert"))
         if kind == "silenceMutedAlert":
             return muted, [], {"silence": _silence(body.get("silence"))}
         by = [hex_fingerprint(f) for f in _list(body.get("inhibitingFingerprints"))]
@@ -119,7 +133,7 @@ def _fields(kind: str, body: dict[str, Any]) -> Fields:
         return None, [], {"silence": _silence(body.get("silence"))}
     if kind == "notification":
         alerts = _list(body.get("alerts"))
-        integration = body.get("integration") or {}
+        integration = _object(body.get("integration"))
         detail = {
             **_group(body.get("groupInfo")),
             "reason": cut(body.get("reason") or "", 64),
@@ -170,6 +184,9 @@ def parse_events(body: bytes) -> list[AmEvent]:
         payload = json.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
         raise InvalidPayload([{"field": "(body)", "message": f"not JSON: {exc}"}]) from None
+    except RecursionError:
+        message = "not JSON the receiver reads: nested too deeply"
+        raise InvalidPayload([{"field": "(body)", "message": message}]) from None
     if isinstance(payload, dict):
         return [_event(payload, "")]
     if not isinstance(payload, list) or not payload:

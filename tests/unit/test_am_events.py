@@ -94,3 +94,40 @@ def test_an_invalid_body_names_the_offending_field(body: bytes, field: str) -> N
     with pytest.raises(InvalidPayload) as caught:
         parse_events(body)
     assert caught.value.errors[0]["field"] == field
+
+
+STAMP = "2026-12-08T00:00:00Z"
+WRONG_SHAPES = [
+    {"silenceMutedAlert": {"mutedAlert": "x", "silence": {"matchers": ["a", 1, None]}}},
+    {
+        "inhibitionMutedAlert": {
+            "mutedAlert": [1],
+            "inhibitRules": ["r"],
+            "inhibitingFingerprints": 7,
+        }
+    },
+    {"notification": {"alerts": ["a", 1], "integration": "pagerduty", "groupInfo": 3}},
+    {"alertCreated": {"alert": {"details": "x", "labels": {"labels": ["k", {"key": 1}]}}}},
+    {"silenceCreated": {"silence": {"id": 5, "createdBy": ["x"], "comment": {"a": 1}}}},
+    {"somethingNew": 12},
+]
+
+
+@pytest.mark.parametrize("data", WRONG_SHAPES, ids=[next(iter(d)) for d in WRONG_SHAPES])
+def test_an_event_of_an_unexpected_shape_is_kept_as_far_as_it_goes(data: dict[str, Any]) -> None:
+    (event,) = parse_events(json.dumps({"@timestamp": STAMP, "data": data}).encode())
+    assert event.kind == next(iter(data))
+
+
+def test_nul_and_lone_surrogates_become_replacement_characters() -> None:
+    silence = {"id": "s1", "createdBy": "a\u0000b", "comment": "x\ud800y"}
+    body = {"@timestamp": STAMP, "data": {"silenceCreated": {"silence": silence}}}
+    (event,) = parse_events(json.dumps(body).encode())
+    assert event.detail["silence"]["created_by"] == "a\ufffdb"
+    assert event.detail["silence"]["comment"] == "x\ufffdy"
+
+
+def test_json_nested_too_deeply_is_a_400_not_a_crash() -> None:
+    with pytest.raises(InvalidPayload) as caught:
+        parse_events(b"[" * 100_000 + b"]" * 100_000)
+    assert caught.value.errors[0]["field"] == "(body)"
