@@ -51,24 +51,10 @@ def receive_webhook(name: str | None) -> ResponseReturnValue:
     if name is not None and "\x00" in name:
         message = "receiver name in the path must not contain NUL characters"
         raise _reject(c, name, ApiError(400, "invalid_receiver", message))
-    limit = c.settings.intake.max_body_bytes
-    if request.content_length is not None and request.content_length > limit:
-        raise _reject(c, name, _too_large(limit), keep_body=False)
-    encoding = request.headers.get("Content-Encoding", "identity").strip().lower()
-    if encoding not in ("", "identity"):
-        message = f"Content-Encoding {encoding[:32]} is not supported: send the JSON body as is"
-        raise _reject(c, name, ApiError(415, "unsupported_media_type", message))
-    if request.mimetype not in JSON_TYPES:
-        shown = request.mimetype or "none"
-        message = f"Content-Type must be application/json, got {shown}"
-        raise _reject(c, name, ApiError(415, "unsupported_media_type", message))
     try:
-        # MAX_CONTENT_LENGTH is limit + 1, so a chunked body over the limit shows as too long
-        body = request.get_data(cache=True)
-    except RequestEntityTooLarge:
-        body = None
-    if body is None or len(body) > limit:
-        raise _reject(c, name, _too_large(limit), keep_body=False)
+        body = _json_body(c.settings.intake.max_body_bytes)
+    except ApiError as error:  # a body over the limit is not kept
+        raise _reject(c, name, error, keep_body=error.status != 413) from None
     try:
         notification = parse_webhook(body, name, c.intake_limits)
     except InvalidPayload as exc:
@@ -102,18 +88,7 @@ def receive_events() -> ResponseReturnValue:
     """Alertmanager 0.33's event recorder (webhook output): one event or a list; 200 once
     stored, 400 naming the problem, 503 while the database is down (the output retries)."""
     c = container()
-    limit = c.settings.intake.max_body_bytes
-    if request.content_length is not None and request.content_length > limit:
-        raise _too_large(limit)
-    if request.mimetype not in JSON_TYPES:
-        message = f"Content-Type must be application/json, got {request.mimetype or 'none'}"
-        raise ApiError(415, "unsupported_media_type", message)
-    try:
-        body = request.get_data(cache=True)
-    except RequestEntityTooLarge:
-        raise _too_large(limit) from None
-    if len(body) > limit:
-        raise _too_large(limit)
+    body = _json_body(c.settings.intake.max_body_bytes)
     try:
         events = parse_events(body)
     except InvalidPayload as exc:
@@ -121,6 +96,30 @@ def receive_events() -> ResponseReturnValue:
         raise ApiError(400, "invalid_event", message, exc.errors) from None
     stored = record_alertmanager_events(c.uow, events, c.clock)
     return jsonify({"events": stored}), 200
+
+
+def _json_body(limit: int) -> bytes:
+    """The request's JSON body as sent (no Content-Encoding), at most ``limit`` bytes; else the
+    ApiError to answer (413 too large, 415 not JSON or encoded)."""
+    if request.content_length is not None and request.content_length > limit:
+        raise _too_large(limit)
+    encoding = request.headers.get("Content-Encoding", "identity").strip().lower()
+    if encoding not in ("", "identity"):
+        message = f"Content-Encoding {encoding[:32]} is not supported: send the JSON body as is"
+        raise ApiError(415, "unsupported_media_type", message)
+    if request.mimetype not in JSON_TYPES:
+        shown = request.mimetype or "none"
+        raise ApiError(
+            415, "unsupported_media_type", f"Content-Type must be application/json, got {shown}"
+        )
+    try:
+        # MAX_CONTENT_LENGTH is limit + 1, so a chunked body over the limit shows as too long
+        body = request.get_data(cache=True)
+    except RequestEntityTooLarge:
+        raise _too_large(limit) from None
+    if len(body) > limit:
+        raise _too_large(limit)
+    return body
 
 
 def _too_large(limit: int) -> ApiError:

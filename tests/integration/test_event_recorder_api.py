@@ -94,6 +94,16 @@ def test_an_invalid_event_is_a_400_naming_the_problem(client: Any, container: Co
     assert "exactly one event kind" in body["message"]
     assert post_event(client, "not json").status_code == 400
     assert client.post(PATH, data="{}", content_type="text/plain", headers=AUTH).status_code == 415
+    gzipped = {**AUTH, "Content-Encoding": "gzip"}  # read as the webhook's body is: as sent
+    assert (
+        client.post(PATH, data="{}", content_type="application/json", headers=gzipped).status_code
+        == 415
+    )
+    too_large = "[" + " " * container.settings.intake.max_body_bytes + "]"
+    assert (
+        client.post(PATH, data=too_large, content_type="application/json", headers=AUTH).status_code
+        == 413
+    )
     assert row_count(container.engine, "alertmanager_events") == 0
 
 
