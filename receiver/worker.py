@@ -13,7 +13,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -30,6 +30,7 @@ from receiver.notify.outbox import DeliveryWorker
 from receiver.reconcile import Reconciler
 from receiver.store.health import describe
 from receiver.store.retention import TABLES
+from receiver.store.unit_of_work import UnitOfWork
 from receiver.watchdog import Watchdog
 
 log = logging.getLogger(__name__)
@@ -41,9 +42,22 @@ WORKER_BEAT_SECONDS = 30.0
 def prune_raw_payloads(container: Container) -> int:
     """Delete raw payloads older than ``intake.raw_retention_days``; return receipts deleted."""
     days = container.settings.intake.raw_retention_days
+    return _prune_older(container, days, lambda uow, before: uow.receipts.prune(before))
+
+
+def prune_events(container: Container) -> int:
+    """Delete event-recorder events last seen over ``retention.event_days`` ago."""
+    days = container.settings.retention.event_days
+    return _prune_older(container, days, lambda uow, before: uow.am_events.prune(before))
+
+
+def _prune_older(
+    container: Container, days: float, prune: Callable[[UnitOfWork, datetime], int]
+) -> int:
+    """One maintenance transaction deleting what ``prune`` finds older than ``days``."""
     seconds = container.settings.database.maintenance_timeout_seconds
     with container.uow() as uow, uow.allow(seconds):
-        deleted = uow.receipts.prune(container.clock() - timedelta(days=days))
+        deleted = prune(uow, container.clock() - timedelta(days=days))
         uow.commit()
     return deleted
 
@@ -89,16 +103,6 @@ def prune_incidents(
         if counts["incidents"] < settings.batch:
             break
     return report
-
-
-def prune_events(container: Container) -> int:
-    """Delete event-recorder events last seen over ``retention.event_days`` ago."""
-    days = container.settings.retention.event_days
-    seconds = container.settings.database.maintenance_timeout_seconds
-    with container.uow() as uow, uow.allow(seconds):
-        deleted = uow.am_events.prune(container.clock() - timedelta(days=days))
-        uow.commit()
-    return deleted
 
 
 def prune(container: Container) -> None:
