@@ -204,6 +204,14 @@ class AlertmanagerCluster:
         }
         return str(self._call(n, "POST", "/api/v2/silences", json=body)["silenceID"])
 
+    def update_silence(self, silence_id: str, n: int = 0, **changes: Any) -> str:
+        """POST /api/v2/silences with the stored silence's ``id``, fields and ``changes``
+        (``comment``, ``endsAt``); the id it has then (a new one if Alertmanager replaced it)."""
+        stored = self._call(n, "GET", f"/api/v2/silence/{silence_id}")
+        keys = ("id", "matchers", "startsAt", "endsAt", "createdBy", "comment")
+        body = {**{k: stored[k] for k in keys}, **changes}
+        return str(self._call(n, "POST", "/api/v2/silences", json=body)["silenceID"])
+
     def silences(self, n: int = 0) -> list[dict[str, Any]]:
         """GET /api/v2/silences: every silence node ``n`` knows, with its ``status.state``."""
         return self._call(n, "GET", "/api/v2/silences")

@@ -24,6 +24,7 @@ def first(kind: str) -> bytes:
 def test_every_recorded_event_parses() -> None:
     kinds = {parse_events(body)[0].kind for body in EVENTS}
     assert {"silenceMutedAlert", "inhibitionMutedAlert", "notification", "alertCreated"} <= kinds
+    assert {"silenceCreated", "silenceUpdated"} <= kinds
 
 
 def test_a_decimal_fingerprint_becomes_the_webhooks_hex_one() -> None:
@@ -40,7 +41,19 @@ def test_a_silenced_alert_names_its_silence_creator_comment_and_end() -> None:
     assert silence["created_by"] == "alice@example.com"
     assert silence["comment"] == "disk swap, ticket OPS-42"
     assert silence["matchers"] == ['alertname="FanNoise"']
-    assert silence["ends_at"].startswith("2026-12-08T02:52")
+    assert silence["ends_at"].startswith("2026-12-08T05:07")
+
+
+def test_an_updated_silence_keeps_its_id_with_the_new_comment_and_end() -> None:
+    [created] = parse_events(first("silenceCreated"))
+    [updated] = parse_events(first("silenceUpdated"))
+    assert updated.kind == "silenceUpdated" and updated.fingerprint is None
+    before, after = created.detail["silence"], updated.detail["silence"]
+    assert after["id"] == before["id"]  # changed in place: same id, same creator and matchers
+    assert after["created_by"] == "alice@example.com"
+    assert after["matchers"] == ['alertname="FanNoise"']
+    assert after["comment"] == "disk swap moved to Friday, ticket OPS-42"
+    assert after["ends_at"].startswith("2026-12-08T06:07") and before["ends_at"] < after["ends_at"]
 
 
 def test_an_inhibited_alert_names_the_rule_and_the_inhibiting_alert() -> None:
@@ -54,7 +67,8 @@ def test_an_inhibited_alert_names_the_rule_and_the_inhibiting_alert() -> None:
 
 def test_a_repeated_mute_shares_its_digest_and_other_events_do_not() -> None:
     mutes = [parse_events(b)[0] for b in EVENTS if b"silenceMutedAlert" in b]
-    assert len(mutes) == 2 and mutes[0].digest == mutes[1].digest
+    # twice by the silence as made, then once as updated (its new comment: another cause)
+    assert len(mutes) == 3 and mutes[0].digest == mutes[1].digest != mutes[2].digest
     others = [parse_events(b)[0].digest for b in EVENTS if b"silenceMutedAlert" not in b]
     assert len(set(others)) == len(others)
 
