@@ -144,8 +144,12 @@ def incidents() -> ResponseReturnValue:
 def overview() -> ResponseReturnValue:
     c = container()
     now = c.clock()
+    queries = c.queries
     return render_template(
-        "overview.html", overview=c.queries.overview(now), budgets=c.queries.slo_budgets(now)
+        "overview.html",
+        overview=queries.overview(now),
+        budgets=queries.slo_budgets(now),
+        unnotified=queries.unnotified(now),
     )
 
 

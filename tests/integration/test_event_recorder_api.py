@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import update
@@ -17,30 +16,11 @@ from receiver.app import create_app
 from receiver.bootstrap import Container, bootstrap
 from receiver.store.tables import AlertmanagerEvent
 from receiver.worker import prune_events
+from tests.support.am_events import PATH, RECORDED, post_event, replay
 from tests.support.api import AUTH, TOKEN, incidents, post_webhook
 from tests.support.databases import receiver_settings
 from tests.support.servers import free_port
 from tests.support.storage import row_count
-
-PATH = "/api/v1/event-recorder"
-FIXTURES = Path(__file__).parents[1] / "fixtures" / "alertmanager-0.33.1-events"
-RECORDED = json.loads((FIXTURES / "requests.json").read_text())
-
-
-def post_event(client: Any, body: bytes | str, **headers: str) -> Any:
-    return client.post(
-        PATH, data=body, content_type="application/json", headers={**AUTH, **headers}
-    )
-
-
-def replay(client: Any) -> None:
-    """Every recorded request in order: notifications to the intake, events to this one."""
-    for r in RECORDED:
-        if r["path"] == "/events":
-            response = post_event(client, r["body_raw"])
-        else:
-            response = post_webhook(client, r["body_raw"], "hook")
-        assert response.status_code == 200, response.get_data(as_text=True)
 
 
 def test_the_recorded_events_are_stored_once_even_when_sent_again(
