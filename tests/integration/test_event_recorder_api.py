@@ -17,7 +17,7 @@ from receiver.bootstrap import Container, bootstrap
 from receiver.store.tables import AlertmanagerEvent
 from receiver.worker import prune_events
 from tests.support.am_events import PATH, RECORDED, post_event, replay
-from tests.support.api import AUTH, TOKEN, incidents, post_webhook
+from tests.support.api import AUTH, TOKEN, incidents
 from tests.support.databases import receiver_settings
 from tests.support.servers import free_port
 from tests.support.storage import row_count
