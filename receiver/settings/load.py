@@ -25,7 +25,7 @@ FILE_SUFFIX = "_file"
 # RECEIVER_* variables that are not settings: read by the commands and the tests themselves
 RESERVED_ENV = {"CONFIG", "MIGRATIONS_DIR", "REPLAY_TOKEN"}
 RESERVED_ENV_PREFIX = "TEST_"  # RECEIVER_TEST_*: test-suite knobs
-PATH_KEYS = ("runbooks_path", "context_path", "slos_path")
+PATH_KEYS = ("runbooks_path", "context_path", "slos_path", "xids_path")
 
 
 class ConfigError(Exception):

@@ -38,6 +38,7 @@ class Settings(_Section):
     runbooks_path: str | None = None
     context_path: str | None = None
     slos_path: str | None = None  # per-model SLOs: the context shows each model's error budget
+    xids_path: str | None = None  # the XID catalogue (config/xids.yaml); read by nothing yet
     receivers: dict[str, Receiver] = Field(default_factory=dict)
     routes: list[RouteSettings] = Field(default_factory=list)
     default_receivers: list[str] = Field(default_factory=list)
