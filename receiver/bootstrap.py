@@ -110,6 +110,7 @@ class Container:
             receiver_kinds={name: r.type for name, r in self.settings.receivers.items()},
             coalesce=timedelta(seconds=self.settings.delivery.coalesce_seconds),
             heartbeat_alertname=self.settings.watchdog.alertname or None,
+            title=self.settings.intake.title,
         )
 
 

@@ -21,6 +21,7 @@ from receiver.model.incident import DecisionRules, decide, incidents_needed, ope
 from receiver.model.intake_state import IntakePlan
 from receiver.model.outbox_plan import OutboxRules, outbox_needed, plan_deliveries
 from receiver.model.routing import Router
+from receiver.model.titles import TitleTemplate
 from receiver.store.errors import WriteRaced, storage_errors
 from receiver.store.intake_writes import Receipt
 from receiver.store.unit_of_work import UnitOfWork, UnitOfWorkFactory
@@ -42,10 +43,13 @@ class IntakeRules:
     receiver_kinds: dict[str, str] = field(default_factory=dict)
     coalesce: timedelta = timedelta(seconds=2)
     heartbeat_alertname: str | None = None  # the Watchdog: recorded, never an incident
+    title: TitleTemplate | None = None
 
     @cached_property
     def decision(self) -> DecisionRules:
-        return DecisionRules(self.flapping, self.runbooks.resolve, self.context_enabled)
+        return DecisionRules(
+            self.flapping, self.runbooks.resolve, self.context_enabled, title=self.title
+        )
 
     @cached_property
     def outbox(self) -> OutboxRules:

@@ -35,6 +35,7 @@ from receiver.model.intake_state import (
     IntakePlan,
     evolve,
 )
+from receiver.model.titles import TitleTemplate
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,7 @@ class DecisionRules:
     flapping: FlapPolicy
     runbook_for: ResolveRunbook
     context_enabled: bool = False
+    title: TitleTemplate | None = None  # intake.title_template
 
 
 def ordered_alerts(n: Notification) -> list[AlertEvent]:
@@ -91,7 +93,7 @@ class _Decision(IncidentRows):
     """The rules, applied alert by alert to the working rows; only ``run`` is called."""
 
     def __init__(self, n: Notification, state: GroupState, now: datetime, rules: DecisionRules):
-        super().__init__(n, state, now, rules.runbook_for, rules.context_enabled)
+        super().__init__(n, state, now, rules.runbook_for, rules.context_enabled, rules.title)
         self.rules = rules
 
     def run(self) -> IntakePlan:

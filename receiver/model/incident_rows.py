@@ -32,6 +32,7 @@ from receiver.model.intake_state import (
     TimelineEvent,
     evolve,
 )
+from receiver.model.titles import TitleTemplate
 
 ResolveRunbook = Callable[[dict[str, str], dict[str, str]], Runbook]
 
@@ -46,9 +47,11 @@ class IncidentRows:
         now: datetime,
         runbook_for: ResolveRunbook,
         context_enabled: bool,
+        title: TitleTemplate | None = None,
     ):
         self.n, self.state, self.now = n, state, now
         self.runbook_for, self.context_enabled = runbook_for, context_enabled
+        self.title = title
         self.incidents: dict[int, IncidentRow] = dict(state.incidents or {})
         self.episodes: dict[tuple[str, datetime], EpisodeRow] = dict(state.episodes)
         self.fingerprints = {fingerprint for fingerprint, _ in self.episodes}  # of the episodes
@@ -70,7 +73,7 @@ class IncidentRows:
     def _open(self, alert: AlertEvent, firing: bool) -> int:
         ref = -1 - len(self.new_incident_refs)
         self.new_incident_refs.append(ref)
-        self.incidents[ref] = opening_row(ref, self.n, alert, self.now, firing)
+        self.incidents[ref] = opening_row(ref, self.n, alert, self.now, firing, self.title)
         if self.n.route_labels:  # the alerts' own labels are indexed with their episodes
             for name, value in indexable(route_only_labels(self.n)):
                 self.labels[(ref, name, value)] = None

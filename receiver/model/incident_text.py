@@ -8,6 +8,7 @@ from datetime import datetime
 
 from receiver.model.alerts import AlertEvent, Notification
 from receiver.model.intake_state import FIRING, RESOLVED, IncidentRow
+from receiver.model.titles import TitleTemplate
 
 MAX_TITLE = 500
 MAX_SEVERITY = 32  # the column width; labels keep the whole value
@@ -17,11 +18,17 @@ MAX_INDEXED_LABEL_NAME = 255
 
 
 def opening_row(
-    ref: int, n: Notification, alert: AlertEvent, now: datetime, firing: bool
+    ref: int,
+    n: Notification,
+    alert: AlertEvent,
+    now: datetime,
+    firing: bool,
+    template: TitleTemplate | None = None,
 ) -> IncidentRow:
     """The incident ``alert`` opens (before its episodes are counted in)."""
     title = n.common_annotations.get("summary") or alert.annotations.get("summary")
-    title = (title or alert.alertname)[:MAX_TITLE]
+    title = title or alert.alertname
+    title = (template.render(n, alert, title) if template else title)[:MAX_TITLE]
     labels = n.common_labels or alert.labels
     if n.route_labels:
         labels = {**labels, **route_only_labels(n)}

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 from pydantic import Field, SecretStr, field_validator
 
+from receiver.model.titles import TitleTemplate
 from receiver.settings.base import _Section
 
 
@@ -83,6 +84,19 @@ class IntakeSettings(_Section):
     rejected_keep: int = Field(1000, ge=0)
     rejected_body_bytes: int = Field(64 * 1024, ge=0)
     raw_retention_days: float = Field(30, gt=0)
+    # new incidents' titles (receiver/model/titles.py); None: the summary, else the alertname
+    title_template: str | None = Field(None, min_length=1, max_length=1000)
+
+    @field_validator("title_template")
+    @classmethod
+    def _valid_template(cls, value: str | None) -> str | None:
+        if value is not None:
+            TitleTemplate.parse(value)  # ValueError names the placeholder
+        return value
+
+    @property
+    def title(self) -> TitleTemplate | None:
+        return TitleTemplate.parse(self.title_template) if self.title_template else None
 
 
 class RetentionSettings(_Section):

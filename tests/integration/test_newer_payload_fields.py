@@ -19,11 +19,11 @@ from tests.support.ui_session import PASSWORD, login
 PAGERDUTY = {"type": "pagerduty", "routing_key": "r" * 32, "base_url": "https://127.0.0.1:9"}
 
 
-@pytest.fixture
-def routed(make_settings: Any, clock: Any) -> Any:
+def receiver_app(make_settings: Any, clock: Any, **extra: Any) -> Any:
     """A receiver that pages ``ml-pd`` for the route label team=ml-serving only."""
     settings = make_settings(
         {
+            **extra,
             "receivers": {"ml-pd": PAGERDUTY, "other-pd": PAGERDUTY},
             "routes": [{"matchers": ['team="ml-serving"'], "receivers": ["ml-pd"]}],
             "default_receivers": ["other-pd"],
@@ -33,7 +33,13 @@ def routed(make_settings: Any, clock: Any) -> Any:
         }
     )
     container = bootstrap(settings, clock=clock)
-    yield create_app(container=container).test_client()
+    return container, create_app(container=container).test_client()
+
+
+@pytest.fixture
+def routed(make_settings: Any, clock: Any) -> Any:
+    container, client = receiver_app(make_settings, clock)
+    yield client
     container.engine.dispose()
 
 
@@ -87,3 +93,20 @@ def test_without_the_new_fields_nothing_changes(routed: Any) -> None:
     assert [d["receiver"] for d in shown["deliveries"]] == ["other-pd"]
     assert [p["notification_reason"] for p in shown["payloads"]] == [None]
     assert "notification_reason" not in shown["timeline"][0]["detail"]
+
+
+def test_a_title_template_names_the_route_label_and_the_alerts_own(
+    make_settings: Any, clock: Any
+) -> None:
+    template = "[{route:team}] {alertname} on GPU {label:gpu}"
+    container, client = receiver_app(make_settings, clock, **{"intake.title_template": template})
+    route = {"routeLabels": {"team": "ml-serving"}}
+    for gpu, fields in (("3", route), ("4", {})):
+        body = webhook(alert("GpuHot", gpu=gpu), group_key=f'{{}}:{{gpu="{gpu}"}}', common=True)
+        send(client, {**body, **fields})
+    assert login(client).status_code == 302
+
+    titles = sorted(i["title"] for i in incidents(client))
+    container.engine.dispose()
+    # without route labels the placeholder is empty and its brackets stay
+    assert titles == ["[] GpuHot on GPU 4", "[ml-serving] GpuHot on GPU 3"]
