@@ -2,10 +2,10 @@
 
 The receiver runs in this process (werkzeug's threaded server on a free port, in a daemon thread)
 on a migrated SQLite file, with one UI user and the webhook token. It is seeded by replaying every
-webhook of a recorded Alertmanager set (the module runs once per set: 0.25 and 0.33.1), one
-hand-written webhook whose annotations are hostile HTML and enough filler incidents for a second
-list page; then the worker's context step runs once against
-a stand-in Prometheus (every query answers one sample) so incidents carry a context table.
+webhook of a recorded Alertmanager set (once per set, 0.25 and 0.33.1, for the tests that read
+what it made), one hand-written webhook whose annotations are hostile HTML and enough filler
+incidents for a second list page; then the worker's context step runs once against a stand-in
+Prometheus (every query answers one sample) so incidents carry a context table.
 
 Chromium is Debian's (``/usr/bin/chromium``) driven by the ``playwright`` package: the browser
 Playwright downloads is never used. Each test leaves a screenshot in ``test-artifacts/`` at the
