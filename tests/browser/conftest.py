@@ -2,9 +2,10 @@
 
 The receiver runs in this process (werkzeug's threaded server on a free port, in a daemon thread)
 on a migrated SQLite file, with one UI user and the webhook token. It is seeded by replaying every
-recorded Alertmanager 0.25 webhook, one hand-written webhook whose annotations are hostile HTML and
-enough filler incidents for a second list page; then the worker's context step runs once against
-a stand-in Prometheus (every query answers one sample) so incidents carry a context table.
+webhook of a recorded Alertmanager set (once per set, 0.25 and 0.33.1, for the tests that read
+what it made), one hand-written webhook whose annotations are hostile HTML and enough filler
+incidents for a second list page; then the worker's context step runs once against a stand-in
+Prometheus (every query answers one sample) so incidents carry a context table.
 
 Chromium is Debian's (``/usr/bin/chromium``) driven by the ``playwright`` package: the browser
 Playwright downloads is never used. Each test leaves a screenshot in ``test-artifacts/`` at the
@@ -34,7 +35,7 @@ from receiver.settings import load_settings
 from receiver.store import migrate
 from receiver.store.queries import IncidentFilter
 from tests.support.api import TOKEN
-from tests.support.payloads import FIXTURES, alert, webhook
+from tests.support.payloads import FIXTURE_SETS, alert, webhook
 from tests.support.skips import need
 
 if TYPE_CHECKING:
@@ -59,7 +60,9 @@ USER = "alice"
 PASSWORD = "correct horse"
 HOSTILE_ALERTNAME = "HostileAnnotation"
 HOSTILE_TEXT = '<script>window.__xss=1</script><img src=x onerror="window.__xss=2">'
-FILLERS = 15  # the recordings make 13 incidents: with these, the list has a second page
+# the recordings make 12 (0.25) or 11 (0.33.1) incidents and the hostile webhook one: with
+# these, the list (25 a page) has a second page
+FILLERS = 15
 CONTEXT_YAML = REPO_ROOT / "config" / "context.yaml"
 
 
@@ -93,11 +96,12 @@ def hand_written(
     return json.dumps(doc).encode()
 
 
-def _seed(url: str) -> int:
-    """Replay the recordings, the hostile webhook and the fillers; the hostile incident's id."""
+def _seed(url: str, version: str) -> int:
+    """Replay recorded set ``version``, the hostile webhook and the fillers; the hostile
+    incident's id."""
     target = HttpTarget(url, {"Authorization": f"Bearer {TOKEN}"})
     try:
-        for item in load_items([FIXTURES / "all"]):
+        for item in load_items([FIXTURE_SETS[version] / "all"]):
             status, answer = target.post(item.path, item.body)
             assert status == 200, f"{item.source}: {status} {answer}"
         hostile = {"summary": HOSTILE_TEXT, "description": HOSTILE_TEXT}
@@ -155,9 +159,12 @@ def _enrich(container: Container) -> None:
         enricher.evaluator.client.session.close()
 
 
-@pytest.fixture(scope="module")
-def live_receiver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveReceiver]:
-    """A seeded receiver with the UI on, served over real HTTP on 127.0.0.1."""
+@pytest.fixture(scope="module", params=FIXTURE_SETS)
+def live_receiver(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LiveReceiver]:
+    """A receiver seeded from one recorded set, with the UI on, served over real HTTP on
+    127.0.0.1."""
     db = tmp_path_factory.mktemp("browser") / "receiver.db"
     with ExitStack() as stack:
         prometheus = stack.enter_context(_serving(_prometheus_stub, "prometheus-stub"))
@@ -177,7 +184,7 @@ def live_receiver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveRece
         stack.callback(container.engine.dispose)
         migrate.upgrade(container.engine)
         url = stack.enter_context(_serving(create_app(container=container), "live-receiver"))
-        hostile_id = _seed(url)
+        hostile_id = _seed(url, request.param)
         _enrich(container)
         yield LiveReceiver(url=url, container=container, hostile_id=hostile_id)
 

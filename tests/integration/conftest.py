@@ -24,7 +24,7 @@ from tests.sim.triton import TritonSimulator
 from tests.support.api import AUTH
 from tests.support.cli import Run, invoke, without_receiver_variables
 from tests.support.envs import EnvFactory
-from tests.support.payloads import FIXTURES
+from tests.support.payloads import FIXTURE_SETS
 from tests.support.prometheus import PrometheusServer, require_prometheus
 from tests.support.servers import disposing_engines
 from tests.support.ui_session import PASSWORD, login
@@ -56,8 +56,17 @@ def prometheus(
 
 
 @pytest.fixture
-def ui_app(make_settings: Any, clock: Any) -> Iterator[Flask]:
-    """An app with the UI on (user alice, 5 rows a page), seeded with every recorded fixture."""
+def fixture_set() -> str:
+    """The recorded set ``ui_app`` is seeded from: 0.25, unless the test parametrizes
+    ``fixture_set`` over ``FIXTURE_SETS`` (the tests that check what the recordings make do;
+    for the others the seed is only data to click through)."""
+    return "0.25"
+
+
+@pytest.fixture
+def ui_app(make_settings: Any, clock: Any, fixture_set: str) -> Iterator[Flask]:
+    """An app with the UI on (user alice, 5 rows a page), seeded with every request of a
+    recorded set (``fixture_set``)."""
     settings = make_settings(
         {
             "ui.users": {"alice": generate_password_hash(PASSWORD)},
@@ -68,7 +77,8 @@ def ui_app(make_settings: Any, clock: Any) -> Iterator[Flask]:
     )
     container = bootstrap(settings, clock=clock)
     app = create_app(container=container)
-    replay(load_items([FIXTURES / "all"], warn=lambda _m: None), AppTarget(app, AUTH))
+    items = load_items([FIXTURE_SETS[fixture_set] / "all"], warn=lambda _m: None)
+    replay(items, AppTarget(app, AUTH))
     yield app
     container.engine.dispose()
 

@@ -37,7 +37,7 @@ from tests.support.servers import (
 )
 
 EXAMPLE = REPO_ROOT / "config" / "receiver.example.yaml"
-SCENARIO = FIXTURES / "single-repeat-resolve"
+SCENARIO = FIXTURES / "single-repeat-resolve"  # sample input: the commands are under test
 RECORDED = sorted(
     p.name for p in SCENARIO.glob("*.json") if "body_raw" in json.loads(p.read_text())
 )

@@ -61,6 +61,7 @@ RUNBOOK = "https://runbooks.example.com/triton/high-error-rate"
 
 
 def recorded_body(folder: str, name: str = "001.json") -> dict:
+    """A 0.25 request as a sample body for the hand-made scenarios below."""
     return json.loads((FIXTURES / folder / name).read_text())["body"]
 
 

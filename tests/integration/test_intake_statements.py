@@ -32,7 +32,7 @@ from tests.support.databases import (
     receiver_settings,
 )
 from tests.support.golden import check_golden, golden_name
-from tests.support.payloads import FIXTURE_SETS, FIXTURES, T0, alert_doc
+from tests.support.payloads import FIXTURE_SETS, T0, alert_doc
 
 CONFIG = Path(__file__).parents[2] / "config"
 SETTINGS = {
@@ -138,7 +138,7 @@ class Intake:
         self.container.engine.dispose()
 
 
-def fixture_items(root: Path = FIXTURES) -> list[ReplayItem]:
+def fixture_items(root: Path) -> list[ReplayItem]:
     """The scenarios of one recorded set, each request in the order received."""
     folders = sorted(p for p in root.iterdir() if p.is_dir() and p.name != "all")
     return load_items(folders, warn=lambda message: None)

@@ -21,6 +21,7 @@ def count(engine, table) -> int:
 
 
 def test_the_worker_prunes_payloads_past_retention_and_keeps_incidents(app, client, container):
+    # 0.25's folder as sample traffic: retention, not the scenario, is under test
     items = load_items([FIXTURES / "single-repeat-resolve"], warn=lambda _m: None)
     replay(items, AppTarget(app, AUTH))
     receipts = count(container.engine, WebhookReceipt)

@@ -12,11 +12,16 @@ import pytest
 
 from receiver.store import label_filters
 from tests.support.api import TOKEN, post_webhook
+from tests.support.payloads import FIXTURE_SETS, RECORDED_OUTCOMES
 from tests.support.ui_session import HOSTILE, PASSWORD, csrf, login
 
 
 def row_ids(html: str) -> list[int]:
     return [int(i) for i in re.findall(r'<tr class="incident" data-id="(\d+)"', html)]
+
+
+# the tests that check what the recordings make run on both recorded sets (``ui_app``'s seed)
+both_sets = pytest.mark.parametrize("fixture_set", FIXTURE_SETS)
 
 
 @pytest.mark.parametrize("path", ["/incidents", "/incidents/1", "/"])
@@ -73,6 +78,7 @@ def test_acknowledging_and_noting_are_on_the_timeline_with_who(browser):
     ]
 
 
+@both_sets
 def test_the_list_filters_like_the_api_and_keeps_them_in_links(browser):
     for query in (
         "status=firing",
@@ -88,6 +94,7 @@ def test_the_list_filters_like_the_api_and_keeps_them_in_links(browser):
     )
 
 
+@both_sets
 def test_the_list_shows_a_refused_regex_filter_as_an_error_on_the_page(browser, monkeypatch):
     regex = quote('model=~"llama.*"')
     page = browser.get(f"/incidents?label={regex}&limit=100").get_data(as_text=True)
@@ -105,7 +112,8 @@ def test_the_list_shows_a_refused_regex_filter_as_an_error_on_the_page(browser, 
     assert row_ids(costly.get_data(as_text=True)) == []
 
 
-def test_the_list_pages_through_every_incident_once(browser):
+@both_sets
+def test_the_list_pages_through_every_incident_once(browser, fixture_set):
     seen, path = [], "/incidents"
     while path:
         page = browser.get(path).get_data(as_text=True)
@@ -113,9 +121,11 @@ def test_the_list_pages_through_every_incident_once(browser):
         found = re.search(r'id="next-page" href="([^"]+)"', page)
         path = found.group(1).replace("&amp;", "&") if found else None
     api = browser.get("/api/v1/incidents?limit=100").get_json()["incidents"]
-    assert seen == [i["id"] for i in api] and len(seen) == 12
+    assert seen == [i["id"] for i in api]
+    assert len(seen) == RECORDED_OUTCOMES[fixture_set].incidents
 
 
+@both_sets
 def test_the_detail_page_shows_the_incident_as_the_api_has_it(browser):
     detail = browser.get("/api/v1/incidents/3").get_json()
     page = browser.get("/incidents/3").get_data(as_text=True)
@@ -149,21 +159,27 @@ def test_hostile_annotations_render_as_text_and_never_as_links(ui_app, browser):
     assert "<script>window.__xss" not in listing
 
 
-def test_the_overview_sums_up_open_incidents_history_and_noise(ui_app, browser, clock):
-    clock.now = datetime(2026, 11, 28, 1, 0, tzinfo=UTC)  # the recording is from 00:20-00:23
+@both_sets
+def test_the_overview_sums_up_open_incidents_history_and_noise(ui_app, clock, fixture_set):
+    recorded = RECORDED_OUTCOMES[fixture_set]
+    # soon after the recording (0.25: 00:20 to 00:23 of its day, 0.33.1: 01:02 to 01:05); logged
+    # in then, as a session opened on 0.25's day would have expired by 0.33.1's
+    clock.now = datetime.fromisoformat(recorded.day).replace(hour=2, tzinfo=UTC)
+    browser = ui_app.test_client()
+    assert login(browser).status_code == 302
     page = browser.get("/overview").get_data(as_text=True)
     overview = ui_app.extensions["receiver"].queries.overview(clock.now)
 
     # the two GPU incidents whose resolve never came (see test_replay_scenarios)
     assert overview["open_by_severity"] == [("warning", 2)]
     assert overview["open_by_model"] == [("(none)", 2)]
-    assert dict(overview["per_day"])["2026-11-28"] == 12
-    assert overview["resolved_count"] == 10
+    assert dict(overview["per_day"])[recorded.day] == recorded.incidents
+    assert overview["resolved_count"] == recorded.resolved
     assert 0 < overview["mean_time_to_resolve_seconds"] < 120
     noisiest = overview["noisiest"][0]
     assert noisiest["alertname"] == "TritonGPUMemoryHigh" and noisiest["episodes"] > 5
     assert [r["alertname"] for r in overview["most_flapping"]] == ["TritonGPUMemoryHigh"]
-    assert 'data-day="2026-11-28" data-count="12"' in page
+    assert f'data-day="{recorded.day}" data-count="{recorded.incidents}"' in page
     assert "warning</a>: <b>2</b>" in page
     assert "Every alert had a runbook." in page  # the recording's alerts all carry runbook_url
 

@@ -31,7 +31,7 @@ from tests.standins.pagerduty import PagerDutyStandIn
 from tests.standins.slack import SlackStandIn
 from tests.support.api import AUTH, detail
 from tests.support.clock import FakeClock, ManualClock
-from tests.support.payloads import FIXTURES, alert, group_body
+from tests.support.payloads import alert, group_body
 
 ROUTING_KEY = "R" * 32
 SLACK_TOKEN = "xoxb-test"
@@ -121,9 +121,10 @@ class DeliveryEnv:
             opened += self.post(doc)["incidents"]
         return opened
 
-    def replay(self, folder: str, root: Path = FIXTURES) -> list[dict[str, Any]]:
-        """Replay a recorded folder of ``root`` one request at a time, at its recorded time,
-        draining the outbox after each request so the sends interleave as in production."""
+    def replay(self, folder: str, root: Path) -> list[dict[str, Any]]:
+        """Replay a folder of recorded set ``root`` (of ``FIXTURE_SETS``) one request at a time,
+        at its recorded time, draining the outbox after each request so the sends interleave as
+        in production."""
         target = AppTarget(self.app, AUTH)
         answers = []
         for item in load_items([root / folder], warn=lambda _m: None):
