@@ -15,6 +15,7 @@ from receiver.store.repositories import _insert
 from receiver.store.tables import AlertmanagerEvent
 
 MAX_MUTES = 100  # rows shown for one incident
+MAX_GROUPED_EVENTS = 500  # alertGrouped events read for one incident, the newest first
 UNNOTIFIED_WINDOW = timedelta(days=1)
 # An alert first seen less than this ago and not muted may still be waiting for its first
 # notification: group_wait (30s), or group_interval (5m) in a group already notified
@@ -98,6 +99,42 @@ def mutes_of(engine: Engine, fingerprints: Iterable[str]) -> list[dict[str, Any]
         sources = {f for r in rows for f in r.detail.get("inhibited_by") or [] if f}
         known = _labels_of(session, sources)
         return [mute_json(r, known) for r in rows]
+
+
+def groupings_of(engine: Engine, fingerprints: Iterable[str]) -> list[dict[str, Any]]:
+    """Which of Alertmanager's groups (receiver and group key) took these alerts, from its
+    alertGrouped events: per alert and group, first and last seen; the most recent first."""
+    wanted = sorted(set(fingerprints))
+    if not wanted:
+        return []
+    e = AlertmanagerEvent
+    with Session(engine) as session:
+        rows = session.execute(
+            select(e.fingerprint, e.at, e.last_at, e.detail, e.labels)
+            .where(e.fingerprint.in_(wanted), e.kind == "alertGrouped")
+            .order_by(e.last_at.desc(), e.id.desc())
+            .limit(MAX_GROUPED_EVENTS)
+        ).all()
+    found: dict[tuple[str, str, str], dict[str, Any]] = {}
+    for fingerprint, at, last_at, detail, labels in rows:
+        key = (fingerprint, detail.get("receiver", ""), detail.get("group_key", ""))
+        g = found.setdefault(
+            key,
+            {
+                "fingerprint": fingerprint,
+                "alertname": labels.get("alertname", ""),
+                "receiver": key[1],
+                "group_key": key[2],
+                "first_at": at,
+                "last_at": last_at,
+                "count": 0,
+            },
+        )
+        g["first_at"], g["count"] = min(g["first_at"], at), g["count"] + 1
+    return [
+        {**g, "first_at": g["first_at"].isoformat(), "last_at": g["last_at"].isoformat()}
+        for g in found.values()
+    ]
 
 
 def _labels_of(session: Session, fingerprints: set[str]) -> dict[str, dict[str, str]]:

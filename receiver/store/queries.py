@@ -17,7 +17,7 @@ from sqlalchemy.sql.functions import FunctionElement
 from receiver.model.matchers import Matcher
 from receiver.model.snapshot import IncidentSnapshot
 from receiver.model.snapshot_json import delivery_json, incident_json, summary_json
-from receiver.store.am_events import mutes_of, unnotified
+from receiver.store.am_events import groupings_of, mutes_of, unnotified
 from receiver.store.budgets import slo_budgets
 from receiver.store.label_filters import FilterValues, label_condition
 from receiver.store.snapshots import delivery_records, load_snapshots, summary_of
@@ -188,6 +188,10 @@ class IncidentQueries:
     def mutes(self, snapshot: IncidentSnapshot) -> list[dict[str, Any]]:
         """Why its alerts were not paged: the silences and inhibitions Alertmanager reported."""
         return mutes_of(self.engine, (a.fingerprint for a in snapshot.alerts))
+
+    def groupings(self, snapshot: IncidentSnapshot) -> list[dict[str, Any]]:
+        """Which of Alertmanager's groups took its alerts (the event recorder's alertGrouped)."""
+        return groupings_of(self.engine, (a.fingerprint for a in snapshot.alerts))
 
     def unnotified(self, now: datetime) -> dict[str, Any]:
         """The alerts of the last day that Alertmanager notified no one of, and why."""

@@ -175,7 +175,8 @@ def get_incident(incident_id: int) -> ResponseReturnValue:
     snapshot = queries.snapshot(incident_id)
     if snapshot is None:
         raise ApiError(404, "not_found", f"no incident {incident_id}")
-    return jsonify({**incident_json(snapshot), "mutes": queries.mutes(snapshot)})
+    mutes, groupings = queries.mutes(snapshot), queries.groupings(snapshot)
+    return jsonify({**incident_json(snapshot), "mutes": mutes, "groupings": groupings})
 
 
 @bp.get("/api/v1/incidents/<row_id:incident_id>/fixture")

@@ -161,7 +161,12 @@ def incident(incident_id: int) -> ResponseReturnValue:
     if snapshot is None:
         abort(404, description=f"no incident {incident_id}")
     detail = incident_json(snapshot)
-    return render_template("incident.html", incident=detail, mutes=queries.mutes(snapshot))
+    return render_template(
+        "incident.html",
+        incident=detail,
+        mutes=queries.mutes(snapshot),
+        groupings=queries.groupings(snapshot),
+    )
 
 
 @bp.post("/incidents/<row_id:incident_id>/ack")

@@ -48,6 +48,21 @@ def test_an_inhibited_alerts_incident_shows_the_rule_and_the_inhibiting_alert(
     assert mute["rules"][0]["equal"] == ["instance"]
 
 
+def test_an_incident_shows_the_group_alertmanager_put_its_alert_in(browser: Any) -> None:
+    replay(browser)
+    [full] = [i for i in incidents(browser) if i["alertname"] == "DiskFull"]
+
+    [grouping] = browser.get(f"/api/v1/incidents/{full['id']}").get_json()["groupings"]
+    page = browser.get(f"/incidents/{full['id']}").get_data(as_text=True)
+
+    assert grouping["fingerprint"] == "efb0c6c488e007da"
+    assert (grouping["receiver"], grouping["group_key"]) == ("hook", '{}:{alertname="DiskFull"}')
+    assert grouping["count"] == 2  # grouped when it fired and again when it resolved
+    assert (
+        "receiver <code>hook</code>, group <code>{}:{alertname=&#34;DiskFull&#34;}</code>" in page
+    )
+
+
 def test_a_batch_is_accepted(client: Any, container: Container) -> None:
     events = [json.loads(r["body_raw"]) for r in RECORDED if r["path"] == "/events"]
     response = post_event(client, json.dumps(events))
