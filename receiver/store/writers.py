@@ -90,20 +90,15 @@ def _busy(seconds: float) -> OperationalError:
 
 
 class _BlockingWait:
-    """Takes the lock at once if free, else has the process's waiter thread wait for it, so the
-    caller can stop waiting at its deadline while the kernel still wakes the thread at once. A
-    caller that comes while the thread waits for an earlier caller that gave up takes over that
-    wait. The thread is started on the first wait and kept: one started per wait cost 9.6 % of
-    the intake's CPU under two contending workers (py-spy; docs/benchmarks.md).
+    """Takes the lock at once if free, else waits for it in a thread of its own, so the caller
+    can stop waiting at its deadline while the kernel still wakes the thread at once. At most one
+    such thread waits per process; a caller that comes while one does waits for that one.
     """
 
     def __init__(self) -> None:
         self._mutex = threading.Lock()
-        self._asked = threading.Condition(self._mutex)  # a wait for ``_fd`` is wanted
-        self._fd: int | None = None  # the descriptor the thread is to lock next
         self._granted: threading.Event | None = None  # set: the waiting thread has the lock
         self._wanted = False  # someone still waits for the waiting thread's lock
-        self._thread: threading.Thread | None = None
 
     def lock(self, fd: int, timeout: float) -> bool:
         """Take the lock on ``fd`` within ``timeout`` seconds; False if it stayed taken."""
@@ -113,13 +108,10 @@ class _BlockingWait:
                     fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                     return True
                 except OSError:  # EAGAIN or EACCES: another process writes
-                    self._granted, self._fd = threading.Event(), fd
-                    if self._thread is None:
-                        self._thread = threading.Thread(
-                            target=self._serve, name="sqlite-writer-turn", daemon=True
-                        )
-                        self._thread.start()
-                    self._asked.notify()
+                    self._granted = threading.Event()
+                    threading.Thread(
+                        target=self._wait, args=(fd, self._granted), daemon=True
+                    ).start()
             self._wanted, granted = True, self._granted
         granted.wait(timeout)
         with self._mutex:
@@ -128,15 +120,6 @@ class _BlockingWait:
                 return True
             self._wanted = False
             return False
-
-    def _serve(self) -> None:
-        while True:
-            with self._mutex:
-                while self._fd is None:
-                    self._asked.wait()
-                fd, granted, self._fd = self._fd, self._granted, None
-            assert granted is not None
-            self._wait(fd, granted)
 
     def _wait(self, fd: int, granted: threading.Event) -> None:
         try:

@@ -1,11 +1,10 @@
 """The writers' turn of SQLite: a nested turn keeps the process's lock until the outer one ends;
-waits for another process share one waiter thread and end at their deadline."""
+a wait for another process ends at its deadline, and a wait given up never keeps the lock."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -73,24 +72,6 @@ def held_by_another_process(path: Path, seconds: float) -> Iterator[subprocess.P
 def released(path: Path) -> bool:
     """Whether the holder has let the lock go (it says so just before)."""
     return Path(f"{path}.released").exists()
-
-
-def waiter_threads() -> list[threading.Thread]:
-    return [t for t in threading.enumerate() if t.name == "sqlite-writer-turn"]
-
-
-def test_waits_for_another_process_share_one_waiter_thread(tmp_path: Path) -> None:
-    path = tmp_path / "receiver.db-writers"
-    turns = WriterTurns(str(path), wait_seconds=5)
-    seen: set[int | None] = set()
-    try:
-        for _ in range(3):
-            with held_by_another_process(path, 0.2), turns.turn():
-                assert released(path)  # the turn waited for the holder
-                seen.update(t.ident for t in waiter_threads())
-        assert len(seen) == 1, "one thread waited every time, not one per wait"
-    finally:
-        turns.close()
 
 
 def test_a_caller_gives_up_at_its_deadline_and_the_next_one_takes_the_wait_over(
