@@ -85,8 +85,11 @@ def decide(n: Notification, state: GroupState, now: datetime, rules: DecisionRul
     return _Decision(n, state, now, rules).run()
 
 
+_VIEWS = {s.value: EpisodeView(s) for s in AlertStatus}  # frozen: one per status serves all
+
+
 def _view(episode: EpisodeRow) -> EpisodeView:
-    return EpisodeView(AlertStatus(episode.status))
+    return _VIEWS[episode.status]
 
 
 class _Decision(IncidentRows):
