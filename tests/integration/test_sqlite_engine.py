@@ -24,12 +24,16 @@ def checkpoint_threads(path: Path) -> int:
 
 
 def rows_in_the_database_file(path: Path) -> int:
-    """What the main database file holds, the WAL ignored (immutable: SQLite reads no WAL)."""
+    """What the main database file holds, the WAL ignored (immutable: SQLite reads no WAL and
+    takes no lock, so a read while the checkpoint writes pages may find the file half moved:
+    that counts as not there yet, and the caller polls again)."""
     conn = sqlite3.connect(f"file:{path}?immutable=1", uri=True)
     try:
         return conn.execute("SELECT count(*) FROM t").fetchone()[0]
     except sqlite3.OperationalError:  # not even the table yet
         return 0
+    except sqlite3.DatabaseError:  # "database disk image is malformed": a page moved meanwhile
+        return -1
     finally:
         conn.close()
 
