@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from receiver.enrich.files import FileProblems, read_list
 from receiver.model.alerts import Runbook
 from receiver.model.matchers import Matcher, parse_matchers
 from receiver.settings import MatcherTexts, dotted
@@ -25,12 +25,8 @@ _HTTP_URL = re.compile(r"^https?://[^\s]+$", re.IGNORECASE)
 MAX_GUIDANCE = 2000
 
 
-class CatalogueError(Exception):
+class CatalogueError(FileProblems):
     """The catalogue file is invalid; ``errors`` lists every problem."""
-
-    def __init__(self, errors: list[str]):
-        super().__init__("; ".join(errors))
-        self.errors = errors
 
 
 class _EntryIn(BaseModel):
@@ -67,14 +63,9 @@ class RunbookCatalogue:
         if path is None:
             return cls()
         try:
-            doc = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
-        except OSError as exc:
-            raise CatalogueError([f"{path}: cannot read: {exc.strerror}"]) from None
-        except yaml.YAMLError as exc:
-            raise CatalogueError([f"{path}: not valid YAML: {exc}"]) from None
-        raw = doc.get("runbooks") if isinstance(doc, dict) else None
-        if not isinstance(raw, list):
-            raise CatalogueError([f"{path}: expected a top-level 'runbooks:' list"])
+            raw = read_list(path, "runbooks")
+        except FileProblems as exc:
+            raise CatalogueError(exc.errors) from None
         entries, errors = [], []
         for i, item in enumerate(raw):
             try:

@@ -11,9 +11,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, get_args
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from receiver.enrich.files import FileProblems, read_list
 from receiver.settings import dotted
 
 __all__ = ["XID_CLASSES", "XidCatalogue", "XidCatalogueError", "XidClass", "XidEntry"]
@@ -26,12 +26,8 @@ XID_CLASSES: tuple[str, ...] = get_args(XidClass)
 MAX_TEXT = 1000
 
 
-class XidCatalogueError(Exception):
+class XidCatalogueError(FileProblems):
     """The XID catalogue is invalid; ``errors`` lists every problem, each naming its entry."""
-
-    def __init__(self, errors: list[str]):
-        super().__init__("; ".join(errors))
-        self.errors = errors
 
 
 class _EntryIn(BaseModel):
@@ -66,7 +62,10 @@ class XidCatalogue:
         """Read ``xids:`` from a YAML file (None: an empty catalogue); XidCatalogueError if bad."""
         if path is None:
             return cls()
-        raw = _read_list(path)
+        try:
+            raw = read_list(path, "xids")
+        except FileProblems as exc:
+            raise XidCatalogueError(exc.errors) from None
         entries: list[XidEntry] = []
         errors: list[str] = []
         first_at: dict[int, int] = {}
@@ -99,20 +98,6 @@ class XidCatalogue:
     def lookup(self, code: int) -> XidEntry | None:
         """The entry of an XID code, or None when the catalogue does not know it."""
         return next((e for e in self.entries if e.xid == code), None)
-
-
-def _read_list(path: str | Path) -> list[Any]:
-    """The ``xids:`` list of the file; XidCatalogueError when unreadable or shaped otherwise."""
-    try:
-        doc = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
-    except OSError as exc:
-        raise XidCatalogueError([f"{path}: cannot read: {exc.strerror}"]) from None
-    except yaml.YAMLError as exc:
-        raise XidCatalogueError([f"{path}: not valid YAML: {exc}"]) from None
-    raw = doc.get("xids") if isinstance(doc, dict) else None
-    if not isinstance(raw, list):
-        raise XidCatalogueError([f"{path}: expected a top-level 'xids:' list"])
-    return raw
 
 
 def _code_of(item: Any) -> str:
